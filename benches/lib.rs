@@ -1,0 +1,1 @@
+//! Benchmarks of memstache: see the `[[bench]]` targets in this package.

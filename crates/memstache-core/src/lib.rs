@@ -1,0 +1,39 @@
+#![doc = include_str!("../README.md")]
+#![deny(missing_docs)]
+
+mod error;
+mod options;
+pub mod raw;
+
+pub use error::{BoxError, Error, ErrorKind, Result};
+pub use options::{Absolute, EntryOptions};
+
+/// A short, non-reversible hash of a cache key for logs, spans and error context.
+///
+/// 16 hex digits of a keyed 64-bit FNV-1a variant; stable across processes and versions, so the
+/// same key shows the same hash on every node. Raw keys never appear in logs.
+///
+/// ```
+/// let h = memstache_core::key_hash("user:42");
+/// assert_eq!(h.len(), 16);
+/// assert_eq!(h, memstache_core::key_hash("user:42"));
+/// assert_ne!(h, memstache_core::key_hash("user:43"));
+/// ```
+pub fn key_hash(key: &str) -> String {
+    format!("{:016x}", hash64(key.as_bytes()))
+}
+
+/// 64-bit FNV-1a with a final avalanche (used for key hashes and shard selection).
+pub(crate) fn hash64(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    // splitmix64 finaliser so that nearby keys spread over shards
+    h ^= h >> 30;
+    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h ^= h >> 27;
+    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
+}

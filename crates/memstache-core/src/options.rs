@@ -1,0 +1,198 @@
+//! Per-entry options: expiration and per-entry pipeline overrides.
+
+use std::time::{Duration, SystemTime};
+
+/// When an entry expires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Absolute {
+    /// Expires this long after it is written.
+    After(Duration),
+    /// Expires at this wall-clock instant.
+    At(SystemTime),
+}
+
+/// Options for one write: expiration and per-entry overrides of the cache's pipeline.
+///
+/// Every field is optional; an unset field takes the cache's default
+/// (`MemStacheBuilder::default_entry_options`), so `EntryOptions::default()` means "the cache
+/// defaults". Set fields win over the defaults, field by field.
+///
+/// * **Absolute expiration** — the entry is gone this long after the write (or at an instant).
+/// * **Sliding expiration** — the entry is gone after this long *without a read*; every hit
+///   re-arms the window, but never past the absolute deadline.
+/// * **`compress(false)` / `encrypt(false)`** — skip that stage for this entry even when the
+///   cache has a compressor / encryptor. `encrypt(true)` on a cache without an encryptor is an
+///   [`InvalidConfig`](crate::ErrorKind::InvalidConfig) error, never a silent plaintext write.
+///
+/// ```
+/// use memstache_core::EntryOptions;
+/// use std::time::Duration;
+///
+/// let session = EntryOptions::new()
+///     .sliding_expiration(Duration::from_secs(900))
+///     .absolute_expiration(Duration::from_secs(8 * 3600))
+///     .compress(false);
+/// assert_eq!(session.get_sliding_expiration(), Some(Duration::from_secs(900)));
+/// assert_eq!(session.get_compress(), Some(false));
+/// assert_eq!(session.get_encrypt(), None); // the cache decides
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EntryOptions {
+    absolute: Option<Absolute>,
+    sliding: Option<Duration>,
+    compress: Option<bool>,
+    encrypt: Option<bool>,
+    no_expiration: bool,
+}
+
+impl EntryOptions {
+    /// Options with nothing set: everything comes from the cache defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Expire the entry `ttl` after it is written.
+    #[must_use]
+    pub fn absolute_expiration(mut self, ttl: Duration) -> Self {
+        self.absolute = Some(Absolute::After(ttl));
+        self.no_expiration = false;
+        self
+    }
+
+    /// Expire the entry at a wall-clock instant.
+    #[must_use]
+    pub fn absolute_expiration_at(mut self, at: SystemTime) -> Self {
+        self.absolute = Some(Absolute::At(at));
+        self.no_expiration = false;
+        self
+    }
+
+    /// Expire the entry after `window` without a read; each hit re-arms the window, capped by the
+    /// absolute deadline.
+    #[must_use]
+    pub fn sliding_expiration(mut self, window: Duration) -> Self {
+        self.sliding = Some(window);
+        self.no_expiration = false;
+        self
+    }
+
+    /// The entry never expires by time, even when the cache defaults say otherwise (it can still
+    /// be evicted by the backend's bounds).
+    #[must_use]
+    pub fn no_expiration(mut self) -> Self {
+        self.absolute = None;
+        self.sliding = None;
+        self.no_expiration = true;
+        self
+    }
+
+    /// Whether this entry may be compressed (`false` skips compression for it).
+    #[must_use]
+    pub fn compress(mut self, compress: bool) -> Self {
+        self.compress = Some(compress);
+        self
+    }
+
+    /// Whether this entry is encrypted (`false` stores it in plaintext even on an encrypting
+    /// cache; `true` on a cache without an encryptor is an error).
+    #[must_use]
+    pub fn encrypt(mut self, encrypt: bool) -> Self {
+        self.encrypt = Some(encrypt);
+        self
+    }
+
+    /// The absolute expiration, if set.
+    pub fn get_absolute_expiration(&self) -> Option<Absolute> {
+        self.absolute
+    }
+
+    /// The sliding window, if set.
+    pub fn get_sliding_expiration(&self) -> Option<Duration> {
+        self.sliding
+    }
+
+    /// The compression override, if set.
+    pub fn get_compress(&self) -> Option<bool> {
+        self.compress
+    }
+
+    /// The encryption override, if set.
+    pub fn get_encrypt(&self) -> Option<bool> {
+        self.encrypt
+    }
+
+    /// Whether [`no_expiration`](Self::no_expiration) was requested.
+    pub fn is_no_expiration(&self) -> bool {
+        self.no_expiration
+    }
+
+    /// These options with every unset field taken from `defaults`.
+    ///
+    /// ```
+    /// use memstache_core::EntryOptions;
+    /// use std::time::Duration;
+    /// let defaults = EntryOptions::new().absolute_expiration(Duration::from_secs(60)).compress(true);
+    /// let merged = EntryOptions::new().compress(false).or(&defaults);
+    /// assert_eq!(merged.get_compress(), Some(false));
+    /// assert!(merged.get_absolute_expiration().is_some());
+    /// ```
+    #[must_use]
+    pub fn or(&self, defaults: &EntryOptions) -> EntryOptions {
+        let (absolute, sliding) = if self.no_expiration {
+            (None, None)
+        } else if self.absolute.is_some() || self.sliding.is_some() {
+            // Expiration is decided as a whole: a per-entry sliding window with the
+            // default absolute cap, or a per-entry absolute deadline alone.
+            (self.absolute.or(defaults.absolute), self.sliding)
+        } else {
+            (defaults.absolute, defaults.sliding)
+        };
+        EntryOptions {
+            absolute,
+            sliding,
+            compress: self.compress.or(defaults.compress),
+            encrypt: self.encrypt.or(defaults.encrypt),
+            no_expiration: self.no_expiration
+                || (absolute.is_none() && sliding.is_none() && defaults.no_expiration),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_entry_fields_win_over_defaults() {
+        let d = EntryOptions::new()
+            .absolute_expiration(Duration::from_secs(3600))
+            .encrypt(true);
+        let e = EntryOptions::new()
+            .sliding_expiration(Duration::from_secs(10))
+            .or(&d);
+        assert_eq!(e.get_sliding_expiration(), Some(Duration::from_secs(10)));
+        assert_eq!(
+            e.get_absolute_expiration(),
+            Some(Absolute::After(Duration::from_secs(3600)))
+        );
+        assert_eq!(e.get_encrypt(), Some(true));
+    }
+
+    #[test]
+    fn no_expiration_overrides_default_ttl() {
+        let d = EntryOptions::new().absolute_expiration(Duration::from_secs(5));
+        let e = EntryOptions::new().no_expiration().or(&d);
+        assert_eq!(e.get_absolute_expiration(), None);
+        assert_eq!(e.get_sliding_expiration(), None);
+    }
+
+    #[test]
+    fn default_sliding_is_not_mixed_with_per_entry_absolute() {
+        let d = EntryOptions::new().sliding_expiration(Duration::from_secs(5));
+        let e = EntryOptions::new()
+            .absolute_expiration(Duration::from_secs(60))
+            .or(&d);
+        assert_eq!(e.get_sliding_expiration(), None);
+    }
+}

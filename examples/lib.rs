@@ -1,0 +1,1 @@
+//! Examples of memstache: see the `[[example]]` targets in this package.

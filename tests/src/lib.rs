@@ -1,0 +1,1 @@
+//! Integration tests of memstache live in `tests/tests/`.
