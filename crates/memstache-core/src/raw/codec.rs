@@ -63,13 +63,19 @@ pub trait Compressor: Debug + Send + Sync + 'static {
 
 /// An authenticated cipher (AEAD), such as AES-256-GCM.
 ///
+/// The pipeline encrypts the envelope body in place inside the envelope buffer, so both
+/// operations work on slices: `seal_in_place` encrypts `data` and writes the tag into `tag`;
+/// `open_in_place` verifies `data_and_tag` (ciphertext followed by the tag), decrypts the
+/// ciphertext part in place and returns the plaintext length.
+///
 /// # Contract
 ///
 /// * [`id`](Self::id) is written into every envelope and MUST be stable; 0 means "none".
-/// * `seal` encrypts `in_out` in place and appends the tag; `open` verifies and decrypts in place
-///   and removes the tag. Any change to the ciphertext, tag, nonce, AAD or key MUST make `open`
-///   fail with [`ErrorKind::Integrity`](crate::ErrorKind::Integrity), leaving no plaintext
-///   behind in `in_out`.
+/// * Any change to the ciphertext, tag, nonce, AAD or key MUST make `open_in_place` fail with
+///   [`ErrorKind::Integrity`](crate::ErrorKind::Integrity); on failure the buffer MUST NOT be
+///   left holding plaintext (zero it).
+/// * Wrong key or nonce *lengths* are [`ErrorKind::Crypto`](crate::ErrorKind::Crypto) errors,
+///   never panics.
 /// * `fill_nonce` MUST produce a fresh nonce from a cryptographically secure source for every
 ///   call (nonce reuse under one key breaks GCM).
 /// * Implementations MUST NOT log or format key material.
@@ -80,14 +86,29 @@ pub trait Encryptor: Debug + Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// Key length in bytes.
     fn key_len(&self) -> usize;
-    /// Nonce length in bytes.
+    /// Nonce length in bytes (at most 32).
     fn nonce_len(&self) -> usize;
     /// Tag length in bytes.
     fn tag_len(&self) -> usize;
     /// Fills `nonce` (of [`nonce_len`](Self::nonce_len) bytes) with a fresh random nonce.
     fn fill_nonce(&self, nonce: &mut [u8]) -> Result<()>;
-    /// Encrypts `in_out` in place under `key`, binding `aad`, and appends the tag.
-    fn seal(&self, key: &[u8], nonce: &[u8], aad: &[u8], in_out: &mut Vec<u8>) -> Result<()>;
-    /// Verifies and decrypts `in_out` in place and truncates the tag.
-    fn open(&self, key: &[u8], nonce: &[u8], aad: &[u8], in_out: &mut Vec<u8>) -> Result<()>;
+    /// Encrypts `data` in place under `key`, binding `aad`, and writes the tag into `tag`
+    /// (of [`tag_len`](Self::tag_len) bytes).
+    fn seal_in_place(
+        &self,
+        key: &[u8],
+        nonce: &[u8],
+        aad: &[u8],
+        data: &mut [u8],
+        tag: &mut [u8],
+    ) -> Result<()>;
+    /// Verifies `data_and_tag` (ciphertext then tag), decrypts the ciphertext in place and
+    /// returns the plaintext length (the plaintext is `data_and_tag[..len]`).
+    fn open_in_place(
+        &self,
+        key: &[u8],
+        nonce: &[u8],
+        aad: &[u8],
+        data_and_tag: &mut [u8],
+    ) -> Result<usize>;
 }
