@@ -1,2 +1,3 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
+pub mod redis;
