@@ -2,6 +2,7 @@
 #![deny(missing_docs)]
 
 mod error;
+pub mod memory;
 mod options;
 pub mod raw;
 
