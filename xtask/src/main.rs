@@ -1,1 +1,110 @@
-fn main() {}
+//! memstache's developer commands. `cargo xtask <command>` (an alias in `.cargo/config.toml`).
+//!
+//! These commands are exactly what CI runs (`.ci/run` is `cargo xtask ci`). xtask depends on
+//! nothing but std so that it compiles in seconds.
+
+mod deny;
+mod json;
+mod lint;
+mod msrv;
+mod test;
+mod util;
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use util::{Res, cargo, fail, run};
+
+const USAGE: &str = "\
+cargo xtask <command> [args]
+
+Commands (exactly what CI runs):
+  test [args] [-- test-args]  install Redis if missing (root + apt-get), then
+                              `cargo test --workspace --all-features [args]`
+  lint                        cargo fmt --check, clippy -D warnings, rustdoc -D warnings, msrv
+  msrv                        rustc and every resolved dependency fit `rust-version`
+  deny [args]                 cargo-deny offline against ../shared/advisory-db
+  ci                          lint, then test, then deny; stops at the first failure
+  hit-ratio [args]            run the memstache-hit-ratio tool (release build)
+  bench [args]                cargo bench -p memstache-benches [args]
+  help                        this text
+";
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let Some(command) = args.next() else {
+        eprint!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    let rest: Vec<String> = args.collect();
+    let result = match command.as_str() {
+        "test" => test::test(&rest).map(|_| ()),
+        "lint" => no_args(&command, &rest).and_then(|()| lint::lint()),
+        "msrv" => no_args(&command, &rest).and_then(|()| msrv::check()),
+        "deny" => deny::deny(&rest),
+        "ci" => no_args(&command, &rest).and_then(|()| ci()),
+        "hit-ratio" => run(cargo()
+            .args(["run", "--release", "-q", "-p", "memstache-testkit"])
+            .args(["--bin", "memstache-hit-ratio", "--"])
+            .args(&rest)),
+        "bench" => run(cargo()
+            .args(["bench", "-p", "memstache-benches"])
+            .args(&rest)),
+        "help" | "-h" | "--help" => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        other => {
+            eprint!("unknown command `{other}`\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask {command}: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn no_args(command: &str, rest: &[String]) -> Res {
+    if rest.is_empty() {
+        Ok(())
+    } else {
+        Err(fail!("`{command}` takes no arguments (got {rest:?})"))
+    }
+}
+
+/// lint → test → deny, timing each step; stops at the first failure.
+fn ci() -> Res {
+    let started = Instant::now();
+    let mut timings: Vec<(&str, Duration, bool)> = Vec::new();
+    let mut test_line = None;
+    let mut result = Ok(());
+    for step in ["lint", "test", "deny"] {
+        eprintln!("==== ci: {step}");
+        let t = Instant::now();
+        let r = match step {
+            "lint" => lint::lint(),
+            "test" => test::test(&[]).map(|totals| test_line = Some(totals.line())),
+            _ => deny::deny(&[]),
+        };
+        timings.push((step, t.elapsed(), r.is_ok()));
+        if let Err(e) = r {
+            result = Err(fail!("ci step `{step}` failed: {e}"));
+            break;
+        }
+    }
+    println!("ci steps:");
+    for (step, took, ok) in &timings {
+        let verdict = if *ok { "ok" } else { "FAILED" };
+        println!("  {step:<5} {verdict:<6} {:>8.1}s", took.as_secs_f64());
+    }
+    println!("  total        {:>8.1}s", started.elapsed().as_secs_f64());
+    // The test totals go last so that the closing line of the run is the test summary.
+    if let Some(line) = test_line {
+        println!("{line}");
+    }
+    result
+}
