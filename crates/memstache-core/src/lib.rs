@@ -1,11 +1,18 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+mod cache;
+pub mod envelope;
 mod error;
 pub mod memory;
 mod options;
 pub mod raw;
+pub mod serializer;
 
+pub use cache::{
+    DEFAULT_COMPRESS_THRESHOLD, DEFAULT_DISTRIBUTED_TIMEOUT, DEFAULT_KEY_ID, DEFAULT_MAX_KEY_LEN,
+    DEFAULT_MAX_VALUE_SIZE, DEFAULT_NAMESPACE, MemStache, MemStacheBuilder, StatsSnapshot,
+};
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use options::{Absolute, EntryOptions};
 

@@ -1,3 +1,6 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
+pub mod behaviour;
+pub mod conformance;
 pub mod redis;
+pub mod traces;

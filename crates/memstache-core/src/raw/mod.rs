@@ -16,4 +16,5 @@ pub use codec::{Compressor, Encryptor, Serializer};
 pub use eviction::{EntryId, EntryMeta, EvictionPolicy, EvictionState};
 pub use keys::{KeyManager, KeyVersion, SecretKey, validate_key_id};
 
+pub use crate::envelope;
 pub use erased_serde;

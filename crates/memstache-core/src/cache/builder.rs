@@ -1,0 +1,299 @@
+//! `MemStacheBuilder`: every knob of a cache, validated in `build()`.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::pipeline::Pipeline;
+use super::{Inner, MemStache, Stats};
+use crate::raw::{Backend, Clock, Compressor, Encryptor, KeyManager, Serializer, SystemClock};
+use crate::{EntryOptions, Error, ErrorKind, Result};
+
+/// Default longest user key, in bytes.
+pub const DEFAULT_MAX_KEY_LEN: usize = 1024;
+/// Default largest serialized value, in bytes.
+pub const DEFAULT_MAX_VALUE_SIZE: usize = 16 * 1024 * 1024;
+/// Default size from which values are compressed (when a compressor is set).
+pub const DEFAULT_COMPRESS_THRESHOLD: usize = 1024;
+/// Default namespace.
+pub const DEFAULT_NAMESPACE: &str = "ms";
+/// Default key id used with the key manager.
+pub const DEFAULT_KEY_ID: &str = "default";
+/// Default bound on each call to a distributed backend.
+pub const DEFAULT_DISTRIBUTED_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Builds a [`MemStache`]. Every setter is optional.
+///
+/// ```
+/// use memstache_core::{MemStache, EntryOptions};
+/// use std::time::Duration;
+///
+/// let cache = MemStache::builder()
+///     .namespace("orders")
+///     .default_entry_options(EntryOptions::new().absolute_expiration(Duration::from_secs(60)))
+///     .max_value_size(1 << 20)
+///     .build()?;
+/// assert_eq!(cache.namespace(), "orders");
+/// # Ok::<(), memstache_core::Error>(())
+/// ```
+#[must_use]
+pub struct MemStacheBuilder {
+    namespace: String,
+    backend: Option<Arc<dyn Backend>>,
+    serializer: Option<Arc<dyn Serializer>>,
+    compressor: Option<Arc<dyn Compressor>>,
+    compress_threshold: usize,
+    encryptor: Option<Arc<dyn Encryptor>>,
+    key_manager: Option<Arc<dyn KeyManager>>,
+    key_id: String,
+    defaults: EntryOptions,
+    operation_timeout: Option<Option<Duration>>,
+    max_key_len: usize,
+    max_value_size: usize,
+    clock: Option<Arc<dyn Clock>>,
+    type_check: bool,
+    accept_unencrypted: bool,
+}
+
+impl fmt::Debug for MemStacheBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemStacheBuilder")
+            .field("namespace", &self.namespace)
+            .field("backend", &self.backend.as_ref().map(|b| b.name()))
+            .field("serializer", &self.serializer.as_ref().map(|s| s.name()))
+            .field("compressor", &self.compressor.as_ref().map(|c| c.name()))
+            .field("encryptor", &self.encryptor.as_ref().map(|e| e.name()))
+            .field("key_manager", &self.key_manager.is_some())
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for MemStacheBuilder {
+    fn default() -> Self {
+        MemStacheBuilder {
+            namespace: DEFAULT_NAMESPACE.to_owned(),
+            backend: None,
+            serializer: None,
+            compressor: None,
+            compress_threshold: DEFAULT_COMPRESS_THRESHOLD,
+            encryptor: None,
+            key_manager: None,
+            key_id: DEFAULT_KEY_ID.to_owned(),
+            defaults: EntryOptions::new(),
+            operation_timeout: None,
+            max_key_len: DEFAULT_MAX_KEY_LEN,
+            max_value_size: DEFAULT_MAX_VALUE_SIZE,
+            clock: None,
+            type_check: false,
+            accept_unencrypted: false,
+        }
+    }
+}
+
+impl MemStacheBuilder {
+    /// The key prefix of this cache: storage keys are `"{namespace}:{key}"`. 1–64 bytes of
+    /// `[A-Za-z0-9._-]`. Default: `"ms"`.
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
+    /// The store. Default: a [`MemoryBackend`](crate::memory::MemoryBackend) with its defaults
+    /// (bounded, LRU), sharing this builder's clock.
+    pub fn backend(mut self, backend: impl Backend) -> Self {
+        self.backend = Some(Arc::new(backend));
+        self
+    }
+
+    /// The store, already shared.
+    pub fn backend_arc(mut self, backend: Arc<dyn Backend>) -> Self {
+        self.backend = Some(backend);
+        self
+    }
+
+    /// The data format. Default: postcard.
+    pub fn serializer(mut self, serializer: impl Serializer) -> Self {
+        self.serializer = Some(Arc::new(serializer));
+        self
+    }
+
+    /// Compresses values of at least the compress threshold, when it makes them smaller.
+    /// Default: no compression.
+    pub fn compressor(mut self, compressor: impl Compressor) -> Self {
+        self.compressor = Some(Arc::new(compressor));
+        self
+    }
+
+    /// Serialized size from which compression is tried. Default: 1 KiB.
+    pub fn compress_threshold(mut self, bytes: usize) -> Self {
+        self.compress_threshold = bytes;
+        self
+    }
+
+    /// Encrypts every entry (unless `EntryOptions::encrypt(false)`); needs a key manager.
+    /// Default: no encryption.
+    pub fn encryptor(mut self, encryptor: impl Encryptor) -> Self {
+        self.encryptor = Some(Arc::new(encryptor));
+        self
+    }
+
+    /// The source of encryption keys. A clone kept by the caller acts on the same keys (to
+    /// rotate or destroy them). Default: none.
+    pub fn key_manager(mut self, key_manager: impl KeyManager) -> Self {
+        self.key_manager = Some(Arc::new(key_manager));
+        self
+    }
+
+    /// The key manager, already shared.
+    pub fn key_manager_arc(mut self, key_manager: Arc<dyn KeyManager>) -> Self {
+        self.key_manager = Some(key_manager);
+        self
+    }
+
+    /// The key id this cache seals entries under. Default: `"default"`.
+    pub fn key_id(mut self, key_id: impl Into<String>) -> Self {
+        self.key_id = key_id.into();
+        self
+    }
+
+    /// Options applied to every write where the per-entry options leave a field unset.
+    /// Default: no expiration, compress and encrypt when configured.
+    pub fn default_entry_options(mut self, options: EntryOptions) -> Self {
+        self.defaults = options;
+        self
+    }
+
+    /// Bound on every backend call; a call that takes longer fails with
+    /// [`ErrorKind::Timeout`]. `None` disables it. Default: 1 s for distributed backends,
+    /// none for in-process ones. Needs a Tokio runtime with time enabled.
+    pub fn operation_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.operation_timeout = Some(timeout.into());
+        self
+    }
+
+    /// Longest user key, in bytes. Default: 1024.
+    pub fn max_key_len(mut self, bytes: usize) -> Self {
+        self.max_key_len = bytes;
+        self
+    }
+
+    /// Largest serialized value, in bytes; also bounds decompression. Default: 16 MiB.
+    pub fn max_value_size(mut self, bytes: usize) -> Self {
+        self.max_value_size = bytes;
+        self
+    }
+
+    /// The time source for envelopes and the default memory backend. Default: the system clock.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Stores a fingerprint of the value's Rust type name and rejects reads as another type
+    /// with [`ErrorKind::SchemaMismatch`]. The fingerprint changes when the type is renamed or
+    /// moved. Default: off.
+    pub fn type_check(mut self, on: bool) -> Self {
+        self.type_check = on;
+        self
+    }
+
+    /// On an encrypting cache, also accept unencrypted entries (written with
+    /// `EntryOptions::encrypt(false)`). Off by default because anyone who can write to the
+    /// store could then plant plaintext values. Default: `false`.
+    pub fn accept_unencrypted(mut self, on: bool) -> Self {
+        self.accept_unencrypted = on;
+        self
+    }
+
+    /// Validates the configuration and builds the cache.
+    ///
+    /// Errors with [`ErrorKind::InvalidConfig`] for a bad namespace or key id, an encryptor
+    /// without a key manager (or the reverse), or zero limits.
+    pub fn build(self) -> Result<MemStache> {
+        let invalid = |m: &'static str| Error::new(ErrorKind::InvalidConfig, m);
+        if self.namespace.is_empty()
+            || self.namespace.len() > 64
+            || !self
+                .namespace
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        {
+            return Err(invalid("namespace must be 1-64 bytes of [A-Za-z0-9._-]"));
+        }
+        if self.encryptor.is_some() != self.key_manager.is_some() {
+            return Err(invalid(
+                "an encryptor needs a key manager and a key manager needs an encryptor",
+            ));
+        }
+        crate::raw::validate_key_id(&self.key_id)?;
+        if self.max_key_len == 0 || self.max_value_size == 0 {
+            return Err(invalid("max_key_len and max_value_size must be positive"));
+        }
+        if self.max_value_size > u32::MAX as usize {
+            return Err(invalid("max_value_size must be below 4 GiB"));
+        }
+        if self.defaults.get_encrypt() == Some(true) && self.encryptor.is_none() {
+            return Err(invalid("default options ask for encryption but there is no encryptor"));
+        }
+        let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let backend = match self.backend {
+            Some(b) => b,
+            None => Arc::new(
+                crate::memory::MemoryBackend::builder()
+                    .clock(Arc::clone(&clock))
+                    .build()?,
+            ),
+        };
+        let caps = backend.capabilities();
+        let operation_timeout = self.operation_timeout.unwrap_or(if caps.distributed {
+            Some(DEFAULT_DISTRIBUTED_TIMEOUT)
+        } else {
+            None
+        });
+        let serializer: Arc<dyn Serializer> = match self.serializer {
+            Some(s) => s,
+            None => default_serializer()?,
+        };
+        let prefix = format!("{}:", self.namespace);
+        Ok(MemStache {
+            inner: Arc::new(Inner {
+                namespace: self.namespace,
+                prefix,
+                backend_name: backend.name(),
+                backend,
+                backend_max_value: caps.max_value_size,
+                pipeline: Pipeline {
+                    serializer,
+                    compressor: self.compressor,
+                    compress_threshold: self.compress_threshold,
+                    encryptor: self.encryptor,
+                    key_manager: self.key_manager,
+                    max_value_size: self.max_value_size,
+                    accept_unencrypted: self.accept_unencrypted,
+                },
+                key_id: self.key_id,
+                defaults: self.defaults,
+                operation_timeout,
+                max_key_len: self.max_key_len,
+                clock,
+                type_check: self.type_check,
+                flights: Default::default(),
+                stats: Stats::default(),
+            }),
+        })
+    }
+}
+
+#[cfg(feature = "postcard")]
+fn default_serializer() -> Result<Arc<dyn Serializer>> {
+    Ok(Arc::new(crate::serializer::Postcard))
+}
+
+#[cfg(not(feature = "postcard"))]
+fn default_serializer() -> Result<Arc<dyn Serializer>> {
+    Err(Error::new(
+        ErrorKind::InvalidConfig,
+        "no serializer configured and the `postcard` feature is off",
+    ))
+}

@@ -1,0 +1,275 @@
+//! serialize → compress → encrypt → envelope, and back.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+
+use crate::envelope::{self, FLAG_CHECKSUM, FLAG_COMPRESSED, FLAG_ENCRYPTED, FLAG_FINGERPRINT, Header};
+use crate::raw::{Compressor, Encryptor, KeyManager, Serializer};
+use crate::{Error, ErrorKind, Result};
+
+/// What one write needs beyond the value.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EncodeParams<'a> {
+    pub(crate) storage_key: &'a str,
+    pub(crate) key_id: &'a str,
+    pub(crate) compress: bool,
+    pub(crate) encrypt: bool,
+    pub(crate) now_ms: u64,
+    pub(crate) deadline_ms: u64,
+    pub(crate) sliding_ms: u64,
+    pub(crate) fingerprint: u64,
+}
+
+/// The configured stages.
+#[derive(Debug, Clone)]
+pub(crate) struct Pipeline {
+    pub(crate) serializer: Arc<dyn Serializer>,
+    pub(crate) compressor: Option<Arc<dyn Compressor>>,
+    pub(crate) compress_threshold: usize,
+    pub(crate) encryptor: Option<Arc<dyn Encryptor>>,
+    pub(crate) key_manager: Option<Arc<dyn KeyManager>>,
+    pub(crate) max_value_size: usize,
+    /// Read plaintext entries even though this cache encrypts.
+    pub(crate) accept_unencrypted: bool,
+}
+
+
+fn too_large() -> Error {
+    Error::new(
+        ErrorKind::ValueTooLarge,
+        "value is larger than the maximum value size",
+    )
+}
+
+impl Pipeline {
+    /// Serializes `value` on its own (used to hand a loaded value to single-flight waiters).
+    pub(crate) fn serialize(&self, value: &dyn erased_serde::Serialize) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.serializer.serialize(value, &mut out)?;
+        if out.len() > self.max_value_size {
+            return Err(too_large());
+        }
+        Ok(out)
+    }
+
+    /// Deserializes bytes produced by [`serialize`](Self::serialize).
+    pub(crate) fn deserialize<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T> {
+        deserialize_with(self.serializer.as_ref(), bytes)
+    }
+
+    /// Encodes an already-serialized value into an envelope.
+    pub(crate) async fn encode_serialized(
+        &self,
+        plain: &[u8],
+        p: &EncodeParams<'_>,
+    ) -> Result<Bytes> {
+        if plain.len() > self.max_value_size {
+            return Err(too_large());
+        }
+        let plain_len = u32::try_from(plain.len()).map_err(|_| too_large())?;
+
+        // Compression: only above the threshold, and only when it pays.
+        let mut compressed: Option<(u8, Vec<u8>)> = None;
+        if p.compress && plain.len() >= self.compress_threshold {
+            if let Some(c) = &self.compressor {
+                let mut out = Vec::with_capacity(plain.len() / 2);
+                c.compress(plain, &mut out)?;
+                if out.len() < plain.len() {
+                    compressed = Some((c.id(), out));
+                }
+            }
+        }
+        let payload: &[u8] = compressed.as_ref().map_or(plain, |(_, v)| v.as_slice());
+
+        let mut flags = 0u8;
+        if compressed.is_some() {
+            flags |= FLAG_COMPRESSED;
+        }
+        if p.fingerprint != 0 {
+            flags |= FLAG_FINGERPRINT;
+        }
+        let compressor_id = compressed.as_ref().map_or(0, |(id, _)| *id);
+
+        if p.encrypt {
+            let (Some(enc), Some(km)) = (&self.encryptor, &self.key_manager) else {
+                return Err(Error::new(
+                    ErrorKind::InvalidConfig,
+                    "encryption requested but the cache has no encryptor and key manager",
+                ));
+            };
+            let key = km.current_key(p.key_id).await?;
+            if key.material.len() != enc.key_len() {
+                return Err(Error::new(
+                    ErrorKind::Crypto,
+                    "key manager returned a key of the wrong length for the cipher",
+                ));
+            }
+            let mut nonce = [0u8; envelope::MAX_NONCE_LEN];
+            let nonce_len = enc.nonce_len().min(envelope::MAX_NONCE_LEN);
+            enc.fill_nonce(&mut nonce[..nonce_len])?;
+            let header = Header {
+                flags: flags | FLAG_ENCRYPTED,
+                serializer: self.serializer.id(),
+                compressor: compressor_id,
+                cipher: enc.id(),
+                created_at_ms: p.now_ms,
+                deadline_ms: p.deadline_ms,
+                sliding_ms: p.sliding_ms,
+                fingerprint: p.fingerprint,
+                plain_len,
+                key_id: &key.key_id,
+                key_version: key.version,
+                nonce: &nonce[..nonce_len],
+            };
+            let header_len = header.encoded_len();
+            let tag_len = enc.tag_len();
+            let mut out = Vec::with_capacity(header_len + payload.len() + tag_len);
+            header.encode(&mut out);
+            out.extend_from_slice(payload);
+            out.resize(header_len + payload.len() + tag_len, 0);
+            let mut aad = Vec::new();
+            envelope::aad(&out[..header_len], p.storage_key, &mut aad);
+            let (data, tag) = out[header_len..].split_at_mut(payload.len());
+            enc.seal_in_place(key.material.expose(), &nonce[..nonce_len], &aad, data, tag)?;
+            return Ok(Bytes::from(out));
+        }
+
+        let header = Header {
+            flags: flags | FLAG_CHECKSUM,
+            serializer: self.serializer.id(),
+            compressor: compressor_id,
+            cipher: 0,
+            created_at_ms: p.now_ms,
+            deadline_ms: p.deadline_ms,
+            sliding_ms: p.sliding_ms,
+            fingerprint: p.fingerprint,
+            plain_len,
+            key_id: "",
+            key_version: 0,
+            nonce: &[],
+        };
+        let header_len = header.encoded_len();
+        let mut out = Vec::with_capacity(header_len + payload.len() + envelope::CHECKSUM_LEN);
+        header.encode(&mut out);
+        out.extend_from_slice(payload);
+        let sum = envelope::checksum(&out[..header_len], p.storage_key, payload);
+        out.extend_from_slice(&sum.to_le_bytes());
+        Ok(Bytes::from(out))
+    }
+
+    /// Decodes and checks an envelope stored at `storage_key`, returning the serialized value
+    /// and the serializer that wrote it.
+    pub(crate) async fn open<'a>(
+        &self,
+        bytes: &'a [u8],
+        storage_key: &str,
+        expected_fingerprint: u64,
+    ) -> Result<(Cow<'a, [u8]>, Arc<dyn Serializer>)> {
+        let env = envelope::decode(bytes, self.max_value_size)?;
+        let h = env.header;
+        let serializer = if h.serializer == self.serializer.id() {
+            Arc::clone(&self.serializer)
+        } else {
+            crate::serializer::by_id(h.serializer).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::UnsupportedFormat,
+                    format!("entry was written with serializer id {}, which this cache does not have", h.serializer),
+                )
+            })?
+        };
+        if expected_fingerprint != 0 && h.fingerprint != 0 && h.fingerprint != expected_fingerprint {
+            return Err(Error::new(
+                ErrorKind::SchemaMismatch,
+                "entry was written for another type",
+            ));
+        }
+
+        let payload: Vec<u8> = if h.is_encrypted() {
+            let (Some(enc), Some(km)) = (&self.encryptor, &self.key_manager) else {
+                return Err(Error::new(
+                    ErrorKind::UnsupportedFormat,
+                    "entry is encrypted but this cache has no encryptor and key manager",
+                ));
+            };
+            if enc.id() != h.cipher {
+                return Err(Error::new(
+                    ErrorKind::UnsupportedFormat,
+                    format!("entry was sealed with cipher id {}, which this cache does not have", h.cipher),
+                ));
+            }
+            if env.body.len() > self.max_value_size.saturating_add(enc.tag_len()) {
+                return Err(too_large());
+            }
+            let key = km.key(h.key_id, h.key_version).await?;
+            let mut aad = Vec::new();
+            envelope::aad(env.header_bytes, storage_key, &mut aad);
+            let mut buf = env.body.to_vec();
+            let n = enc.open_in_place(key.material.expose(), h.nonce, &aad, &mut buf)?;
+            buf.truncate(n);
+            buf
+        } else {
+            if self.encryptor.is_some() && !self.accept_unencrypted {
+                return Err(Error::integrity(
+                    "entry is not encrypted but this cache only accepts encrypted entries",
+                ));
+            }
+            if env.checksum != Some(envelope::checksum(env.header_bytes, storage_key, env.body)) {
+                return Err(Error::integrity("entry checksum does not match"));
+            }
+            if !h.is_compressed() {
+                return Ok((Cow::Borrowed(env.body), serializer));
+            }
+            env.body.to_vec()
+        };
+
+        let plain = if h.is_compressed() {
+            let c = self
+                .compressor
+                .as_ref()
+                .filter(|c| c.id() == h.compressor)
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::UnsupportedFormat,
+                        format!("entry was compressed with compressor id {}, which this cache does not have", h.compressor),
+                    )
+                })?;
+            let mut out = Vec::with_capacity(h.plain_len as usize);
+            c.decompress(&payload, h.plain_len as usize, &mut out)?;
+            out
+        } else {
+            payload
+        };
+        if plain.len() != h.plain_len as usize {
+            return Err(Error::integrity(
+                "entry length does not match its header",
+            ));
+        }
+        Ok((Cow::Owned(plain), serializer))
+    }
+}
+
+/// Deserializes `bytes` with `serializer` into `T`.
+pub(crate) fn deserialize_with<T: DeserializeOwned>(
+    serializer: &dyn Serializer,
+    bytes: &[u8],
+) -> Result<T> {
+    let mut out: Option<T> = None;
+    serializer.deserialize(bytes, &mut |de| {
+        out = Some(erased_serde::deserialize::<T>(de).map_err(|_| {
+            Error::new(
+                ErrorKind::Serialization,
+                "stored value does not decode as the requested type",
+            )
+        })?);
+        Ok(())
+    })?;
+    out.ok_or_else(|| Error::internal("serializer did not produce a value"))
+}
+
+/// A 64-bit fingerprint of a type's name (never 0).
+pub(crate) fn fingerprint_of<T: ?Sized>() -> u64 {
+    crate::hash64(std::any::type_name::<T>().as_bytes()).max(1)
+}

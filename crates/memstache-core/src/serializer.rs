@@ -1,0 +1,208 @@
+//! Built-in serializers: postcard (default), MessagePack with named fields, JSON.
+//!
+//! | serializer | id | feature | notes |
+//! |---|---|---|---|
+//! | [`Postcard`] | 1 | `postcard` (default) | compact, fastest; field order is the schema |
+//! | [`MessagePack`] | 2 | `msgpack` | named fields: tolerates added/reordered fields |
+//! | [`Json`] | 3 | `json` | human-readable, interoperable, largest |
+//!
+//! Deserialization errors never carry the offending bytes or the value: serde error messages
+//! can quote value content, so for MessagePack and JSON the source error is dropped and only
+//! its category is kept in the message.
+
+#[cfg(any(feature = "msgpack", feature = "json"))]
+use crate::ErrorKind;
+use crate::raw::Serializer;
+#[cfg(any(feature = "postcard", feature = "msgpack", feature = "json"))]
+use crate::{Error, Result};
+
+/// Finishes a deserialization: on error, prefer the visitor's own error (it says what failed)
+/// over the format's.
+#[cfg(any(feature = "postcard", feature = "msgpack", feature = "json"))]
+fn visit_error(err: Error) -> Error {
+    err
+}
+
+/// [postcard](https://docs.rs/postcard): compact binary, the default. Id 1.
+///
+/// Postcard is not self-describing: changing a struct's fields changes what old entries decode
+/// to (usually a [`Serialization`](crate::ErrorKind::Serialization) error). Version your keys,
+/// or use [`MessagePack`] for evolving types.
+///
+/// ```
+/// use memstache_core::raw::Serializer;
+/// let s = memstache_core::serializer::Postcard;
+/// let mut out = Vec::new();
+/// s.serialize(&(1u32, "x"), &mut out).unwrap();
+/// let mut back: Option<(u32, String)> = None;
+/// s.deserialize(&out, &mut |de| {
+///     back = Some(erased_serde::deserialize(de).map_err(|_| {
+///         memstache_core::Error::new(memstache_core::ErrorKind::Serialization, "bad")
+///     })?);
+///     Ok(())
+/// }).unwrap();
+/// assert_eq!(back, Some((1, "x".to_owned())));
+/// ```
+#[cfg(feature = "postcard")]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Postcard;
+
+#[cfg(feature = "postcard")]
+impl Serializer for Postcard {
+    fn id(&self) -> u8 {
+        1
+    }
+    fn name(&self) -> &'static str {
+        "postcard"
+    }
+    fn serialize(&self, value: &dyn erased_serde::Serialize, out: &mut Vec<u8>) -> Result<()> {
+        let taken = std::mem::take(out);
+        match postcard::to_extend(value, taken) {
+            Ok(v) => {
+                *out = v;
+                Ok(())
+            }
+            Err(e) => Err(Error::new(
+                crate::ErrorKind::Serialization,
+                "value could not be serialized with postcard",
+            )
+            .with_source(e)),
+        }
+    }
+    fn deserialize(
+        &self,
+        bytes: &[u8],
+        visit: &mut dyn FnMut(&mut dyn erased_serde::Deserializer<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let mut de = postcard::Deserializer::from_bytes(bytes);
+        {
+            let mut erased = <dyn erased_serde::Deserializer<'_>>::erase(&mut de);
+            visit(&mut erased).map_err(visit_error)?;
+        }
+        let rest = de.finalize().map_err(|e| {
+            Error::new(crate::ErrorKind::Serialization, "postcard decoding failed").with_source(e)
+        })?;
+        if rest.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::new(
+                crate::ErrorKind::Serialization,
+                "stored value has trailing bytes (it was written for another type)",
+            ))
+        }
+    }
+}
+
+/// [MessagePack](https://docs.rs/rmp-serde) with named fields (structs as maps). Id 2.
+///
+/// Larger than postcard but tolerant of added, removed (with `#[serde(default)]`) and
+/// reordered fields.
+///
+/// ```
+/// use memstache_core::raw::Serializer;
+/// let s = memstache_core::serializer::MessagePack;
+/// let mut out = Vec::new();
+/// s.serialize(&vec![1u8, 2, 3], &mut out).unwrap();
+/// assert!(!out.is_empty());
+/// ```
+#[cfg(feature = "msgpack")]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MessagePack;
+
+#[cfg(feature = "msgpack")]
+impl Serializer for MessagePack {
+    fn id(&self) -> u8 {
+        2
+    }
+    fn name(&self) -> &'static str {
+        "msgpack"
+    }
+    fn serialize(&self, value: &dyn erased_serde::Serialize, out: &mut Vec<u8>) -> Result<()> {
+        let mut ser = rmp_serde::Serializer::new(out).with_struct_map();
+        erased_serde::serialize(value, &mut ser).map_err(|_| {
+            Error::new(
+                ErrorKind::Serialization,
+                "value could not be serialized as MessagePack",
+            )
+        })
+    }
+    fn deserialize(
+        &self,
+        bytes: &[u8],
+        visit: &mut dyn FnMut(&mut dyn erased_serde::Deserializer<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let mut rest: &[u8] = bytes;
+        {
+            let mut de = rmp_serde::Deserializer::new(&mut rest);
+            let mut erased = <dyn erased_serde::Deserializer<'_>>::erase(&mut de);
+            visit(&mut erased).map_err(visit_error)?;
+        }
+        if rest.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::new(
+                ErrorKind::Serialization,
+                "stored value has trailing bytes (it was written for another type)",
+            ))
+        }
+    }
+}
+
+/// JSON via [serde_json](https://docs.rs/serde_json). Id 3.
+///
+/// ```
+/// use memstache_core::raw::Serializer;
+/// let s = memstache_core::serializer::Json;
+/// let mut out = Vec::new();
+/// s.serialize(&[1, 2], &mut out).unwrap();
+/// assert_eq!(out, b"[1,2]");
+/// ```
+#[cfg(feature = "json")]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Json;
+
+#[cfg(feature = "json")]
+impl Serializer for Json {
+    fn id(&self) -> u8 {
+        3
+    }
+    fn name(&self) -> &'static str {
+        "json"
+    }
+    fn serialize(&self, value: &dyn erased_serde::Serialize, out: &mut Vec<u8>) -> Result<()> {
+        let mut ser = serde_json::Serializer::new(out);
+        erased_serde::serialize(value, &mut ser).map_err(|_| {
+            Error::new(ErrorKind::Serialization, "value could not be serialized as JSON")
+        })
+    }
+    fn deserialize(
+        &self,
+        bytes: &[u8],
+        visit: &mut dyn FnMut(&mut dyn erased_serde::Deserializer<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        {
+            let mut erased = <dyn erased_serde::Deserializer<'_>>::erase(&mut de);
+            visit(&mut erased).map_err(visit_error)?;
+        }
+        de.end().map_err(|_| {
+            Error::new(
+                ErrorKind::Serialization,
+                "stored value has trailing bytes (it was written for another type)",
+            )
+        })
+    }
+}
+
+/// The serializer for an id, among those compiled in.
+pub fn by_id(id: u8) -> Option<std::sync::Arc<dyn Serializer>> {
+    match id {
+        #[cfg(feature = "postcard")]
+        1 => Some(std::sync::Arc::new(Postcard)),
+        #[cfg(feature = "msgpack")]
+        2 => Some(std::sync::Arc::new(MessagePack)),
+        #[cfg(feature = "json")]
+        3 => Some(std::sync::Arc::new(Json)),
+        _ => None,
+    }
+}
