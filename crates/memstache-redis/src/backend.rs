@@ -1,0 +1,419 @@
+//! [`RedisBackend`]: memstache's [`Backend`] on Redis (standalone, Sentinel, Cluster).
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use memstache_core::raw::{
+    Backend, BackendEntry, Capabilities, Clock, EvictionPolicy, Expiry, SystemClock,
+};
+use memstache_core::{Error, ErrorKind, Result};
+
+use crate::client::{RawClient, SetPx};
+use crate::config::{RedisConfig, SlidingReads, Topology};
+use crate::scripts::sliding_script;
+use crate::slot::group_by_slot;
+
+/// Redis's largest string value (`proto-max-bulk-len`'s default).
+pub const MAX_VALUE_SIZE: usize = 512 * 1024 * 1024;
+
+/// The `maxmemory-policy` that matches a memstache eviction policy name: `"lru"` →
+/// `allkeys-lru`, `"lfu"` → `allkeys-lfu`, `"time"` → `volatile-ttl`; `None` for others.
+///
+/// ```
+/// assert_eq!(memstache_redis::maxmemory_policy_for("lfu"), Some("allkeys-lfu"));
+/// assert_eq!(memstache_redis::maxmemory_policy_for("tinylfu"), None);
+/// ```
+pub fn maxmemory_policy_for(policy_name: &str) -> Option<&'static str> {
+    match policy_name {
+        "lru" => Some("allkeys-lru"),
+        "lfu" => Some("allkeys-lfu"),
+        "time" => Some("volatile-ttl"),
+        _ => None,
+    }
+}
+
+/// A memstache [`Backend`] on Redis: standalone, Sentinel or Cluster.
+///
+/// A cheap-to-clone handle: clones share the connections.
+///
+/// * `set` is `SET key value PX ttl` with the TTL from the entry's [`Expiry`] (`UNLINK` when
+///   it is already due); `remove` is `UNLINK`, `exists` is `EXISTS`.
+/// * `get` and `touch` run one Lua script (`EVALSHA`, falling back to `EVAL` on `NOSCRIPT`)
+///   that returns the value and re-arms a sliding entry's TTL in the same round trip, capped by
+///   its absolute deadline (see [`SlidingReads`]).
+/// * `get_many` is one `MGET` (or one script call) per hash slot, `remove_many` one `UNLINK`
+///   per slot, `set_many` one pipelined `SET … PX` per entry; on a cluster the per-slot
+///   commands for all nodes are sent concurrently: one round trip per node, never per key.
+///
+/// ```no_run
+/// use memstache_core::raw::{Backend, Expiry};
+/// use memstache_redis::RedisBackend;
+/// # async fn demo() -> memstache_core::Result<()> {
+/// let backend = RedisBackend::connect("redis://127.0.0.1:6379").await?;
+/// backend.set("k", bytes::Bytes::from_static(b"v"), Expiry::NEVER).await?;
+/// assert!(backend.get("k").await?.is_some());
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisBackend {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: Box<dyn RawClient>,
+    topology: Topology,
+    sliding: SlidingReads,
+    script: String,
+    sha: String,
+}
+
+impl fmt::Debug for RedisBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisBackend")
+            .field("client", &self.inner.client.name())
+            .field("topology", &self.inner.topology)
+            .field("sliding_reads", &self.inner.sliding)
+            .finish_non_exhaustive()
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemClock.now_ms()
+}
+
+/// The `PX` for an entry written now: `Ok(None)` = no expiry, `Err(())` = already due.
+fn px_for(expiry: &Expiry, now: u64) -> std::result::Result<Option<u64>, ()> {
+    match expiry.ttl_from(now) {
+        None => Ok(None),
+        Some(d) => {
+            let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+            if ms == 0 { Err(()) } else { Ok(Some(ms)) }
+        }
+    }
+}
+
+impl RedisBackend {
+    /// Connects with a URL (grammar: [`RedisConfig::from_url`]).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> memstache_core::Result<()> {
+    /// let standalone = memstache_redis::RedisBackend::connect("redis://127.0.0.1:6379").await?;
+    /// let cluster = memstache_redis::RedisBackend::connect(
+    ///     "redis-cluster://10.0.0.1:7000?node=10.0.0.2:7000",
+    /// ).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidConfig`] for a bad URL or rejected credentials,
+    /// [`ErrorKind::Unavailable`] / [`ErrorKind::Timeout`] when Redis cannot be reached.
+    pub async fn connect(url: &str) -> Result<RedisBackend> {
+        Self::from_config(RedisConfig::from_url(url)?).await
+    }
+
+    /// Connects with a configuration.
+    ///
+    /// ```no_run
+    /// use memstache_redis::{RedisBackend, RedisConfig, Topology};
+    /// # async fn demo() -> memstache_core::Result<()> {
+    /// let mut config = RedisConfig::default();
+    /// config.topology = Topology::Standalone { host: "10.0.0.5".into(), port: 6379 };
+    /// config.pool_size = 2;
+    /// let backend = RedisBackend::from_config(config).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`connect`](Self::connect).
+    pub async fn from_config(config: RedisConfig) -> Result<RedisBackend> {
+        config.validate()?;
+        let client: Box<dyn RawClient> = Box::new(crate::fred::FredClient::connect(&config).await?);
+        let script = sliding_script();
+        let sha = match config.sliding_reads {
+            SlidingReads::Script => client.script_load(&script).await?,
+            _ => String::new(),
+        };
+        tracing::debug!(
+            target: "memstache::redis",
+            client = client.name(),
+            cluster = config.topology.is_cluster(),
+            "connected to Redis"
+        );
+        Ok(RedisBackend {
+            inner: Arc::new(Inner {
+                client,
+                topology: config.topology,
+                sliding: config.sliding_reads,
+                script,
+                sha,
+            }),
+        })
+    }
+
+    /// Closes the connections. Other clones stop working too.
+    pub async fn quit(&self) {
+        self.inner.client.quit().await;
+    }
+
+    /// Sets Redis's `maxmemory-policy` on every primary from memstache's eviction policy: LRU →
+    /// `allkeys-lru`, LFU → `allkeys-lfu`, time-based → `volatile-ttl` (see
+    /// [`maxmemory_policy_for`]). Opt-in: call it once, after connecting, if this cache owns the
+    /// Redis instance. Returns the policy that was set.
+    ///
+    /// `maxmemory` itself (the size bound) is left to the operator, as are replicas on a
+    /// cluster (set them in `redis.conf`: a replica promoted later keeps its own policy).
+    ///
+    /// ```no_run
+    /// # async fn demo(backend: memstache_redis::RedisBackend,
+    /// #               lru: &dyn memstache_core::raw::EvictionPolicy) -> memstache_core::Result<()> {
+    /// let set = backend.apply_eviction_policy(lru).await?;
+    /// assert_eq!(set, "allkeys-lru");
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Unsupported`] for a policy without a Redis equivalent (nothing is changed);
+    /// the usual connection errors; [`ErrorKind::Backend`] when `CONFIG SET` is refused
+    /// (managed Redis services often disable it).
+    pub async fn apply_eviction_policy(&self, policy: &dyn EvictionPolicy) -> Result<&'static str> {
+        let name = maxmemory_policy_for(policy.name()).ok_or_else(|| {
+            Error::new(
+                ErrorKind::Unsupported,
+                "this eviction policy has no Redis maxmemory-policy equivalent",
+            )
+            .with_context("backend", "redis")
+            .with_context("policy", policy.name())
+        })?;
+        self.inner
+            .client
+            .config_set_all("maxmemory-policy", name)
+            .await
+            .map_err(|e| e.with_operation("apply_eviction_policy"))?;
+        Ok(name)
+    }
+
+    async fn script(&self, keys: &[&str], arg: &str) -> Result<Vec<Option<Bytes>>> {
+        let c = &self.inner.client;
+        let out = match c.evalsha(&self.inner.sha, keys, arg).await? {
+            Some(v) => v,
+            None => c.eval(&self.inner.script, keys, arg).await?,
+        };
+        if out.len() == keys.len() {
+            Ok(out)
+        } else {
+            Err(Error::internal("the read script returned a wrong number of values")
+                .with_context("backend", "redis"))
+        }
+    }
+
+    async fn read_group(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
+        match self.inner.sliding {
+            SlidingReads::Disabled => {
+                let out = self.inner.client.mget(keys).await?;
+                if out.len() == keys.len() {
+                    Ok(out)
+                } else {
+                    Err(Error::internal("MGET returned a wrong number of values")
+                        .with_context("backend", "redis"))
+                }
+            }
+            _ => self.script(keys, "g").await,
+        }
+    }
+
+    /// Key index groups: per slot on a cluster, one group otherwise.
+    fn groups(&self, keys: &[String]) -> Vec<Vec<usize>> {
+        if self.inner.topology.is_cluster() {
+            group_by_slot(keys)
+        } else {
+            vec![(0..keys.len()).collect()]
+        }
+    }
+
+    fn check_entry(&self, value: &Bytes, expiry: &Expiry) -> Result<()> {
+        if value.len() > MAX_VALUE_SIZE {
+            return Err(Error::new(
+                ErrorKind::ValueTooLarge,
+                "value is larger than Redis's 512 MiB limit",
+            )
+            .with_context("backend", "redis"));
+        }
+        if expiry.sliding.is_some() && self.inner.sliding == SlidingReads::Disabled {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                "sliding expiration needs SlidingReads::Script on this Redis backend",
+            )
+            .with_context("backend", "redis"));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Backend for RedisBackend {
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::default()
+            .with_native_batch(true)
+            .with_cluster(self.inner.topology.is_cluster())
+            .with_distributed(true)
+            .with_max_value_size(Some(MAX_VALUE_SIZE))
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        let r = match self.inner.sliding {
+            SlidingReads::Disabled => self.inner.client.get(key).await,
+            _ => self
+                .script(&[key], "g")
+                .await
+                .map(|mut v| v.pop().flatten()),
+        };
+        r.map_err(|e| e.with_operation("get"))
+    }
+
+    async fn set(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<()> {
+        self.check_entry(&value, &expiry)
+            .map_err(|e| e.with_operation("set"))?;
+        let r = match px_for(&expiry, now_ms()) {
+            Ok(px) => self.inner.client.set_px(key, value, px).await,
+            // Already due: the key must not hold a live value afterwards.
+            Err(()) => self.inner.client.unlink(&[key]).await.map(|_| ()),
+        };
+        r.map_err(|e| e.with_operation("set"))
+    }
+
+    async fn remove(&self, key: &str) -> Result<bool> {
+        self.inner
+            .client
+            .unlink(&[key])
+            .await
+            .map(|n| n > 0)
+            .map_err(|e| e.with_operation("remove"))
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool> {
+        self.inner
+            .client
+            .exists(key)
+            .await
+            .map_err(|e| e.with_operation("exists"))
+    }
+
+    async fn touch(&self, key: &str) -> Result<bool> {
+        let r = match self.inner.sliding {
+            SlidingReads::Disabled => self.inner.client.exists(key).await,
+            _ => self
+                .script(&[key], "t")
+                .await
+                .map(|v| v.first().is_some_and(Option::is_some)),
+        };
+        r.map_err(|e| e.with_operation("touch"))
+    }
+
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let groups = self.groups(keys);
+        let futs = groups.iter().map(|g| async move {
+            let ks: Vec<&str> = g.iter().map(|&i| keys[i].as_str()).collect();
+            self.read_group(&ks).await
+        });
+        let results = futures::future::try_join_all(futs)
+            .await
+            .map_err(|e| e.with_operation("get_many"))?;
+        let mut out = vec![None; keys.len()];
+        for (g, values) in groups.iter().zip(results) {
+            for (&i, v) in g.iter().zip(values) {
+                out[i] = v;
+            }
+        }
+        Ok(out)
+    }
+
+    async fn set_many(&self, entries: Vec<BackendEntry>) -> Result<()> {
+        for e in &entries {
+            self.check_entry(&e.value, &e.expiry)
+                .map_err(|e| e.with_operation("set_many"))?;
+        }
+        let now = now_ms();
+        let mut due = Vec::new();
+        let mut sets = Vec::with_capacity(entries.len());
+        for e in entries {
+            match px_for(&e.expiry, now) {
+                Ok(px_ms) => sets.push(SetPx {
+                    key: e.key,
+                    value: e.value,
+                    px_ms,
+                }),
+                Err(()) => due.push(e.key),
+            }
+        }
+        let write = async {
+            if sets.is_empty() {
+                Ok(())
+            } else {
+                self.inner.client.set_many_px(sets).await
+            }
+        };
+        let drop_due = async {
+            if due.is_empty() {
+                Ok(0)
+            } else {
+                self.remove_many(&due).await
+            }
+        };
+        let (w, d) = futures::join!(write, drop_due);
+        w.and(d.map(|_| ()))
+            .map_err(|e| e.with_operation("set_many"))
+    }
+
+    async fn remove_many(&self, keys: &[String]) -> Result<u64> {
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let groups = self.groups(keys);
+        let futs = groups.iter().map(|g| async move {
+            let ks: Vec<&str> = g.iter().map(|&i| keys[i].as_str()).collect();
+            self.inner.client.unlink(&ks).await
+        });
+        futures::future::try_join_all(futs)
+            .await
+            .map(|counts| counts.into_iter().sum())
+            .map_err(|e| e.with_operation("remove_many"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn px_follows_expiry() {
+        assert_eq!(px_for(&Expiry::NEVER, 1_000), Ok(None));
+        let abs = Expiry::new(Some(5_000), None);
+        assert_eq!(px_for(&abs, 1_000), Ok(Some(4_000)));
+        assert_eq!(px_for(&abs, 5_000), Err(()));
+        assert_eq!(px_for(&abs, 9_000), Err(()));
+        let sliding = Expiry::new(Some(5_000), Some(Duration::from_millis(1_500)));
+        assert_eq!(px_for(&sliding, 1_000), Ok(Some(1_500)));
+        assert_eq!(px_for(&sliding, 4_000), Ok(Some(1_000)));
+    }
+
+    #[test]
+    fn eviction_mapping() {
+        assert_eq!(maxmemory_policy_for("lru"), Some("allkeys-lru"));
+        assert_eq!(maxmemory_policy_for("lfu"), Some("allkeys-lfu"));
+        assert_eq!(maxmemory_policy_for("time"), Some("volatile-ttl"));
+        assert_eq!(maxmemory_policy_for("random"), None);
+    }
+}

@@ -1,0 +1,427 @@
+//! Configuration of the Redis backend: topology, credentials, pool, timeouts, protocol and
+//! reconnect policy, and the URL grammar that produces it.
+
+use std::fmt;
+use std::time::Duration;
+
+use memstache_core::{Error, ErrorKind, Result};
+
+/// Where the Redis servers are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Topology {
+    /// One server (a primary, possibly with replicas the backend does not use).
+    Standalone {
+        /// Host name or IP address.
+        host: String,
+        /// TCP port.
+        port: u16,
+    },
+    /// A Redis Cluster; any one reachable node is enough, the rest are discovered.
+    Cluster {
+        /// Seed nodes as `(host, port)`.
+        nodes: Vec<(String, u16)>,
+    },
+    /// A primary found through Redis Sentinel, followed across failovers.
+    Sentinel {
+        /// Sentinel nodes as `(host, port)`.
+        sentinels: Vec<(String, u16)>,
+        /// The monitored service (`sentinel monitor <name> …`).
+        service_name: String,
+    },
+}
+
+impl Topology {
+    /// Whether this is a cluster.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self, Topology::Cluster { .. })
+    }
+}
+
+/// What the client does when a connection drops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ReconnectPolicy {
+    /// Do not reconnect: the backend stays unavailable after a disconnect.
+    Never,
+    /// Wait `delay` between attempts, at most `max_attempts` times (0 = forever).
+    Constant {
+        /// Delay between attempts.
+        delay: Duration,
+        /// Attempts before giving up (0 = no limit).
+        max_attempts: u32,
+    },
+    /// Exponential backoff from `min_delay` doubling up to `max_delay` (0 attempts = forever).
+    Exponential {
+        /// First delay.
+        min_delay: Duration,
+        /// Largest delay.
+        max_delay: Duration,
+        /// Attempts before giving up (0 = no limit).
+        max_attempts: u32,
+    },
+}
+
+impl Default for ReconnectPolicy {
+    /// Exponential from 10 ms to 2 s, forever.
+    fn default() -> Self {
+        ReconnectPolicy::Exponential {
+            min_delay: Duration::from_millis(10),
+            max_delay: Duration::from_secs(2),
+            max_attempts: 0,
+        }
+    }
+}
+
+/// How reads serve sliding expiration.
+///
+/// See the crate docs ("Sliding expiration") for the measurements behind the default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum SlidingReads {
+    /// Every `get`/`get_many` runs one Lua script (`EVALSHA`, `EVAL` on `NOSCRIPT`) that
+    /// returns the value and re-arms a sliding entry's TTL atomically, in one round trip.
+    #[default]
+    Script,
+    /// Reads are plain `GET`/`MGET`; writing an entry with a sliding window is refused with an
+    /// [`Unsupported`](memstache_core::ErrorKind::Unsupported) error. For caches that never use
+    /// sliding expiration and want the cheapest reads.
+    Disabled,
+}
+
+/// Configuration of a [`RedisBackend`](crate::RedisBackend).
+///
+/// Build it from a URL with [`RedisConfig::from_url`] or start from [`RedisConfig::default`]
+/// and set fields. `Debug` never shows the password.
+///
+/// ```
+/// use memstache_redis::{RedisConfig, Topology};
+/// use std::time::Duration;
+///
+/// let mut config = RedisConfig::from_url("redis://:s3cret@127.0.0.1:6380/2?pool_size=4")?;
+/// config.command_timeout = Duration::from_millis(250);
+/// assert_eq!(config.pool_size, 4);
+/// assert_eq!(config.database, Some(2));
+/// assert!(matches!(config.topology, Topology::Standalone { port: 6380, .. }));
+/// assert!(!format!("{config:?}").contains("s3cret"));
+/// # Ok::<(), memstache_core::Error>(())
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RedisConfig {
+    /// Where the servers are.
+    ///
+    /// Default: `Standalone { host: "127.0.0.1", port: 6379 }`.
+    pub topology: Topology,
+    /// Connect with TLS (rustls, the platform's root certificates; `rediss://` URLs).
+    ///
+    /// Default: `false`.
+    pub tls: bool,
+    /// ACL user name (`AUTH user pass`).
+    ///
+    /// Default: `None` (the `default` user).
+    pub username: Option<String>,
+    /// Password. Never shown by `Debug`.
+    ///
+    /// Default: `None`.
+    pub password: Option<String>,
+    /// Database number to `SELECT` (not available on a cluster).
+    ///
+    /// Default: `None` (database 0).
+    pub database: Option<u8>,
+    /// Number of connections (per node); commands are spread over them round-robin. One
+    /// connection already pipelines every concurrent request.
+    ///
+    /// Default: `1`.
+    pub pool_size: usize,
+    /// Bound on establishing a connection (TCP + TLS + `AUTH`/`HELLO`).
+    ///
+    /// Default: 5 s.
+    pub connect_timeout: Duration,
+    /// Bound on each command, including time spent queued while reconnecting; on expiry the
+    /// call fails with [`ErrorKind::Timeout`]. `Duration::ZERO` disables it (the cache's
+    /// operation timeout still applies).
+    ///
+    /// Default: 2 s.
+    pub command_timeout: Duration,
+    /// Speak RESP3 (`HELLO 3`) instead of RESP2.
+    ///
+    /// Default: `false` (RESP2; no RESP3 feature is needed by the backend).
+    pub resp3: bool,
+    /// What to do when a connection drops.
+    ///
+    /// Default: [`ReconnectPolicy::default`] (exponential 10 ms … 2 s, forever).
+    pub reconnect: ReconnectPolicy,
+    /// How reads serve sliding expiration.
+    ///
+    /// Default: [`SlidingReads::Script`].
+    pub sliding_reads: SlidingReads,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            topology: Topology::Standalone {
+                host: "127.0.0.1".to_owned(),
+                port: 6379,
+            },
+            tls: false,
+            username: None,
+            password: None,
+            database: None,
+            pool_size: 1,
+            connect_timeout: Duration::from_secs(5),
+            command_timeout: Duration::from_secs(2),
+            resp3: false,
+            reconnect: ReconnectPolicy::default(),
+            sliding_reads: SlidingReads::default(),
+        }
+    }
+}
+
+impl fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("topology", &self.topology)
+            .field("tls", &self.tls)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "[REDACTED]"))
+            .field("database", &self.database)
+            .field("pool_size", &self.pool_size)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("command_timeout", &self.command_timeout)
+            .field("resp3", &self.resp3)
+            .field("reconnect", &self.reconnect)
+            .field("sliding_reads", &self.sliding_reads)
+            .finish()
+    }
+}
+
+fn invalid(message: &'static str) -> Error {
+    Error::new(ErrorKind::InvalidConfig, message)
+}
+
+/// Decodes `%XX` escapes (user names and passwords in URLs).
+fn percent_decode(s: &str) -> Result<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| invalid("bad percent escape in the URL credentials"))?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| invalid("URL credentials are not UTF-8"))
+}
+
+fn parse_node(s: &str) -> Result<(String, u16)> {
+    let (host, port) = s
+        .rsplit_once(':')
+        .ok_or_else(|| invalid("a `node` must be host:port"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(invalid("a `node` must be host:port"));
+    }
+    let port = port
+        .parse()
+        .map_err(|_| invalid("a `node` port must be a number"))?;
+    Ok((host.to_owned(), port))
+}
+
+fn parse_ms(v: &str) -> Result<Duration> {
+    v.parse::<u64>()
+        .map(Duration::from_millis)
+        .map_err(|_| invalid("a timeout must be a number of milliseconds"))
+}
+
+impl RedisConfig {
+    /// Parses a connection URL.
+    ///
+    /// ```text
+    /// redis[s]://[[user]:password@]host[:port][/db][?param=value&…]
+    /// redis[s]-cluster://[[user]:password@]host:port[?node=host:port&node=…&…]
+    /// redis[s]-sentinel://[[user]:password@]host[:port][/db]?service_name=name[&node=host:port&…]
+    /// ```
+    ///
+    /// * `rediss…` connects with TLS. The default port is 6379 (26379 for Sentinel, where the
+    ///   host and every `node` are Sentinels; user and password are for the Redis servers).
+    /// * `/db` selects a database (not on a cluster). User and password are percent-decoded.
+    /// * Parameters, all optional: `node=host:port` (repeatable: more cluster seeds or
+    ///   Sentinels), `service_name` (Sentinel; `sentinelServiceName` is accepted too),
+    ///   `pool_size`, `connect_timeout_ms`, `command_timeout_ms`, `protocol=resp2|resp3`,
+    ///   `sliding_reads=script|disabled`. Anything else is an error.
+    ///
+    /// Errors are [`ErrorKind::InvalidConfig`] and never contain the URL (it may hold a
+    /// password).
+    ///
+    /// ```
+    /// use memstache_redis::{RedisConfig, Topology};
+    /// let c = RedisConfig::from_url("redis-cluster://10.0.0.1:7000?node=10.0.0.2:7000")?;
+    /// assert_eq!(
+    ///     c.topology,
+    ///     Topology::Cluster { nodes: vec![("10.0.0.1".into(), 7000), ("10.0.0.2".into(), 7000)] }
+    /// );
+    /// let s = RedisConfig::from_url("redis-sentinel://10.0.0.9?service_name=mymaster")?;
+    /// assert!(matches!(s.topology, Topology::Sentinel { ref sentinels, .. } if sentinels[0].1 == 26379));
+    /// assert!(RedisConfig::from_url("http://x").is_err());
+    /// # Ok::<(), memstache_core::Error>(())
+    /// ```
+    pub fn from_url(url: &str) -> Result<RedisConfig> {
+        let parsed = url::Url::parse(url).map_err(|e| {
+            Error::new(ErrorKind::InvalidConfig, "not a valid Redis URL").with_source(e)
+        })?;
+        #[derive(PartialEq)]
+        enum Kind {
+            Standalone,
+            Cluster,
+            Sentinel,
+        }
+        let (kind, tls) = match parsed.scheme() {
+            "redis" => (Kind::Standalone, false),
+            "rediss" => (Kind::Standalone, true),
+            "redis-cluster" => (Kind::Cluster, false),
+            "rediss-cluster" => (Kind::Cluster, true),
+            "redis-sentinel" => (Kind::Sentinel, false),
+            "rediss-sentinel" => (Kind::Sentinel, true),
+            _ => {
+                return Err(invalid(
+                    "URL scheme must be redis, rediss, redis-cluster, rediss-cluster, \
+                     redis-sentinel or rediss-sentinel",
+                ));
+            }
+        };
+        let host = parsed
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| invalid("the URL has no host"))?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let default_port = if kind == Kind::Sentinel { 26379 } else { 6379 };
+        let port = parsed.port().unwrap_or(default_port);
+
+        let mut config = RedisConfig {
+            tls,
+            ..RedisConfig::default()
+        };
+        if !parsed.username().is_empty() {
+            config.username = Some(percent_decode(parsed.username())?);
+        }
+        if let Some(p) = parsed.password() {
+            config.password = Some(percent_decode(p)?);
+        }
+        let path = parsed.path().trim_matches('/');
+        if !path.is_empty() {
+            if kind == Kind::Cluster {
+                return Err(invalid("a cluster URL cannot select a database"));
+            }
+            config.database = Some(
+                path.parse()
+                    .map_err(|_| invalid("the URL path must be a database number 0-255"))?,
+            );
+        }
+
+        let mut nodes = vec![(host, port)];
+        let mut service_name = None;
+        for (k, v) in parsed.query_pairs() {
+            match k.as_ref() {
+                "node" => nodes.push(parse_node(&v)?),
+                "service_name" | "sentinelServiceName" => service_name = Some(v.into_owned()),
+                "pool_size" => {
+                    config.pool_size = v
+                        .parse()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| invalid("pool_size must be a positive number"))?;
+                }
+                "connect_timeout_ms" => config.connect_timeout = parse_ms(&v)?,
+                "command_timeout_ms" => config.command_timeout = parse_ms(&v)?,
+                "protocol" => {
+                    config.resp3 = match v.as_ref() {
+                        "resp2" => false,
+                        "resp3" => true,
+                        _ => return Err(invalid("protocol must be resp2 or resp3")),
+                    }
+                }
+                "sliding_reads" => {
+                    config.sliding_reads = match v.as_ref() {
+                        "script" => SlidingReads::Script,
+                        "disabled" => SlidingReads::Disabled,
+                        _ => return Err(invalid("sliding_reads must be script or disabled")),
+                    }
+                }
+                _ => return Err(invalid("unknown URL parameter")),
+            }
+        }
+        config.topology = match kind {
+            Kind::Standalone => {
+                if nodes.len() > 1 {
+                    return Err(invalid(
+                        "`node` needs a redis-cluster:// or redis-sentinel:// URL",
+                    ));
+                }
+                let (host, port) = nodes.remove(0);
+                Topology::Standalone { host, port }
+            }
+            Kind::Cluster => Topology::Cluster { nodes },
+            Kind::Sentinel => Topology::Sentinel {
+                sentinels: nodes,
+                service_name: service_name
+                    .ok_or_else(|| invalid("a Sentinel URL needs service_name=<name>"))?,
+            },
+        };
+        if kind != Kind::Sentinel && service_name_given(&parsed) {
+            return Err(invalid("service_name needs a redis-sentinel:// URL"));
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks the combination of fields (done by `from_url` and on connect).
+    ///
+    /// ```
+    /// let mut c = memstache_redis::RedisConfig::default();
+    /// c.pool_size = 0;
+    /// assert!(c.validate().is_err());
+    /// ```
+    pub fn validate(&self) -> Result<()> {
+        if self.pool_size == 0 {
+            return Err(invalid("pool_size must be at least 1"));
+        }
+        match &self.topology {
+            Topology::Standalone { host, .. } if host.is_empty() => {
+                Err(invalid("the host is empty"))
+            }
+            Topology::Cluster { nodes } if nodes.is_empty() => {
+                Err(invalid("a cluster needs at least one node"))
+            }
+            Topology::Cluster { .. } if self.database.is_some_and(|d| d != 0) => {
+                Err(invalid("a cluster has only database 0"))
+            }
+            Topology::Sentinel {
+                sentinels,
+                service_name,
+            } if sentinels.is_empty() || service_name.is_empty() => Err(invalid(
+                "Sentinel needs at least one sentinel and a service name",
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn service_name_given(url: &url::Url) -> bool {
+    url.query_pairs()
+        .any(|(k, _)| k == "service_name" || k == "sentinelServiceName")
+}
+
+#[cfg(test)]
+mod tests;

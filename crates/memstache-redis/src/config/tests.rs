@@ -1,0 +1,118 @@
+use super::*;
+
+#[test]
+fn standalone_defaults() {
+    let c = RedisConfig::from_url("redis://localhost").unwrap();
+    assert_eq!(
+        c.topology,
+        Topology::Standalone {
+            host: "localhost".into(),
+            port: 6379
+        }
+    );
+    assert!(!c.tls);
+    assert_eq!(c.database, None);
+    assert_eq!(c.pool_size, 1);
+    assert_eq!(c.username, None);
+    assert_eq!(c.password, None);
+    assert!(!c.resp3);
+}
+
+#[test]
+fn credentials_are_percent_decoded_and_hidden() {
+    let c = RedisConfig::from_url("rediss://alice:p%40ss%3Aw0rd@h:1/3").unwrap();
+    assert!(c.tls);
+    assert_eq!(c.username.as_deref(), Some("alice"));
+    assert_eq!(c.password.as_deref(), Some("p@ss:w0rd"));
+    assert_eq!(c.database, Some(3));
+    let dbg = format!("{c:?}");
+    assert!(!dbg.contains("p@ss"), "{dbg}");
+    assert!(!dbg.contains("w0rd"), "{dbg}");
+    assert!(dbg.contains("REDACTED"));
+    assert!(dbg.contains("alice"));
+    let c = RedisConfig::from_url("redis://:only@h").unwrap();
+    assert_eq!(c.username, None);
+    assert_eq!(c.password.as_deref(), Some("only"));
+}
+
+#[test]
+fn parameters() {
+    let c = RedisConfig::from_url(
+        "redis://h?pool_size=3&connect_timeout_ms=150&command_timeout_ms=0&protocol=resp3&sliding_reads=disabled",
+    )
+    .unwrap();
+    assert_eq!(c.pool_size, 3);
+    assert_eq!(c.connect_timeout, Duration::from_millis(150));
+    assert_eq!(c.command_timeout, Duration::ZERO);
+    assert!(c.resp3);
+    assert_eq!(c.sliding_reads, SlidingReads::Disabled);
+}
+
+#[test]
+fn cluster_and_sentinel() {
+    let c = RedisConfig::from_url("rediss-cluster://u:p@a:7000?node=b:7001&node=[::1]:7002").unwrap();
+    assert!(c.tls);
+    assert_eq!(
+        c.topology,
+        Topology::Cluster {
+            nodes: vec![("a".into(), 7000), ("b".into(), 7001), ("::1".into(), 7002)]
+        }
+    );
+    assert!(c.topology.is_cluster());
+    let s = RedisConfig::from_url("redis-sentinel://s1:5000/1?sentinelServiceName=m&node=s2:5001")
+        .unwrap();
+    assert_eq!(s.database, Some(1));
+    assert_eq!(
+        s.topology,
+        Topology::Sentinel {
+            sentinels: vec![("s1".into(), 5000), ("s2".into(), 5001)],
+            service_name: "m".into()
+        }
+    );
+}
+
+#[test]
+fn bad_urls_are_invalid_config_without_the_password() {
+    for url in [
+        "http://h",
+        "redis://",
+        "redis://h/abc",
+        "redis://h/300",
+        "redis://h?pool_size=0",
+        "redis://h?pool_size=x",
+        "redis://h?bogus=1",
+        "redis://h?node=b:1",
+        "redis://h?service_name=m",
+        "redis://h?protocol=resp4",
+        "redis-cluster://h:1/2",
+        "redis-cluster://h:1?node=nocolon",
+        "redis-sentinel://h",
+        "redis://u:secretpw@h?connect_timeout_ms=-1",
+        "redis://u:bad%zzpw@h",
+        "not a url secretpw",
+    ] {
+        let e = RedisConfig::from_url(url).expect_err(url);
+        assert_eq!(e.kind(), ErrorKind::InvalidConfig, "{url}");
+        assert!(!e.to_string().contains("secretpw"), "{e}");
+        assert!(!format!("{e:?}").contains("secretpw"), "{e:?}");
+    }
+}
+
+#[test]
+fn validate_rejects_bad_combinations() {
+    let mut c = RedisConfig::default();
+    assert!(c.validate().is_ok());
+    c.topology = Topology::Cluster { nodes: vec![] };
+    assert!(c.validate().is_err());
+    c.topology = Topology::Cluster {
+        nodes: vec![("h".into(), 1)],
+    };
+    c.database = Some(1);
+    assert!(c.validate().is_err());
+    c.database = None;
+    c.topology = Topology::Sentinel {
+        sentinels: vec![("h".into(), 1)],
+        service_name: String::new(),
+    };
+    assert!(c.validate().is_err());
+}

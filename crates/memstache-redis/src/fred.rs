@@ -1,0 +1,254 @@
+//! [`RawClient`] on fred 10.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use fred::clients::Pool;
+use fred::interfaces::{ClientLike, ClusterInterface, ConfigInterface, KeysInterface, LuaInterface};
+use fred::types::config::{
+    Config, ConnectionConfig, PerformanceConfig, ReconnectPolicy as FredReconnect, ServerConfig,
+};
+use fred::types::{Expiration, RespVersion, Value};
+use memstache_core::{Error, ErrorKind, Result};
+
+use crate::client::{RawClient, SetPx};
+use crate::config::{ReconnectPolicy, RedisConfig, Topology};
+use crate::error::{from_fred, is_noscript};
+
+/// A fred connection pool.
+#[derive(Debug)]
+pub(crate) struct FredClient {
+    pool: Pool,
+    cluster: bool,
+}
+
+fn millis_u32(d: std::time::Duration) -> u32 {
+    u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
+}
+
+fn to_fred_config(config: &RedisConfig) -> Result<Config> {
+    let server = match &config.topology {
+        Topology::Standalone { host, port } => ServerConfig::new_centralized(host.as_str(), *port),
+        Topology::Cluster { nodes } => ServerConfig::new_clustered(
+            nodes.iter().map(|(h, p)| (h.as_str(), *p)).collect(),
+        ),
+        Topology::Sentinel {
+            sentinels,
+            service_name,
+        } => ServerConfig::new_sentinel(
+            sentinels.iter().map(|(h, p)| (h.as_str(), *p)).collect(),
+            service_name.as_str(),
+        ),
+    };
+    let mut fc = Config {
+        server,
+        username: config.username.clone(),
+        password: config.password.clone(),
+        database: config.database,
+        fail_fast: true,
+        version: if config.resp3 {
+            RespVersion::RESP3
+        } else {
+            RespVersion::RESP2
+        },
+        ..Config::default()
+    };
+    if config.tls {
+        #[cfg(feature = "tls")]
+        {
+            fc.tls = Some(
+                fred::types::config::TlsConnector::default_rustls()
+                    .map_err(from_fred)?
+                    .into(),
+            );
+        }
+        #[cfg(not(feature = "tls"))]
+        {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                "TLS needs the `tls` feature of memstache-redis",
+            ));
+        }
+    }
+    let _ = &mut fc;
+    Ok(fc)
+}
+
+impl FredClient {
+    pub(crate) async fn connect(config: &RedisConfig) -> Result<FredClient> {
+        let fc = to_fred_config(config)?;
+        let perf = PerformanceConfig {
+            default_command_timeout: config.command_timeout,
+            ..PerformanceConfig::default()
+        };
+        let conn = ConnectionConfig {
+            connection_timeout: config.connect_timeout,
+            internal_command_timeout: config.connect_timeout,
+            ..ConnectionConfig::default()
+        };
+        let policy = match config.reconnect {
+            ReconnectPolicy::Never => None,
+            ReconnectPolicy::Constant {
+                delay,
+                max_attempts,
+            } => Some(FredReconnect::new_constant(max_attempts, millis_u32(delay))),
+            ReconnectPolicy::Exponential {
+                min_delay,
+                max_delay,
+                max_attempts,
+            } => Some(FredReconnect::new_exponential(
+                max_attempts,
+                millis_u32(min_delay),
+                millis_u32(max_delay),
+                2,
+            )),
+        };
+        let pool = Pool::new(fc, Some(perf), Some(conn), policy, config.pool_size)
+            .map_err(from_fred)?;
+        // `init` returns the first connection error (fail_fast); the outer timeout also covers
+        // DNS and Sentinel discovery.
+        let bound = config.connect_timeout + config.connect_timeout / 2;
+        match tokio::time::timeout(bound, pool.init()).await {
+            Ok(Ok(_handle)) => {}
+            Ok(Err(e)) => {
+                let _ = tokio::time::timeout(bound, pool.quit()).await;
+                return Err(from_fred(e).with_operation("connect"));
+            }
+            Err(elapsed) => {
+                let _ = tokio::time::timeout(bound, pool.quit()).await;
+                return Err(Error::new(ErrorKind::Timeout, "connecting to Redis timed out")
+                    .with_operation("connect")
+                    .with_context("backend", "redis")
+                    .with_source(elapsed));
+            }
+        }
+        Ok(FredClient {
+            pool,
+            cluster: config.topology.is_cluster(),
+        })
+    }
+}
+
+fn value_list(v: Value) -> Result<Vec<Option<Bytes>>> {
+    match v {
+        Value::Array(items) => Ok(items
+            .into_iter()
+            .map(|item| match item {
+                Value::Null => None,
+                other => other.into_bytes(),
+            })
+            .collect()),
+        Value::Null => Ok(Vec::new()),
+        _ => Err(Error::new(
+            ErrorKind::Backend,
+            "unexpected reply type from the memstache read script",
+        )
+        .with_context("backend", "redis")),
+    }
+}
+
+fn px(ms: Option<u64>) -> Option<Expiration> {
+    ms.map(|ms| Expiration::PX(i64::try_from(ms).unwrap_or(i64::MAX)))
+}
+
+fn owned(keys: &[&str]) -> Vec<String> {
+    keys.iter().map(|k| (*k).to_owned()).collect()
+}
+
+#[async_trait]
+impl RawClient for FredClient {
+    fn name(&self) -> &'static str {
+        "fred"
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        self.pool.get(key).await.map_err(from_fred)
+    }
+
+    async fn set_px(&self, key: &str, value: Bytes, px_ms: Option<u64>) -> Result<()> {
+        self.pool
+            .set::<(), _, _>(key, value, px(px_ms), None, false)
+            .await
+            .map_err(from_fred)
+    }
+
+    async fn set_many_px(&self, entries: Vec<SetPx>) -> Result<()> {
+        // Concurrent commands on one connection are written back to back (fred feeds up to
+        // `max_feed_count` frames per flush): one round trip per node, routed per key.
+        let futs = entries.into_iter().map(|e| {
+            self.pool
+                .set::<(), _, _>(e.key, e.value, px(e.px_ms), None, false)
+        });
+        futures::future::try_join_all(futs)
+            .await
+            .map(|_| ())
+            .map_err(from_fred)
+    }
+
+    async fn unlink(&self, keys: &[&str]) -> Result<u64> {
+        let n: i64 = self.pool.unlink(owned(keys)).await.map_err(from_fred)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool> {
+        let n: i64 = self.pool.exists(key).await.map_err(from_fred)?;
+        Ok(n > 0)
+    }
+
+    async fn mget(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
+        let v: Value = self.pool.mget(owned(keys)).await.map_err(from_fred)?;
+        value_list(v)
+    }
+
+    async fn evalsha(
+        &self,
+        sha: &str,
+        keys: &[&str],
+        arg: &str,
+    ) -> Result<Option<Vec<Option<Bytes>>>> {
+        match self.pool.evalsha::<Value, _, _, _>(sha, owned(keys), arg).await {
+            Ok(v) => value_list(v).map(Some),
+            Err(e) if is_noscript(e.details()) => Ok(None),
+            Err(e) => Err(from_fred(e)),
+        }
+    }
+
+    async fn eval(&self, script: &str, keys: &[&str], arg: &str) -> Result<Vec<Option<Bytes>>> {
+        let v: Value = self
+            .pool
+            .eval(script, owned(keys), arg)
+            .await
+            .map_err(from_fred)?;
+        value_list(v)
+    }
+
+    async fn script_load(&self, script: &str) -> Result<String> {
+        self.pool.script_load(script).await.map_err(from_fred)
+    }
+
+    async fn config_set_all(&self, param: &str, value: &str) -> Result<usize> {
+        if !self.cluster {
+            self.pool
+                .config_set(param.to_owned(), value)
+                .await
+                .map_err(from_fred)?;
+            return Ok(1);
+        }
+        let client = self.pool.next();
+        let primaries = client
+            .cached_cluster_state()
+            .map(|s| s.unique_primary_nodes())
+            .unwrap_or_default();
+        for server in &primaries {
+            client
+                .with_cluster_node(server.clone())
+                .config_set(param.to_owned(), value)
+                .await
+                .map_err(from_fred)?;
+        }
+        Ok(primaries.len())
+    }
+
+    async fn quit(&self) {
+        let _ = self.pool.quit().await;
+    }
+}
