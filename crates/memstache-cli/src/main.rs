@@ -1,0 +1,184 @@
+#![doc = include_str!("../README.md")]
+#![deny(missing_docs)]
+
+mod demo;
+mod report;
+mod zipf;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// memstache: a distributed cache for Rust services. This tool shows it at work.
+#[derive(Debug, Parser)]
+#[command(name = "memstache", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a read-through workload on the embedded cache and print hit ratio and latencies.
+    ///
+    /// Replays a seeded Zipf-distributed sequence of requests through
+    /// `cache.get_or_set(key, EntryOptions::default(), || slow_source(key))` from many
+    /// concurrent tasks. The simulated source sleeps for --source-latency-ms and counts its
+    /// calls; every answer is checked against what the source returns for that key.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+struct DemoArgs {
+    /// Number of requests to replay.
+    #[arg(long, default_value_t = 200_000, value_name = "N")]
+    requests: usize,
+    /// Number of distinct keys the requests are drawn from.
+    #[arg(long, default_value_t = 20_000, value_name = "N")]
+    keys: usize,
+    /// Zipf exponent s of key popularity (0 = uniform; larger = more skewed).
+    #[arg(long, default_value_t = 1.0, value_name = "S")]
+    zipf: f64,
+    /// Number of concurrent tokio tasks issuing requests.
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    concurrency: usize,
+    /// How long the simulated source takes per call, in milliseconds (0 = no delay).
+    #[arg(long, default_value_t = 2, value_name = "MS")]
+    source_latency_ms: u64,
+    /// Most entries the in-memory backend holds (least recently used entries are evicted).
+    #[arg(long, default_value_t = 5_000, value_name = "N")]
+    capacity: usize,
+    /// Size of each value's body in bytes.
+    #[arg(long, default_value_t = 128, value_name = "BYTES")]
+    value_bytes: usize,
+    /// Seed of the workload generator (the same seed replays the same requests).
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Run against Redis at URL instead of the embedded backend (not available in this build).
+    #[arg(long, value_name = "URL", hide = true)]
+    redis: Option<String>,
+}
+
+impl DemoArgs {
+    fn into_config(self) -> demo::DemoConfig {
+        demo::DemoConfig {
+            requests: self.requests,
+            keys: self.keys,
+            zipf: self.zipf,
+            concurrency: self.concurrency,
+            source_latency: Duration::from_millis(self.source_latency_ms),
+            capacity: self.capacity,
+            value_bytes: self.value_bytes,
+            seed: self.seed,
+            redis: self.redis,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Demo(args) => run_demo(args.into_config()),
+    }
+}
+
+fn run_demo(config: demo::DemoConfig) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_time()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("memstache demo: cannot start the tokio runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(demo::run(config)) {
+        Ok(mut report) => {
+            println!("memstache demo: read-through get_or_set over a slow source");
+            print!("{}", report::Table(report.rows()));
+            if report.is_clean() {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!(
+                    "memstache demo: FAILED: {} error(s), {} wrong value(s)",
+                    report.errors, report.wrong
+                );
+                ExitCode::FAILURE
+            }
+        }
+        Err(demo::DemoError::Usage(msg)) => {
+            eprintln!("memstache demo: error: {msg}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("memstache demo: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn demo_flags_parse_into_the_config() {
+        let cli = Cli::try_parse_from([
+            "memstache",
+            "demo",
+            "--requests",
+            "10",
+            "--keys",
+            "5",
+            "--zipf",
+            "0.8",
+            "--concurrency",
+            "3",
+            "--source-latency-ms",
+            "0",
+            "--capacity",
+            "4",
+            "--seed",
+            "9",
+        ])
+        .unwrap();
+        let Command::Demo(args) = cli.command;
+        let c = args.into_config();
+        assert_eq!(
+            (c.requests, c.keys, c.concurrency, c.capacity),
+            (10, 5, 3, 4)
+        );
+        assert_eq!(c.zipf, 0.8);
+        assert_eq!(c.source_latency, Duration::ZERO);
+        assert_eq!(c.seed, 9);
+        assert!(c.redis.is_none());
+    }
+
+    #[test]
+    fn defaults_match_the_documented_workload() {
+        let Command::Demo(args) = Cli::try_parse_from(["memstache", "demo"]).unwrap().command;
+        let c = args.into_config();
+        assert_eq!((c.requests, c.keys, c.concurrency), (200_000, 20_000, 64));
+        assert_eq!(c.source_latency, Duration::from_millis(2));
+    }
+
+    #[test]
+    fn redis_flag_is_hidden_from_help() {
+        let mut cmd = Cli::command();
+        let help = cmd
+            .find_subcommand_mut("demo")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        assert!(help.contains("--source-latency-ms"));
+        assert!(!help.contains("--redis"));
+    }
+}
