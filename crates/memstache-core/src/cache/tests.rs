@@ -1,0 +1,215 @@
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use super::*;
+use crate::memory::MemoryBackend;
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+const SECRET_KEY: &str = "customer-4711-secret-key";
+const SECRET_VALUE: &str = "card-number-4111111111111111";
+
+/// Logs, span fields, errors and `Debug` output never contain raw keys or values; they carry the
+/// short key hash instead.
+#[tokio::test(flavor = "current_thread")]
+async fn logs_and_errors_never_contain_keys_or_values() {
+    let out = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .with_writer(out.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let backend = MemoryBackend::new();
+    let cache = MemStache::builder()
+        .backend(backend.clone())
+        .build()
+        .unwrap();
+    let mut errors = Vec::new();
+    cache
+        .set(SECRET_KEY, &SECRET_VALUE, EntryOptions::default())
+        .await
+        .unwrap();
+    let _: Option<String> = cache.get(SECRET_KEY).await.unwrap();
+    // wrong type: a Serialization error, logged by try_get
+    errors.push(cache.get::<u64>(SECRET_KEY).await.unwrap_err());
+    assert_eq!(cache.try_get::<u64>(SECRET_KEY).await, None);
+    // corrupt entry
+    let sk = cache.storage_key(SECRET_KEY).unwrap();
+    backend
+        .set(&sk, Bytes::from_static(b"MSCgarbage"), Expiry::NEVER)
+        .await
+        .unwrap();
+    errors.push(cache.get::<String>(SECRET_KEY).await.unwrap_err());
+    // loader error whose message we control does not leak the key either
+    errors.push(
+        cache
+            .get_or_set(SECRET_KEY, EntryOptions::default(), || async {
+                Err::<String, _>(std::io::Error::other("db down"))
+            })
+            .await
+            .unwrap_err(),
+    );
+    errors.push(cache.set(SECRET_KEY, &vec![0u8; 17 << 20], EntryOptions::default()).await.unwrap_err());
+
+    let logs = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("memstache.get"), "spans were captured: {logs}");
+    assert!(logs.contains(&crate::key_hash(SECRET_KEY)), "key hash is logged");
+    assert!(!logs.contains(SECRET_KEY), "raw key leaked into logs");
+    assert!(!logs.contains(SECRET_VALUE), "value leaked into logs");
+    for e in &errors {
+        for text in [e.to_string(), format!("{e:?}")] {
+            assert!(!text.contains(SECRET_KEY), "key leaked into {text}");
+            assert!(!text.contains(SECRET_VALUE), "value leaked into {text}");
+        }
+        assert_eq!(e.context_value("key_hash"), Some(crate::key_hash(SECRET_KEY).as_str()));
+    }
+    assert!(!format!("{cache:?}").contains(SECRET_KEY));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn flights_are_cleaned_up_after_success_error_and_cancellation() {
+    let cache = MemStache::builder().build().unwrap();
+    let _: u8 = cache
+        .get_or_set("a", EntryOptions::default(), || async { Ok::<_, std::io::Error>(1u8) })
+        .await
+        .unwrap();
+    let _ = cache
+        .get_or_set("b", EntryOptions::default(), || async {
+            Err::<u8, _>(std::io::Error::other("x"))
+        })
+        .await;
+    let fut = cache.get_or_set("c", EntryOptions::default(), || async {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        Ok::<_, std::io::Error>(1u8)
+    });
+    let _ = tokio::time::timeout(Duration::from_millis(10), fut).await;
+    assert_eq!(cache.inner.flights.len(), 0);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn operation_timeout_bounds_a_slow_backend() {
+    #[derive(Debug)]
+    struct Slow;
+    #[async_trait::async_trait]
+    impl Backend for Slow {
+        fn name(&self) -> &'static str {
+            "slow"
+        }
+        fn capabilities(&self) -> crate::raw::Capabilities {
+            crate::raw::Capabilities::default().with_distributed(true)
+        }
+        async fn get(&self, _: &str) -> Result<Option<Bytes>> {
+            std::future::pending().await
+        }
+        async fn set(&self, _: &str, _: Bytes, _: Expiry) -> Result<()> {
+            std::future::pending().await
+        }
+        async fn remove(&self, _: &str) -> Result<bool> {
+            std::future::pending().await
+        }
+        async fn exists(&self, _: &str) -> Result<bool> {
+            std::future::pending().await
+        }
+        async fn touch(&self, _: &str) -> Result<bool> {
+            std::future::pending().await
+        }
+    }
+    tokio::time::pause();
+    let cache = MemStache::builder().backend(Slow).build().unwrap();
+    assert_eq!(cache.inner.operation_timeout, Some(DEFAULT_DISTRIBUTED_TIMEOUT));
+    let e = cache.get::<u8>("k").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout);
+    assert!(e.is_temporary());
+    assert_eq!(e.operation(), Some("get"));
+    assert_eq!(e.context_value("backend"), Some("slow"));
+    // get_or_set stays available: the read times out, the loader's value is returned
+    let v: u8 = cache
+        .get_or_set("k", EntryOptions::default(), || async { Ok::<_, std::io::Error>(3u8) })
+        .await
+        .unwrap();
+    assert_eq!(v, 3);
+    // get; get_or_set: the read, the re-read after becoming leader, and the store
+    assert_eq!(cache.stats().errors, 4);
+}
+
+#[test]
+fn builder_rejects_bad_configuration() {
+    for ns in ["", "has:colon", "has space", "{tag}"] {
+        let e = MemStache::builder().namespace(ns).build().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidConfig, "namespace {ns:?}");
+    }
+    let e = MemStache::builder().max_value_size(0).build().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidConfig);
+    let e = MemStache::builder()
+        .default_entry_options(EntryOptions::new().encrypt(true))
+        .build()
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidConfig);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn encrypt_true_without_encryptor_is_an_error_not_plaintext() {
+    let cache = MemStache::builder().build().unwrap();
+    let e = cache
+        .set("k", &1u8, EntryOptions::new().encrypt(true))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidConfig);
+    assert_eq!(cache.get::<u8>("k").await.unwrap(), None);
+}
+
+#[cfg(all(feature = "json", feature = "postcard"))]
+#[tokio::test(flavor = "current_thread")]
+async fn entries_stay_readable_when_the_serializer_changes() {
+    let backend = MemoryBackend::new();
+    let json = MemStache::builder()
+        .backend(backend.clone())
+        .serializer(crate::serializer::Json)
+        .build()
+        .unwrap();
+    json.set("k", &vec![1u32, 2], EntryOptions::default()).await.unwrap();
+    let postcard = MemStache::builder().backend(backend).build().unwrap();
+    assert_eq!(postcard.get::<Vec<u32>>("k").await.unwrap(), Some(vec![1, 2]));
+}
+
+#[cfg(feature = "msgpack")]
+#[tokio::test(flavor = "current_thread")]
+async fn msgpack_uses_named_fields() {
+    #[derive(serde::Serialize)]
+    struct V1 {
+        a: u32,
+    }
+    #[derive(serde::Deserialize, Debug, PartialEq)]
+    struct V2 {
+        #[serde(default)]
+        b: u32,
+        a: u32,
+    }
+    let cache = MemStache::builder()
+        .serializer(crate::serializer::MessagePack)
+        .build()
+        .unwrap();
+    cache.set("k", &V1 { a: 5 }, EntryOptions::default()).await.unwrap();
+    assert_eq!(cache.get::<V2>("k").await.unwrap(), Some(V2 { b: 0, a: 5 }));
+}
