@@ -1,2 +1,42 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
+
+mod lfu;
+mod list;
+mod sketch;
+mod time_based;
+mod tinylfu;
+
+pub use lfu::Lfu;
+pub use memstache_core::memory::Lru;
+pub use time_based::TimeBased;
+pub use tinylfu::TinyLfu;
+
+use memstache_core::raw::EvictionPolicy;
+use std::sync::Arc;
+
+/// Every built-in policy with its default settings, by [`name`](EvictionPolicy::name):
+/// `lru`, `lfu`, `time`, `tinylfu`.
+///
+/// ```
+/// let names: Vec<_> = memstache_eviction::all().iter().map(|p| p.name()).collect();
+/// assert_eq!(names, ["lru", "lfu", "time", "tinylfu"]);
+/// ```
+pub fn all() -> Vec<Arc<dyn EvictionPolicy>> {
+    vec![
+        Arc::new(Lru),
+        Arc::new(Lfu),
+        Arc::new(TimeBased),
+        Arc::new(TinyLfu::default()),
+    ]
+}
+
+/// The built-in policy called `name` (see [`all`]), with default settings.
+///
+/// ```
+/// assert_eq!(memstache_eviction::by_name("tinylfu").unwrap().name(), "tinylfu");
+/// assert!(memstache_eviction::by_name("nope").is_none());
+/// ```
+pub fn by_name(name: &str) -> Option<Arc<dyn EvictionPolicy>> {
+    all().into_iter().find(|p| p.name() == name)
+}

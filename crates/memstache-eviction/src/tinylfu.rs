@@ -1,0 +1,427 @@
+//! W-TinyLFU: a small LRU admission window in front of a segmented LRU, guarded by a
+//! frequency sketch, with an adaptive window size.
+
+use memstache_core::raw::{EntryId, EntryMeta, EvictionPolicy, EvictionState};
+
+use crate::list::{IdMap, Link, Linked, List, Slab, id_map};
+use crate::sketch::FrequencySketch;
+
+/// Window TinyLFU (Einziger, Friedman and Manes, "TinyLFU: A Highly Efficient Cache Admission
+/// Policy", ACM ToS 2017), as popularised by Caffeine.
+///
+/// * New entries enter a small **window** LRU (1 % of the capacity at first).
+/// * An entry leaving the window is a *candidate* for the **main** space, a segmented LRU of a
+///   *probation* segment (20 %) and a *protected* segment (80 %): a hit in probation promotes
+///   to protected, and protected's overflow is demoted back to probation.
+/// * When main is full, the candidate is admitted only if the **frequency sketch** estimates it
+///   more popular than main's victim (probation's least recent entry); the loser is evicted.
+///   The sketch is a count-min sketch of 4-bit counters (depth 4, one 64-byte block per key),
+///   halved every 10 × capacity increments so old popularity fades. Candidates estimated at
+///   6 or more that lose are still admitted with probability 1/128 (deterministic PRNG), which
+///   defeats an attacker who keeps a victim artificially hot.
+/// * With [`adaptive`](Self::adaptive) (the default) a hill climber resizes the window every
+///   10 × capacity requests, in steps of 6.25 % of the capacity decaying by 2 % per step,
+///   towards the size that raised the hit ratio of the last sample (Caffeine's climber):
+///   recency-heavy traces grow the window, frequency-heavy ones shrink it.
+///
+/// Complexity: **O(1)** per operation (list moves and four sketch counters); a window resize
+/// moves at most 1 000 entries and happens once per 10 × capacity requests; aging the sketch
+/// is O(capacity) once per 10 × capacity increments (amortised O(1)). Memory: the sketch takes
+/// 8 bytes per entry of capacity (rounded up to a power of two).
+///
+/// It is scan-resistant: a one-time scan cannot flush the popular entries, so it beats LRU
+/// clearly on database and looping traces (see `docs/eviction.md`).
+///
+/// ```
+/// use memstache_eviction::TinyLfu;
+/// use memstache_core::raw::{EntryMeta, EvictionPolicy};
+///
+/// let policy = TinyLfu::default();
+/// let mut state = policy.new_state(100);
+/// let meta = |h| EntryMeta::new(h, 1, None, 0);
+/// state.record_insert(1, &meta(1));
+/// for _ in 0..5 {
+///     state.record_access(1); // 1 is popular
+/// }
+/// for id in 2..=101 {
+///     state.record_insert(id, &meta(id));
+/// }
+/// // over capacity: the popular entry survives the cold newcomers
+/// let victim = state.select_victim().unwrap();
+/// assert_ne!(victim, 1);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TinyLfu {
+    window: f64,
+    adaptive: bool,
+}
+
+impl Default for TinyLfu {
+    fn default() -> Self {
+        TinyLfu {
+            window: 0.01,
+            adaptive: true,
+        }
+    }
+}
+
+impl TinyLfu {
+    /// W-TinyLFU with a 1 % initial window and the adaptive climber.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The initial share of the capacity given to the admission window, between 0 and 1
+    /// (out-of-range values are clamped, NaN is ignored). The window always holds at least one
+    /// entry. Default: `0.01`.
+    #[must_use]
+    pub fn window_fraction(mut self, fraction: f64) -> Self {
+        if !fraction.is_nan() {
+            self.window = fraction.clamp(0.0, 1.0);
+        }
+        self
+    }
+
+    /// Whether the hill climber adapts the window size to the workload. With `false` the
+    /// window keeps its initial size (the static W-TinyLFU of the paper). Default: `true`.
+    #[must_use]
+    pub fn adaptive(mut self, adaptive: bool) -> Self {
+        self.adaptive = adaptive;
+        self
+    }
+}
+
+impl EvictionPolicy for TinyLfu {
+    fn name(&self) -> &'static str {
+        "tinylfu"
+    }
+
+    fn new_state(&self, capacity: usize) -> Box<dyn EvictionState> {
+        Box::new(TinyLfuState::new(capacity.max(1), self.window, self.adaptive))
+    }
+}
+
+/// Where an entry lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Region {
+    Window,
+    Probation,
+    Protected,
+}
+
+#[derive(Debug)]
+struct Node {
+    id: EntryId,
+    hash: u64,
+    region: Region,
+    link: Link,
+}
+
+impl Linked for Node {
+    fn link(&self) -> &Link {
+        &self.link
+    }
+    fn link_mut(&mut self) -> &mut Link {
+        &mut self.link
+    }
+}
+
+const PROTECTED_SHARE: f64 = 0.8;
+const SAMPLE_FACTOR: u64 = 10;
+const ADMIT_HASHDOS_THRESHOLD: u8 = 6;
+const STEP_PERCENT: f64 = 0.0625;
+const STEP_DECAY: f64 = 0.98;
+const RESTART_THRESHOLD: f64 = 0.05;
+const TRANSFER_LIMIT: usize = 1_000;
+
+#[derive(Debug)]
+struct Climber {
+    hits: u64,
+    misses: u64,
+    sample: u64,
+    previous_hit_rate: f64,
+    step: f64,
+}
+
+#[derive(Debug)]
+struct TinyLfuState {
+    capacity: usize,
+    window_max: usize,
+    protected_max: usize,
+    index: IdMap,
+    nodes: Slab<Node>,
+    window: List,
+    probation: List,
+    protected: List,
+    sketch: FrequencySketch,
+    climber: Option<Climber>,
+    rng: u64,
+}
+
+impl TinyLfuState {
+    fn new(capacity: usize, window: f64, adaptive: bool) -> Self {
+        let window_max = ((capacity as f64 * window).round() as usize).clamp(1, capacity);
+        let mut s = TinyLfuState {
+            capacity,
+            window_max,
+            protected_max: 0,
+            index: id_map(capacity),
+            nodes: Slab::with_capacity(capacity),
+            window: List::default(),
+            probation: List::default(),
+            protected: List::default(),
+            sketch: FrequencySketch::new(capacity, 1, SAMPLE_FACTOR),
+            climber: adaptive.then(|| Climber {
+                hits: 0,
+                misses: 0,
+                sample: (capacity as u64).saturating_mul(SAMPLE_FACTOR),
+                previous_hit_rate: 0.0,
+                step: -STEP_PERCENT * capacity as f64,
+            }),
+            rng: 0x2545_f491_4f6c_dd1d,
+        };
+        s.protected_max = (s.main_max() as f64 * PROTECTED_SHARE) as usize;
+        s
+    }
+
+    fn main_max(&self) -> usize {
+        self.capacity - self.window_max
+    }
+
+    fn main_len(&self) -> usize {
+        self.probation.len() + self.protected.len()
+    }
+
+    fn list(&mut self, region: Region) -> &mut List {
+        match region {
+            Region::Window => &mut self.window,
+            Region::Probation => &mut self.probation,
+            Region::Protected => &mut self.protected,
+        }
+    }
+
+    fn move_to(&mut self, i: u32, to: Region) {
+        let from = self.nodes.get(i).region;
+        let mut src = *self.list(from);
+        src.unlink(&mut self.nodes, i);
+        *self.list(from) = src;
+        let mut dst = *self.list(to);
+        dst.push_back(&mut self.nodes, i);
+        *self.list(to) = dst;
+        self.nodes.get_mut(i).region = to;
+    }
+
+    /// Forgets node `i` entirely; returns its id.
+    fn drop_node(&mut self, i: u32) -> EntryId {
+        let node = self.nodes.get(i);
+        let (id, region) = (node.id, node.region);
+        let mut l = *self.list(region);
+        l.unlink(&mut self.nodes, i);
+        *self.list(region) = l;
+        self.nodes.release(i);
+        self.index.remove(&id);
+        id
+    }
+
+    fn demote_protected_overflow(&mut self) {
+        while self.protected.len() > self.protected_max {
+            let Some(i) = self.protected.front() else {
+                break;
+            };
+            self.move_to(i, Region::Probation);
+        }
+    }
+
+    /// Fills main from the window's overflow while main has room (cold start, after a resize).
+    fn spill_window(&mut self) {
+        while self.window.len() > self.window_max && self.main_len() < self.main_max() {
+            let Some(i) = self.window.front() else {
+                break;
+            };
+            self.move_to(i, Region::Probation);
+        }
+    }
+
+    fn next_random(&mut self) -> u64 {
+        let mut x = self.rng;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng = x;
+        x
+    }
+
+    /// Whether the candidate should replace the victim in main.
+    fn admit(&mut self, candidate: u64, victim: u64) -> bool {
+        let c = self.sketch.frequency(candidate);
+        let v = self.sketch.frequency(victim);
+        if c > v {
+            true
+        } else if c >= ADMIT_HASHDOS_THRESHOLD {
+            self.next_random() & 127 == 0
+        } else {
+            false
+        }
+    }
+
+    fn record(&mut self, hit: bool) {
+        let Some(c) = self.climber.as_mut() else {
+            return;
+        };
+        if hit {
+            c.hits += 1;
+        } else {
+            c.misses += 1;
+        }
+        let n = c.hits + c.misses;
+        if n < c.sample {
+            return;
+        }
+        let hit_rate = c.hits as f64 / n as f64;
+        let change = hit_rate - c.previous_hit_rate;
+        let amount = if change >= 0.0 { c.step } else { -c.step };
+        let sign = if amount >= 0.0 { 1.0 } else { -1.0 };
+        c.step = if change.abs() >= RESTART_THRESHOLD {
+            STEP_PERCENT * self.capacity as f64 * sign
+        } else {
+            STEP_DECAY * amount
+        };
+        c.previous_hit_rate = hit_rate;
+        c.hits = 0;
+        c.misses = 0;
+        let amount = amount as i64;
+        if amount > 0 {
+            self.grow_window(amount.unsigned_abs() as usize);
+        } else if amount < 0 {
+            self.shrink_window(amount.unsigned_abs() as usize);
+        }
+    }
+
+    fn grow_window(&mut self, amount: usize) {
+        let quota = amount.min(self.protected_max);
+        if quota == 0 {
+            return;
+        }
+        self.protected_max -= quota;
+        self.window_max += quota;
+        self.demote_protected_overflow();
+        let mut moved = 0;
+        while moved < quota.min(TRANSFER_LIMIT) {
+            let Some(i) = self.probation.front().or_else(|| self.protected.front()) else {
+                break;
+            };
+            self.move_to(i, Region::Window);
+            moved += 1;
+        }
+        // give back what could not be moved
+        let rest = quota - moved;
+        self.protected_max += rest;
+        self.window_max -= rest;
+    }
+
+    fn shrink_window(&mut self, amount: usize) {
+        let quota = amount.min(self.window_max.saturating_sub(1));
+        if quota == 0 {
+            return;
+        }
+        self.window_max -= quota;
+        self.protected_max += quota;
+        let mut moved = 0;
+        while moved < quota.min(TRANSFER_LIMIT) {
+            let Some(i) = self.window.front() else {
+                break;
+            };
+            self.move_to(i, Region::Probation);
+            moved += 1;
+        }
+        let rest = quota - moved;
+        self.protected_max -= rest;
+        self.window_max += rest;
+    }
+}
+
+impl EvictionState for TinyLfuState {
+    fn record_insert(&mut self, id: EntryId, meta: &EntryMeta) {
+        if self.index.contains_key(&id) {
+            self.record_access(id);
+            return;
+        }
+        self.sketch.increment(meta.key_hash);
+        let Some(i) = self.nodes.insert(Node {
+            id,
+            hash: meta.key_hash,
+            region: Region::Window,
+            link: Link::default(),
+        }) else {
+            return;
+        };
+        self.window.push_back(&mut self.nodes, i);
+        self.index.insert(id, i);
+        self.spill_window();
+        self.record(false);
+    }
+
+    fn record_access(&mut self, id: EntryId) {
+        let Some(&i) = self.index.get(&id) else {
+            return;
+        };
+        let node = self.nodes.get(i);
+        let (hash, region) = (node.hash, node.region);
+        self.sketch.increment(hash);
+        match region {
+            Region::Window => self.window.move_to_back(&mut self.nodes, i),
+            Region::Protected => self.protected.move_to_back(&mut self.nodes, i),
+            Region::Probation => {
+                self.move_to(i, Region::Protected);
+                self.demote_protected_overflow();
+            }
+        }
+        self.record(true);
+    }
+
+    fn record_update(&mut self, id: EntryId, meta: &EntryMeta) {
+        if let Some(&i) = self.index.get(&id) {
+            self.nodes.get_mut(i).hash = meta.key_hash;
+        }
+        self.record_access(id);
+    }
+
+    fn record_remove(&mut self, id: EntryId) {
+        if let Some(&i) = self.index.get(&id) {
+            self.drop_node(i);
+        }
+    }
+
+    fn select_victim(&mut self) -> Option<EntryId> {
+        if self.index.is_empty() {
+            return None;
+        }
+        while self.window.len() > self.window_max {
+            let candidate = self.window.front()?;
+            if self.main_len() < self.main_max() {
+                self.move_to(candidate, Region::Probation);
+                continue;
+            }
+            let Some(victim) = self.probation.front().or_else(|| self.protected.front()) else {
+                return Some(self.drop_node(candidate));
+            };
+            let (c, v) = (self.nodes.get(candidate).hash, self.nodes.get(victim).hash);
+            if self.admit(c, v) {
+                let id = self.drop_node(victim);
+                self.move_to(candidate, Region::Probation);
+                return Some(id);
+            }
+            return Some(self.drop_node(candidate));
+        }
+        let i = self
+            .probation
+            .front()
+            .or_else(|| self.protected.front())
+            .or_else(|| self.window.front())?;
+        Some(self.drop_node(i))
+    }
+
+    fn len(&self) -> usize {
+        self.index.len()
+    }
+}
