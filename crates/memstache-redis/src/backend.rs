@@ -12,6 +12,7 @@ use memstache_core::{Error, ErrorKind, Result};
 
 use crate::client::{RawClient, SetPx};
 use crate::config::{RedisConfig, SlidingReads, Topology};
+use crate::hints::SlidingHints;
 use crate::scripts::sliding_script;
 use crate::slot::group_by_slot;
 
@@ -40,9 +41,10 @@ pub fn maxmemory_policy_for(policy_name: &str) -> Option<&'static str> {
 ///
 /// * `set` is `SET key value PX ttl` with the TTL from the entry's [`Expiry`] (`UNLINK` when
 ///   it is already due); `remove` is `UNLINK`, `exists` is `EXISTS`.
-/// * `get` and `touch` run one Lua script (`EVALSHA`, falling back to `EVAL` on `NOSCRIPT`)
-///   that returns the value and re-arms a sliding entry's TTL in the same round trip, capped by
-///   its absolute deadline (see [`SlidingReads`]).
+/// * Sliding entries are re-armed by one Lua script (`EVALSHA`, falling back to `EVAL` on
+///   `NOSCRIPT`) that returns the value and sets the TTL to `min(sliding, deadline - now)` in
+///   the same round trip; plain entries are read with `GET`. Which reads use the script is
+///   [`SlidingReads`]'s choice; `touch` always uses it.
 /// * `get_many` is one `MGET` (or one script call) per hash slot, `remove_many` one `UNLINK`
 ///   per slot, `set_many` one pipelined `SET … PX` per entry; on a cluster the per-slot
 ///   commands for all nodes are sent concurrently: one round trip per node, never per key.
@@ -67,6 +69,12 @@ struct Inner {
     sliding: SlidingReads,
     script: String,
     sha: String,
+    hints: SlidingHints,
+}
+
+/// Whether `value` is an envelope with a sliding window.
+fn is_sliding(value: &[u8]) -> bool {
+    memstache_core::envelope::peek_expiry(value).is_some_and(|(_, sliding)| sliding > 0)
 }
 
 impl fmt::Debug for RedisBackend {
@@ -134,8 +142,8 @@ impl RedisBackend {
         let client: Box<dyn RawClient> = Box::new(crate::fred::FredClient::connect(&config).await?);
         let script = sliding_script();
         let sha = match config.sliding_reads {
-            SlidingReads::Script => client.script_load(&script).await?,
-            _ => String::new(),
+            SlidingReads::Disabled => String::new(),
+            _ => client.script_load(&script).await?,
         };
         tracing::debug!(
             target: "memstache::redis",
@@ -150,6 +158,7 @@ impl RedisBackend {
                 sliding: config.sliding_reads,
                 script,
                 sha,
+                hints: SlidingHints::new(config.sliding_key_hints),
             }),
         })
     }
@@ -211,18 +220,85 @@ impl RedisBackend {
         }
     }
 
+    /// Re-arms the sliding entries among the values of a plain read (touch mode of the script)
+    /// and drops those the server found expired meanwhile.
+    async fn rearm_plain_hits(
+        &self,
+        keys: &[&str],
+        values: &mut [Option<Bytes>],
+    ) -> Result<()> {
+        let idx: Vec<usize> = values
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| v.as_deref().is_some_and(is_sliding))
+            .map(|(i, _)| i)
+            .collect();
+        if idx.is_empty() {
+            return Ok(());
+        }
+        let ks: Vec<&str> = idx.iter().map(|&i| keys[i]).collect();
+        for k in &ks {
+            self.inner.hints.insert(k);
+        }
+        let live = self.script(&ks, "t").await?;
+        for (&i, l) in idx.iter().zip(live) {
+            if l.is_none() {
+                values[i] = None;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads keys of one slot (all keys off a cluster) as [`SlidingReads`] says.
     async fn read_group(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
+        let plain = |out: Vec<Option<Bytes>>| {
+            if out.len() == keys.len() {
+                Ok(out)
+            } else {
+                Err(Error::internal("MGET returned a wrong number of values")
+                    .with_context("backend", "redis"))
+            }
+        };
         match self.inner.sliding {
-            SlidingReads::Disabled => {
-                let out = self.inner.client.mget(keys).await?;
-                if out.len() == keys.len() {
+            SlidingReads::Disabled => plain(self.inner.client.mget(keys).await?),
+            SlidingReads::Script => self.script(keys, "g").await,
+            _ => {
+                let hints = &self.inner.hints;
+                if keys.iter().any(|k| hints.contains(k)) {
+                    let out = self.script(keys, "g").await?;
+                    for (k, v) in keys.iter().zip(&out) {
+                        if let Some(b) = v {
+                            hints.learn(k, is_sliding(b));
+                        }
+                    }
                     Ok(out)
                 } else {
-                    Err(Error::internal("MGET returned a wrong number of values")
-                        .with_context("backend", "redis"))
+                    let mut out = plain(self.inner.client.mget(keys).await?)?;
+                    self.rearm_plain_hits(keys, &mut out).await?;
+                    Ok(out)
                 }
             }
-            _ => self.script(keys, "g").await,
+        }
+    }
+
+    async fn read_one(&self, key: &str) -> Result<Option<Bytes>> {
+        let hints = &self.inner.hints;
+        match self.inner.sliding {
+            SlidingReads::Disabled => self.inner.client.get(key).await,
+            SlidingReads::Script => Ok(self.script(&[key], "g").await?.pop().flatten()),
+            _ if hints.contains(key) => {
+                let v = self.script(&[key], "g").await?.pop().flatten();
+                if let Some(b) = &v {
+                    hints.learn(key, is_sliding(b));
+                }
+                Ok(v)
+            }
+            _ => {
+                let mut v = [self.inner.client.get(key).await?];
+                self.rearm_plain_hits(&[key], &mut v).await?;
+                let [v] = v;
+                Ok(v)
+            }
         }
     }
 
@@ -269,19 +345,15 @@ impl Backend for RedisBackend {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        let r = match self.inner.sliding {
-            SlidingReads::Disabled => self.inner.client.get(key).await,
-            _ => self
-                .script(&[key], "g")
-                .await
-                .map(|mut v| v.pop().flatten()),
-        };
-        r.map_err(|e| e.with_operation("get"))
+        self.read_one(key)
+            .await
+            .map_err(|e| e.with_operation("get"))
     }
 
     async fn set(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<()> {
         self.check_entry(&value, &expiry)
             .map_err(|e| e.with_operation("set"))?;
+        self.inner.hints.learn(key, expiry.sliding.is_some());
         let r = match px_for(&expiry, now_ms()) {
             Ok(px) => self.inner.client.set_px(key, value, px).await,
             // Already due: the key must not hold a live value afterwards.
@@ -291,6 +363,7 @@ impl Backend for RedisBackend {
     }
 
     async fn remove(&self, key: &str) -> Result<bool> {
+        self.inner.hints.remove(key);
         self.inner
             .client
             .unlink(&[key])
@@ -348,6 +421,7 @@ impl Backend for RedisBackend {
         let mut due = Vec::new();
         let mut sets = Vec::with_capacity(entries.len());
         for e in entries {
+            self.inner.hints.learn(&e.key, e.expiry.sliding.is_some());
             match px_for(&e.expiry, now) {
                 Ok(px_ms) => sets.push(SetPx {
                     key: e.key,

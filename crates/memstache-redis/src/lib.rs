@@ -6,6 +6,7 @@ mod client;
 mod config;
 mod error;
 mod fred;
+mod hints;
 mod scripts;
 mod slot;
 
