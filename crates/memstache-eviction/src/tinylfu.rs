@@ -97,7 +97,11 @@ impl EvictionPolicy for TinyLfu {
     }
 
     fn new_state(&self, capacity: usize) -> Box<dyn EvictionState> {
-        Box::new(TinyLfuState::new(capacity.max(1), self.window, self.adaptive))
+        Box::new(TinyLfuState::new(
+            capacity.max(1),
+            self.window,
+            self.adaptive,
+        ))
     }
 }
 

@@ -73,11 +73,7 @@ impl Trace {
             .and_then(|n| n.to_str())
             .unwrap_or_default()
             .to_owned();
-        let name = file_name
-            .split('.')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
+        let name = file_name.split('.').next().unwrap_or_default().to_owned();
         let file = BufReader::new(File::open(path)?);
         let reader: Box<dyn Read> = if file_name.ends_with(".zst") {
             Box::new(zstd::stream::read::Decoder::with_buffer(file)?)

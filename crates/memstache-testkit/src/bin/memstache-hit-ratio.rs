@@ -92,9 +92,7 @@ fn main() -> ExitCode {
         }
         policies.retain(|p| args.policies.iter().any(|n| n == p.name()));
     }
-    println!(
-        "| trace | capacity | policy | hit ratio % | requests/s | published LRU % | ARC % |"
-    );
+    println!("| trace | capacity | policy | hit ratio % | requests/s | published LRU % | ARC % |");
     println!("|---|---:|---|---:|---:|---:|---:|");
     for (file, capacities) in STANDARD {
         let short = file.split('.').next().unwrap_or(file);

@@ -24,9 +24,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use memstache_core::ErrorKind;
 use memstache_core::memory::MemoryBackend;
-use memstache_core::raw::{
-    Backend, EntryId, EntryMeta, EvictionPolicy, Expiry, ManualClock,
-};
+use memstache_core::raw::{Backend, EntryId, EntryMeta, EvictionPolicy, Expiry, ManualClock};
 
 use super::TestRng;
 
@@ -77,12 +75,12 @@ pub fn capacity_bound_holds_with_live_unique_victims(policy: &dyn EvictionPolicy
         let mut st = policy.new_state(capacity);
         let mut live: HashSet<EntryId> = HashSet::new();
         let mut rng = TestRng::new(capacity as u64);
-        let mut next_id = 0;
+        let mut next_id: EntryId = 0;
         for t in 0..(capacity as u64 * 20 + 50) {
             let r = rng.next_u64();
-            if r % 3 == 0 && !live.is_empty() {
-                // hit on some live entry (skewed towards small ids)
-                let id = *live.iter().min_by_key(|&&id| id ^ (r >> 8) % 16).unwrap_or(&0);
+            if r.is_multiple_of(3) && next_id > 0 {
+                // a read of a recent id: a hit when still live, else an unknown id
+                let id = next_id.saturating_sub((r >> 8) % (2 * capacity as u64));
                 st.record_access(id);
             } else {
                 next_id += 1;
@@ -218,7 +216,10 @@ pub fn tiny_and_huge_capacities(policy: &dyn EvictionPolicy) {
 /// Extreme ids, hashes, weights and times are ordinary values.
 pub fn extreme_ids_and_metadata(policy: &dyn EvictionPolicy) {
     let mut st = policy.new_state(4);
-    st.record_insert(u64::MAX, &EntryMeta::new(u64::MAX, u64::MAX, Some(u64::MAX), u64::MAX));
+    st.record_insert(
+        u64::MAX,
+        &EntryMeta::new(u64::MAX, u64::MAX, Some(u64::MAX), u64::MAX),
+    );
     st.record_insert(0, &EntryMeta::new(0, 0, Some(0), 0));
     for _ in 0..100 {
         st.record_access(u64::MAX);
@@ -309,7 +310,7 @@ pub fn memory_bounds_under_concurrency(policy: Arc<dyn EvictionPolicy>) {
                 let mut worst = (0usize, 0u64);
                 for _ in 0..5_000 {
                     let key = format!("k{}", rng.next_u64() % 2_000);
-                    if rng.next_u64() % 4 == 0 {
+                    if rng.next_u64().is_multiple_of(4) {
                         let _ = run(store.get(&key)).expect("get");
                     } else {
                         let len = (rng.next_u64() % 100) as usize;
@@ -356,15 +357,26 @@ pub fn memory_expiry_and_sliding(policy: Arc<dyn EvictionPolicy>) {
             assert_eq!(got.is_some(), alive, "{name}: a{i} at {now}");
         }
         let s = run(store.get("s")).expect("get");
-        assert_eq!(s.is_some(), now < 1_000_600, "{name}: sliding entry at {now}");
+        assert_eq!(
+            s.is_some(),
+            now < 1_000_600,
+            "{name}: sliding entry at {now}"
+        );
     }
     // 100 ms without a read ends a sliding entry
-    run(store.set("t", v.clone(), Expiry::new(None, Some(Duration::from_millis(100)))))
-        .expect("set");
+    run(store.set(
+        "t",
+        v.clone(),
+        Expiry::new(None, Some(Duration::from_millis(100))),
+    ))
+    .expect("set");
     clock.advance(Duration::from_millis(60));
     assert!(run(store.exists("t")).expect("exists"), "{name}");
     clock.advance(Duration::from_millis(40));
-    assert!(!run(store.exists("t")).expect("exists"), "{name}: exists must not re-arm");
+    assert!(
+        !run(store.exists("t")).expect("exists"),
+        "{name}: exists must not re-arm"
+    );
 }
 
 /// An entry larger than a shard is a typed error.
