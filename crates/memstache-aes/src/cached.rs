@@ -1,0 +1,257 @@
+//! A time-bounded cache in front of a (remote) key manager.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use memstache_core::Result;
+use memstache_core::raw::{Clock, KeyManager, KeyVersion, SystemClock};
+use parking_lot::Mutex;
+
+/// Past this many cached versions, expired ones are purged on insert.
+const PURGE_ABOVE: usize = 1024;
+
+/// Caches the key versions a key manager returns, each for at most `ttl`.
+///
+/// Meant for remote managers (Azure Key Vault, your KMS): without it every cache read of an
+/// encrypted entry would be a network call. Specific versions (`key(id, v)`) and the current
+/// version of each id are cached separately; both expire `ttl` after they were fetched.
+///
+/// Bounded staleness, stated plainly:
+///
+/// * a rotation made **through this wrapper** is seen at once; one made elsewhere is picked
+///   up by `current_key` within `ttl`;
+/// * `destroy_key` **through this wrapper** evicts every cached version of the id at once;
+///   a destroy made elsewhere stops this process from using the key within `ttl`
+///   (the [`KeyManager`] contract's "once their caches expire").
+///
+/// Clones share the cache. `Debug` shows the cached ids and versions, never key bytes. Time is
+/// read from a [`Clock`] ([`SystemClock`] unless [`with_clock`](Self::with_clock) says otherwise).
+///
+/// Lives in `memstache-aes` next to [`LocalKeyManager`](crate::LocalKeyManager) so that
+/// `memstache-core` stays free of key-caching policy; it depends on the core traits only.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use memstache_core::raw::KeyManager;
+/// use memstache_aes::{CachedKeyManager, LocalKeyManager};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> memstache_core::Result<()> {
+/// let remote = LocalKeyManager::generate(); // stands in for a remote manager
+/// let keys = CachedKeyManager::new(Arc::new(remote.clone()), Duration::from_secs(300));
+/// let k = keys.current_key("default").await?;
+/// assert_eq!(keys.key("default", k.version).await?.version, 1);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct CachedKeyManager {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    manager: Arc<dyn KeyManager>,
+    ttl_ms: u64,
+    clock: Arc<dyn Clock>,
+    cache: Mutex<Cache>,
+}
+
+#[derive(Default)]
+struct Cache {
+    /// (key id, version) → key and the instant (ms) it stops being served from cache.
+    versions: HashMap<(String, u32), (Arc<KeyVersion>, u64)>,
+    /// key id → current version and the instant (ms) that fact expires.
+    current: HashMap<String, (u32, u64)>,
+    /// Bumped by every destroy: a fetch that started before a destroy must not be cached.
+    epoch: u64,
+}
+
+impl Cache {
+    fn get(&self, key_id: &str, version: u32, now: u64) -> Option<Arc<KeyVersion>> {
+        // A borrowed tuple key would need a custom Borrow impl; key ids are short.
+        let (k, until) = self.versions.get(&(key_id.to_owned(), version))?;
+        (now < *until).then(|| Arc::clone(k))
+    }
+
+    fn put(&mut self, key: &Arc<KeyVersion>, until: u64, now: u64) {
+        if self.versions.len() >= PURGE_ABOVE {
+            self.versions.retain(|_, (_, u)| now < *u);
+            self.current.retain(|_, (_, u)| now < *u);
+        }
+        self.versions
+            .insert((key.key_id.clone(), key.version), (Arc::clone(key), until));
+    }
+
+    fn set_current(&mut self, key: &Arc<KeyVersion>, until: u64, now: u64) {
+        self.put(key, until, now);
+        self.current
+            .insert(key.key_id.clone(), (key.version, until));
+    }
+
+    fn evict(&mut self, key_id: &str) {
+        self.epoch = self.epoch.wrapping_add(1);
+        self.versions.retain(|(id, _), _| id != key_id);
+        self.current.remove(key_id);
+    }
+}
+
+impl CachedKeyManager {
+    /// Caches what `manager` returns for at most `ttl` (zero disables caching).
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use memstache_aes::{CachedKeyManager, LocalKeyManager};
+    /// let keys = CachedKeyManager::new(Arc::new(LocalKeyManager::generate()), Duration::from_secs(60));
+    /// assert_eq!(keys.ttl(), Duration::from_secs(60));
+    /// ```
+    pub fn new(manager: Arc<dyn KeyManager>, ttl: Duration) -> Self {
+        CachedKeyManager {
+            inner: Arc::new(Inner {
+                manager,
+                ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
+                clock: Arc::new(SystemClock),
+                cache: Mutex::new(Cache::default()),
+            }),
+        }
+    }
+
+    /// The same cache reading time from `clock` (tests use a
+    /// [`ManualClock`](memstache_core::raw::ManualClock)). Call it before cloning: clones made
+    /// earlier keep the previous clock and their own (empty) cache.
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use memstache_aes::{CachedKeyManager, LocalKeyManager};
+    /// use memstache_core::raw::ManualClock;
+    /// let clock = ManualClock::new(0);
+    /// let keys = CachedKeyManager::new(Arc::new(LocalKeyManager::generate()), Duration::from_secs(60))
+    ///     .with_clock(Arc::new(clock.clone()));
+    /// ```
+    #[must_use]
+    pub fn with_clock(self, clock: Arc<dyn Clock>) -> Self {
+        CachedKeyManager {
+            inner: Arc::new(Inner {
+                manager: Arc::clone(&self.inner.manager),
+                ttl_ms: self.inner.ttl_ms,
+                clock,
+                cache: Mutex::new(Cache::default()),
+            }),
+        }
+    }
+
+    /// How long a fetched version is served from the cache.
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use memstache_aes::{CachedKeyManager, LocalKeyManager};
+    /// let keys = CachedKeyManager::new(Arc::new(LocalKeyManager::generate()), Duration::ZERO);
+    /// assert_eq!(keys.ttl(), Duration::ZERO);
+    /// ```
+    pub fn ttl(&self) -> Duration {
+        Duration::from_millis(self.inner.ttl_ms)
+    }
+
+    /// Forgets everything cached (the next calls go to the wrapped manager).
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use memstache_aes::{CachedKeyManager, LocalKeyManager};
+    /// let keys = CachedKeyManager::new(Arc::new(LocalKeyManager::generate()), Duration::from_secs(60));
+    /// keys.clear();
+    /// ```
+    pub fn clear(&self) {
+        let mut cache = self.inner.cache.lock();
+        cache.versions.clear();
+        cache.current.clear();
+    }
+
+    fn now_and_until(&self) -> (u64, u64) {
+        let now = self.inner.clock.now_ms();
+        (now, now.saturating_add(self.inner.ttl_ms))
+    }
+}
+
+#[async_trait]
+impl KeyManager for CachedKeyManager {
+    async fn current_key(&self, key_id: &str) -> Result<Arc<KeyVersion>> {
+        let now = self.inner.clock.now_ms();
+        let epoch = {
+            let cache = self.inner.cache.lock();
+            if let Some(&(version, until)) = cache.current.get(key_id)
+                && now < until
+                && let Some(k) = cache.get(key_id, version, now)
+            {
+                return Ok(k);
+            }
+            cache.epoch
+        };
+        let k = self.inner.manager.current_key(key_id).await?;
+        let (now, until) = self.now_and_until();
+        let mut cache = self.inner.cache.lock();
+        if cache.epoch == epoch {
+            cache.set_current(&k, until, now);
+        }
+        Ok(k)
+    }
+
+    async fn key(&self, key_id: &str, version: u32) -> Result<Arc<KeyVersion>> {
+        let now = self.inner.clock.now_ms();
+        let epoch = {
+            let cache = self.inner.cache.lock();
+            if let Some(k) = cache.get(key_id, version, now) {
+                return Ok(k);
+            }
+            cache.epoch
+        };
+        let k = self.inner.manager.key(key_id, version).await?;
+        let (now, until) = self.now_and_until();
+        let mut cache = self.inner.cache.lock();
+        if cache.epoch == epoch {
+            cache.put(&k, until, now);
+        }
+        Ok(k)
+    }
+
+    async fn rotate_key(&self, key_id: &str) -> Result<Arc<KeyVersion>> {
+        let epoch = self.inner.cache.lock().epoch;
+        let k = self.inner.manager.rotate_key(key_id).await?;
+        let (now, until) = self.now_and_until();
+        let mut cache = self.inner.cache.lock();
+        if cache.epoch == epoch {
+            cache.set_current(&k, until, now);
+        }
+        Ok(k)
+    }
+
+    async fn destroy_key(&self, key_id: &str) -> Result<()> {
+        // Evict before and after: each eviction bumps the epoch, so a fetch that was in flight
+        // across the destroy returns its key to its caller but does not cache it.
+        self.inner.cache.lock().evict(key_id);
+        let result = self.inner.manager.destroy_key(key_id).await;
+        self.inner.cache.lock().evict(key_id);
+        result
+    }
+}
+
+impl fmt::Debug for CachedKeyManager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let cached: Vec<(String, u32)> = {
+            let cache = self.inner.cache.lock();
+            let mut v: Vec<_> = cache.versions.keys().cloned().collect();
+            v.sort();
+            v
+        };
+        f.debug_struct("CachedKeyManager")
+            .field("manager", &self.inner.manager)
+            .field("ttl", &self.ttl())
+            .field("cached", &cached)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests;
