@@ -16,6 +16,9 @@ pub(crate) const DEFAULT_LEVEL: u32 = 1;
 /// used only to cap a size hint read from untrusted bytes.
 const MAX_DEFLATE_RATIO: usize = 1032;
 
+/// The largest first output window sized from the (untrusted) length in the gzip trailer.
+const FIRST_WINDOW_MAX: usize = 64 << 10;
+
 /// Gzip (RFC 1952) compression on flate2's `zlib-rs` backend. Envelope id **1**.
 ///
 /// Cheap to copy; the deflate and inflate states are kept per thread and reused across calls
@@ -209,10 +212,12 @@ fn gunzip(state: &mut Decompress, input: &[u8], max_len: usize, out: &mut Vec<u8
     let trailer = &body[trailer_at..];
     let expected_crc = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
     let expected_len = u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]);
-    // ISIZE is untrusted: only a capacity hint, capped by what deflate can expand to.
+    // ISIZE is untrusted: only a hint for the first output window, capped by what deflate
+    // can expand this input to and by FIRST_WINDOW_MAX (larger outputs grow by doubling).
     let hint = usize::try_from(expected_len)
         .unwrap_or(usize::MAX)
-        .min(body.len().saturating_mul(MAX_DEFLATE_RATIO));
+        .min(body.len().saturating_mul(MAX_DEFLATE_RATIO))
+        .min(FIRST_WINDOW_MAX);
 
     let start = out.len();
     bounded_fill(out, max_len, hint, |window| {
