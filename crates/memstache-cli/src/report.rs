@@ -65,8 +65,8 @@ pub(crate) struct Report {
     pub(crate) wrong: u64,
     /// Requests that returned an error.
     pub(crate) errors: u64,
-    pub(crate) entries: u64,
-    pub(crate) bytes: u64,
+    /// Entries and bytes the backend holds at the end, when it can tell.
+    pub(crate) stored: Option<(u64, u64)>,
     pub(crate) wall: Duration,
 }
 
@@ -119,8 +119,16 @@ impl Report {
             ("hit latency p99", pct(&mut self.hits, 99.0)),
             ("miss latency p50", pct(&mut self.misses, 50.0)),
             ("miss latency p99", pct(&mut self.misses, 99.0)),
-            ("entries stored", self.entries.to_string()),
-            ("bytes stored", self.bytes.to_string()),
+            (
+                "entries stored",
+                self.stored
+                    .map_or_else(|| "-".to_owned(), |(e, _)| e.to_string()),
+            ),
+            (
+                "bytes stored",
+                self.stored
+                    .map_or_else(|| "-".to_owned(), |(_, b)| b.to_string()),
+            ),
             ("wrong values", self.wrong.to_string()),
             ("errors", self.errors.to_string()),
             ("wall time", human(self.wall)),
@@ -200,8 +208,7 @@ mod tests {
             misses,
             wrong: 0,
             errors: 0,
-            entries: 1,
-            bytes: 10,
+            stored: Some((1, 10)),
             wall: Duration::from_millis(3),
         };
         assert!(r.is_clean());

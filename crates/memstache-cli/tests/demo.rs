@@ -183,6 +183,7 @@ fn bad_flags_are_usage_errors_not_panics() {
     }
 }
 
+#[cfg(not(feature = "redis"))]
 #[test]
 fn redis_flag_fails_clearly_and_never_echoes_the_url() {
     let out = memstache(&[
@@ -194,7 +195,62 @@ fn redis_flag_fails_clearly_and_never_echoes_the_url() {
     ]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("no Redis support yet"), "{stderr}");
+    assert!(stderr.contains("--features redis"), "{stderr}");
     assert!(!stderr.contains("s3cret"), "{stderr}");
     assert!(out.stdout.is_empty());
+}
+
+#[cfg(feature = "redis")]
+#[test]
+fn demo_runs_against_a_real_redis() {
+    let server = memstache_testkit::redis::RedisServer::start();
+    let url = server.url();
+    let run = || {
+        demo(&[
+            "--redis",
+            &url,
+            "--requests",
+            "3000",
+            "--keys",
+            "300",
+            "--concurrency",
+            "8",
+            "--source-latency-ms",
+            "0",
+        ])
+    };
+    let t = run();
+    let hits = number(&t, "hits");
+    let calls = number(&t, "source calls");
+    assert_eq!(hits + calls, 3000, "{t:?}");
+    // Redis has room for every key: about one load per distinct key (a few more when a load
+    // finishes between another request's read and its join of the in-flight load).
+    assert!((1..600).contains(&calls), "{t:?}");
+    assert!(hits > 2000, "{t:?}");
+    assert_eq!(number(&t, "wrong values"), 0);
+    assert_eq!(number(&t, "errors"), 0);
+    assert_eq!(t["backend"], "redis");
+    assert_eq!(t["entries stored"], "-");
+    // A second run uses a fresh namespace: it starts cold instead of hitting the first run's
+    // keys, so it loads about as often as the first.
+    let again = number(&run(), "source calls");
+    assert!(again * 2 > calls, "first {calls}, second {again}");
+}
+
+#[cfg(feature = "redis")]
+#[test]
+fn unreachable_redis_is_a_clean_failure() {
+    // Port 1 on loopback: nothing listens there.
+    let out = memstache(&[
+        "demo",
+        "--redis",
+        "redis://:s3cret@127.0.0.1:1",
+        "--requests",
+        "1",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("error"), "{stderr}");
+    assert!(!stderr.contains("s3cret"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
