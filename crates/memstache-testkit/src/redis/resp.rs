@@ -51,19 +51,37 @@ impl Reply {
 /// assert_eq!(r, Reply::Status("PONG".into()));
 /// ```
 pub fn command(port: u16, args: &[&str]) -> io::Result<Reply> {
+    command_auth(port, None, args)
+}
+
+/// [`command`] after `AUTH password` on the same connection, when a password is given.
+pub(crate) fn command_auth(port: u16, password: Option<&str>, args: &[&str]) -> io::Result<Reply> {
     let stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     stream.set_write_timeout(Some(Duration::from_secs(10)))?;
     let mut out = Vec::new();
+    if let Some(pw) = password {
+        encode(&mut out, &["AUTH", pw]);
+    }
+    encode(&mut out, args);
+    (&stream).write_all(&out)?;
+    let mut reader = BufReader::new(stream);
+    if password.is_some() {
+        let auth = read_reply(&mut reader)?;
+        if let Reply::Error(_) = auth {
+            return Ok(auth);
+        }
+    }
+    read_reply(&mut reader)
+}
+
+fn encode(out: &mut Vec<u8>, args: &[&str]) {
     out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
     for a in args {
         out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
         out.extend_from_slice(a.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    (&stream).write_all(&out)?;
-    let mut reader = BufReader::new(stream);
-    read_reply(&mut reader)
 }
 
 fn bad(msg: &str) -> io::Error {

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use super::resp::{Reply, command};
+use super::resp::{Reply, command_auth};
 
 /// The command that installs the Redis binaries on Debian/Ubuntu.
 pub const INSTALL_HINT: &str = "apt-get install -y redis-server redis-tools";
@@ -141,6 +141,15 @@ pub(crate) struct Launch {
 }
 
 impl Launch {
+    /// The `--requirepass` argument, if any.
+    pub(crate) fn password(&self) -> Option<&str> {
+        self.args
+            .iter()
+            .position(|a| a == "--requirepass")
+            .and_then(|i| self.args.get(i + 1))
+            .map(String::as_str)
+    }
+
     pub(crate) fn plain(extra: &[&str]) -> Launch {
         let mut args: Vec<String> = ["--save", "", "--appendonly", "no"]
             .iter()
@@ -191,7 +200,7 @@ fn spawn(launch: &Launch, port: u16, dir: &Path) -> Result<Proc, String> {
             proc.kill();
             return Err(format!("redis-server exited early ({status})"));
         }
-        if let Ok(reply) = command(port, &["INFO", "server"])
+        if let Ok(reply) = command_auth(port, launch.password(), &["INFO", "server"])
             && reply.as_text().is_some_and(|t| t.contains(&want))
         {
             return Ok(proc);
@@ -291,13 +300,14 @@ impl RedisServer {
         self.dir.path()
     }
 
-    /// Sends one command and returns the reply (a fresh connection per call).
+    /// Sends one command and returns the reply (a fresh connection per call; authenticated
+    /// when the server was started with `--requirepass`).
     ///
     /// # Panics
     ///
     /// When the server cannot be reached: this is a test helper.
     pub fn cmd(&self, args: &[&str]) -> Reply {
-        command(self.port, args)
+        command_auth(self.port, self.launch.password(), args)
             .unwrap_or_else(|e| panic!("redis command to port {} failed: {e}", self.port))
     }
 
