@@ -28,7 +28,8 @@ pub struct RedisCluster {
 pub struct ClusterNodeInfo {
     /// The node's port.
     pub port: u16,
-    /// Whether it is a master (and not flagged failed).
+    /// Whether it is a master (and not flagged failed). A node that has just joined may show as
+    /// a master without slots.
     pub is_master: bool,
     /// Slot ranges served, inclusive.
     pub slots: Vec<(u16, u16)>,
@@ -79,6 +80,7 @@ impl RedisCluster {
         );
         let cluster = RedisCluster { nodes };
         cluster.wait_ok(Duration::from_secs(60));
+        cluster.wait_replicas(Duration::from_secs(60));
         cluster
     }
 
@@ -152,6 +154,39 @@ impl RedisCluster {
                     .ok()
                     .and_then(|r| r.as_text())
                     .is_some_and(|t| t.contains("cluster_state:ok"))
+            })
+        });
+    }
+
+    /// Waits until every running node sees three replicas and every replica's link to its
+    /// master is up (`cluster_state:ok` comes earlier, before `--cluster create` has attached
+    /// the replicas).
+    ///
+    /// # Panics
+    ///
+    /// When that takes longer than `timeout`.
+    pub fn wait_replicas(&self, timeout: Duration) {
+        wait_until("three synced replicas", timeout, || {
+            self.nodes.iter().filter(|n| n.is_running()).all(|n| {
+                let Ok(nodes) = super::resp::command(n.port(), &["CLUSTER", "NODES"]) else {
+                    return false;
+                };
+                let replicas = nodes
+                    .as_text()
+                    .unwrap_or_default()
+                    .lines()
+                    .filter(|l| {
+                        l.split_whitespace()
+                            .nth(2)
+                            .is_some_and(|f| f.split(',').any(|f| f == "slave"))
+                    })
+                    .count();
+                let info = super::resp::command(n.port(), &["INFO", "replication"])
+                    .ok()
+                    .and_then(|r| r.as_text())
+                    .unwrap_or_default();
+                let linked = info.contains("role:master") || info.contains("master_link_status:up");
+                replicas == 3 && linked
             })
         });
     }
