@@ -1,0 +1,74 @@
+//! The pipeline on the memory backend (get hit, set; 1 KiB and 64 KiB values) beside moka's
+//! `future::Cache` get/insert of the same typed value, in the same run.
+//!
+//! `cargo bench -p memstache-benches --bench pipeline` (or `cargo xtask bench --bench pipeline`).
+
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use memstache::{EntryOptions, MemStache};
+
+/// A deterministic text value of `len` bytes (seeded LCG over a small vocabulary, so it
+/// compresses like real text).
+fn text(len: usize, mut seed: u64) -> String {
+    const WORDS: [&str; 16] = [
+        "order", "customer", "shipped", "total", "amount", "currency", "EUR", "address",
+        "street", "city", "status", "pending", "item", "sku", "quantity", "price",
+    ];
+    let mut s = String::with_capacity(len + 16);
+    while s.len() < len {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        s.push_str(WORDS[(seed >> 60) as usize]);
+        s.push(if seed & 1 == 0 { ' ' } else { ',' });
+        s.push_str(&((seed >> 20) % 10_000).to_string());
+        s.push(' ');
+    }
+    s.truncate(len);
+    s
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    for (label, size) in [("1KiB", 1024usize), ("64KiB", 64 * 1024)] {
+        let value = text(size, 42);
+        let mut g = c.benchmark_group(format!("pipeline/{label}"));
+        g.throughput(Throughput::Elements(1));
+
+        let cache = MemStache::builder().build().expect("cache");
+        rt.block_on(cache.set("hot", &value, EntryOptions::default()))
+            .expect("set");
+        g.bench_function("memstache_get_hit", |b| {
+            b.to_async(&rt).iter(|| async {
+                let v: Option<String> = cache.get("hot").await.expect("get");
+                black_box(v)
+            })
+        });
+        g.bench_function("memstache_set", |b| {
+            b.to_async(&rt).iter(|| async {
+                cache
+                    .set("k", black_box(&value), EntryOptions::default())
+                    .await
+                    .expect("set")
+            })
+        });
+
+        let moka: moka::future::Cache<String, String> = moka::future::Cache::new(100_000);
+        rt.block_on(moka.insert("hot".to_owned(), value.clone()));
+        g.bench_function("moka_get_hit", |b| {
+            b.to_async(&rt)
+                .iter(|| async { black_box(moka.get("hot").await) })
+        });
+        g.bench_function("moka_insert", |b| {
+            b.to_async(&rt).iter(|| async {
+                moka.insert("k".to_owned(), black_box(&value).clone()).await
+            })
+        });
+        g.finish();
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
