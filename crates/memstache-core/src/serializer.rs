@@ -206,3 +206,86 @@ pub fn by_id(id: u8) -> Option<std::sync::Arc<dyn Serializer>> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde::{Deserialize, Serialize};
+    use std::collections::BTreeMap;
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    struct Rec {
+        id: u64,
+        name: String,
+        score: Option<i32>,
+        tags: Vec<String>,
+        attrs: BTreeMap<String, u16>,
+        nested: Vec<(bool, u8)>,
+    }
+
+    fn rec() -> impl Strategy<Value = Rec> {
+        (
+            any::<u64>(),
+            ".*",
+            any::<Option<i32>>(),
+            proptest::collection::vec(".{0,8}", 0..4),
+            proptest::collection::btree_map(".{0,4}", any::<u16>(), 0..4),
+            proptest::collection::vec(any::<(bool, u8)>(), 0..8),
+        )
+            .prop_map(|(id, name, score, tags, attrs, nested)| Rec {
+                id,
+                name,
+                score,
+                tags,
+                attrs,
+                nested,
+            })
+    }
+
+    fn all() -> Vec<std::sync::Arc<dyn Serializer>> {
+        (0..=255u8).filter_map(by_id).collect()
+    }
+
+    proptest! {
+        #[test]
+        fn every_serializer_round_trips(r in rec()) {
+            for s in all() {
+                let mut out = Vec::new();
+                s.serialize(&r, &mut out).unwrap();
+                let back: Rec = crate::cache::deserialize_for_tests(s.as_ref(), &out).unwrap();
+                prop_assert_eq!(&back, &r, "serializer {}", s.name());
+            }
+        }
+
+        #[test]
+        fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..128)) {
+            for s in all() {
+                let _ = crate::cache::deserialize_for_tests::<Rec>(s.as_ref(), &bytes);
+                let _ = crate::cache::deserialize_for_tests::<String>(s.as_ref(), &bytes);
+            }
+        }
+
+        #[test]
+        fn trailing_bytes_are_rejected(r in rec(), extra in 1u8..=255) {
+            for s in all() {
+                let mut out = Vec::new();
+                s.serialize(&r, &mut out).unwrap();
+                out.push(extra);
+                // JSON tolerates trailing whitespace; anything else must fail
+                if s.name() == "json" && (extra as char).is_ascii_whitespace() { continue; }
+                prop_assert!(crate::cache::deserialize_for_tests::<Rec>(s.as_ref(), &out).is_err());
+            }
+        }
+    }
+
+    #[test]
+    fn ids_are_stable() {
+        #[cfg(feature = "postcard")]
+        assert_eq!(Postcard.id(), 1);
+        #[cfg(feature = "msgpack")]
+        assert_eq!(MessagePack.id(), 2);
+        #[cfg(feature = "json")]
+        assert_eq!(Json.id(), 3);
+    }
+}

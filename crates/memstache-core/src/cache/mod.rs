@@ -649,5 +649,14 @@ impl MemStache {
     }
 }
 
+/// Test-only access to the typed deserialization used by the pipeline.
+#[cfg(test)]
+pub(crate) fn deserialize_for_tests<T: DeserializeOwned>(
+    s: &dyn crate::raw::Serializer,
+    bytes: &[u8],
+) -> Result<T> {
+    pipeline::deserialize_with(s, bytes)
+}
+
 #[cfg(test)]
 mod tests;

@@ -139,6 +139,54 @@ impl Harness for RealTimeHarness {
     }
 }
 
+/// Another harness whose caches get extra pipeline configuration (compression, encryption …),
+/// so the whole suite runs with those stages on.
+///
+/// ```
+/// use memstache_testkit::behaviour::{Configured, MemoryHarness};
+/// let h = Configured::new(MemoryHarness::new(), |b| b.compress_threshold(16));
+/// # let _ = h;
+/// ```
+pub struct Configured<H> {
+    inner: H,
+    configure: Box<dyn Fn(MemStacheBuilder) -> MemStacheBuilder + Send + Sync>,
+}
+
+impl<H: Harness> Configured<H> {
+    /// Wraps `inner`; `configure` is applied to every builder.
+    pub fn new(
+        inner: H,
+        configure: impl Fn(MemStacheBuilder) -> MemStacheBuilder + Send + Sync + 'static,
+    ) -> Self {
+        Configured {
+            inner,
+            configure: Box::new(configure),
+        }
+    }
+}
+
+impl<H: Debug> Debug for Configured<H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Configured").field("inner", &self.inner).finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl<H: Harness> Harness for Configured<H> {
+    fn backend(&self) -> Arc<dyn Backend> {
+        self.inner.backend()
+    }
+    fn clock(&self) -> Arc<dyn Clock> {
+        self.inner.clock()
+    }
+    async fn advance(&self, by: Duration) {
+        self.inner.advance(by).await;
+    }
+    fn builder(&self) -> MemStacheBuilder {
+        (self.configure)(self.inner.builder())
+    }
+}
+
 /// Generates one `#[tokio::test]` per behaviour case, each building its harness with `$make`
 /// (an expression of type `impl Future<Output = impl Harness>`).
 #[macro_export]
