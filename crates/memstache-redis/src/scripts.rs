@@ -6,12 +6,20 @@
 /// epoch, 0 = none) and the sliding window (ms, 0 = none).
 use memstache_core::envelope::{DEADLINE_OFFSET, FORMAT_VERSION, MAGIC, SLIDING_OFFSET};
 
+/// Sliding windows at or above this (about 317 years) are not re-armed: the TTL set on write
+/// stands. It keeps every number the script handles exact in Lua's doubles and inside
+/// `PEXPIRE`'s range, whatever bytes a corrupted header holds (the pipeline then rejects the
+/// entry by its checksum).
+pub(crate) const MAX_SLIDING_MS: u64 = 10_000_000_000_000;
+
 /// `KEYS` = the keys (one slot on a cluster); `ARGV[1]` = `"g"` to return the values or `"t"`
 /// to return `"1"` per live key (touch). Returns one element per key, `false` (nil) for a miss.
 ///
 /// For an envelope with a sliding window it computes `ttl = min(sliding, deadline - now)` with
 /// the server's `TIME`, and `PEXPIRE`s the key (or deletes it when `ttl <= 0`, reporting a
-/// miss). Values that are not envelopes, or have no sliding window, are returned untouched.
+/// miss). Values that are not envelopes of this format version, or have no sliding window, are
+/// returned untouched. The TTL is passed as an integer string (`%.0f`): Lua 5.1 would print
+/// large numbers in exponent form, which `PEXPIRE` rejects.
 pub(crate) fn sliding_script() -> String {
     let magic = std::str::from_utf8(&MAGIC).unwrap_or("MSC");
     format!(
@@ -23,7 +31,7 @@ for i, key in ipairs(KEYS) do
   if v and string.len(v) >= {min_len} and string.sub(v, 1, 3) == '{magic}'
      and string.byte(v, 4) == {version} then
     local sliding = struct.unpack('<I8', v, {sliding_pos})
-    if sliding > 0 then
+    if sliding > 0 and sliding < {max_ms} then
       if not now then
         local t = redis.call('TIME')
         now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -35,7 +43,7 @@ for i, key in ipairs(KEYS) do
         redis.call('DEL', key)
         v = false
       else
-        redis.call('PEXPIRE', key, ttl)
+        redis.call('PEXPIRE', key, string.format('%.0f', ttl))
       end
     end
   end
@@ -45,6 +53,7 @@ end
 return out
 "#,
         min_len = SLIDING_OFFSET + 8,
+        max_ms = MAX_SLIDING_MS,
         version = FORMAT_VERSION,
         sliding_pos = SLIDING_OFFSET + 1,
         deadline_pos = DEADLINE_OFFSET + 1,
@@ -62,5 +71,6 @@ mod tests {
         assert!(s.contains("struct.unpack('<I8', v, 17)"));
         assert!(s.contains("string.len(v) >= 32"));
         assert!(s.contains("string.byte(v, 4) == 1 "));
+        assert!(s.contains("sliding < 10000000000000 then"));
     }
 }

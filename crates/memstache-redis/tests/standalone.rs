@@ -31,6 +31,11 @@ async fn backend_with(url: &str, mode: SlidingReads) -> RedisBackend {
     RedisBackend::from_config(config).await.unwrap()
 }
 
+async fn strict_get(server: &RedisServer, key: &str) -> Option<Bytes> {
+    let strict = backend_with(&server.url(), SlidingReads::Script).await;
+    strict.get(key).await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn standalone_backend() {
     let server = RedisServer::start();
@@ -122,6 +127,13 @@ async fn standalone_backend() {
     b.set(&k("stale"), stale, Expiry::NEVER).await.unwrap(); // the bytes as they are, no PX
     assert_eq!(b.get(&k("stale")).await.unwrap(), None);
     assert_eq!(server.cmd(&["EXISTS", &k("stale")]).as_int(), Some(0));
+
+    // a corrupted header (absurd sliding window) is returned as bytes, not a script error:
+    // the pipeline rejects it by its checksum
+    let absurd = envelope(0, 1 << 59, b"junk");
+    b.set(&k("absurd"), absurd.clone(), Expiry::NEVER).await.unwrap();
+    assert_eq!(b.get(&k("absurd")).await.unwrap(), Some(absurd.clone()));
+    assert_eq!(strict_get(&server, &k("absurd")).await, Some(absurd));
 
     // --- a sliding entry written by another process is re-armed on its first plain read
     let foreign = RedisBackend::connect(&server.url()).await.unwrap();
