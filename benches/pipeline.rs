@@ -12,12 +12,14 @@ use memstache::{EntryOptions, MemStache};
 /// compresses like real text).
 fn text(len: usize, mut seed: u64) -> String {
     const WORDS: [&str; 16] = [
-        "order", "customer", "shipped", "total", "amount", "currency", "EUR", "address",
-        "street", "city", "status", "pending", "item", "sku", "quantity", "price",
+        "order", "customer", "shipped", "total", "amount", "currency", "EUR", "address", "street",
+        "city", "status", "pending", "item", "sku", "quantity", "price",
     ];
     let mut s = String::with_capacity(len + 16);
     while s.len() < len {
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         s.push_str(WORDS[(seed >> 60) as usize]);
         s.push(if seed & 1 == 0 { ' ' } else { ',' });
         s.push_str(&((seed >> 20) % 10_000).to_string());
@@ -62,9 +64,8 @@ fn bench(c: &mut Criterion) {
                 .iter(|| async { black_box(moka.get("hot").await) })
         });
         g.bench_function("moka_insert", |b| {
-            b.to_async(&rt).iter(|| async {
-                moka.insert("k".to_owned(), black_box(&value).clone()).await
-            })
+            b.to_async(&rt)
+                .iter(|| async { moka.insert("k".to_owned(), black_box(&value).clone()).await })
         });
         g.finish();
     }

@@ -37,8 +37,15 @@ impl BTreeBackend {
         }
     }
 
-    fn live<'a>(map: &'a mut BTreeMap<String, Entry>, key: &str, now: u64) -> Option<&'a mut Entry> {
-        if map.get(key).is_some_and(|e| e.expires_at.is_some_and(|at| at <= now)) {
+    fn live<'a>(
+        map: &'a mut BTreeMap<String, Entry>,
+        key: &str,
+        now: u64,
+    ) -> Option<&'a mut Entry> {
+        if map
+            .get(key)
+            .is_some_and(|e| e.expires_at.is_some_and(|at| at <= now))
+        {
             map.remove(key);
         }
         map.get_mut(key)

@@ -303,7 +303,11 @@ pub fn decode(bytes: &[u8], max_value_size: usize) -> Result<Envelope<'_>> {
 pub fn checksum(header_bytes: &[u8], storage_key: &str, body: &[u8]) -> u32 {
     let mut h = crc32fast::Hasher::new();
     h.update(header_bytes);
-    h.update(&u32::try_from(storage_key.len()).unwrap_or(u32::MAX).to_le_bytes());
+    h.update(
+        &u32::try_from(storage_key.len())
+            .unwrap_or(u32::MAX)
+            .to_le_bytes(),
+    );
     h.update(storage_key.as_bytes());
     h.update(body);
     h.finalize()
@@ -316,7 +320,11 @@ pub fn aad(header_bytes: &[u8], storage_key: &str, out: &mut Vec<u8>) {
     out.clear();
     out.reserve(header_bytes.len() + 4 + storage_key.len());
     out.extend_from_slice(header_bytes);
-    out.extend_from_slice(&u32::try_from(storage_key.len()).unwrap_or(u32::MAX).to_le_bytes());
+    out.extend_from_slice(
+        &u32::try_from(storage_key.len())
+            .unwrap_or(u32::MAX)
+            .to_le_bytes(),
+    );
     out.extend_from_slice(storage_key.as_bytes());
 }
 

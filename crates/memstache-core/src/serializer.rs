@@ -172,7 +172,10 @@ impl Serializer for Json {
     fn serialize(&self, value: &dyn erased_serde::Serialize, out: &mut Vec<u8>) -> Result<()> {
         let mut ser = serde_json::Serializer::new(out);
         erased_serde::serialize(value, &mut ser).map_err(|_| {
-            Error::new(ErrorKind::Serialization, "value could not be serialized as JSON")
+            Error::new(
+                ErrorKind::Serialization,
+                "value could not be serialized as JSON",
+            )
         })
     }
     fn deserialize(

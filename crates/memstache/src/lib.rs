@@ -3,8 +3,8 @@
 
 pub use memstache_core::{
     Absolute, BoxError, DEFAULT_COMPRESS_THRESHOLD, DEFAULT_DISTRIBUTED_TIMEOUT, DEFAULT_KEY_ID,
-    DEFAULT_MAX_KEY_LEN, DEFAULT_MAX_VALUE_SIZE, DEFAULT_NAMESPACE, EntryOptions, Error,
-    ErrorKind, MemStache, MemStacheBuilder, Result, StatsSnapshot, key_hash,
+    DEFAULT_MAX_KEY_LEN, DEFAULT_MAX_VALUE_SIZE, DEFAULT_NAMESPACE, EntryOptions, Error, ErrorKind,
+    MemStache, MemStacheBuilder, Result, StatsSnapshot, key_hash,
 };
 
 /// The plugin SPI: traits for custom backends, serializers, compressors, encryptors, key

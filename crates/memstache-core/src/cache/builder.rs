@@ -234,7 +234,9 @@ impl MemStacheBuilder {
             return Err(invalid("max_value_size must be below 4 GiB"));
         }
         if self.defaults.get_encrypt() == Some(true) && self.encryptor.is_none() {
-            return Err(invalid("default options ask for encryption but there is no encryptor"));
+            return Err(invalid(
+                "default options ask for encryption but there is no encryptor",
+            ));
         }
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let backend = match self.backend {

@@ -79,8 +79,14 @@ impl fmt::Debug for MemStache {
             .field("namespace", &i.namespace)
             .field("backend", &i.backend_name)
             .field("serializer", &i.pipeline.serializer.name())
-            .field("compressor", &i.pipeline.compressor.as_ref().map(|c| c.name()))
-            .field("encryptor", &i.pipeline.encryptor.as_ref().map(|e| e.name()))
+            .field(
+                "compressor",
+                &i.pipeline.compressor.as_ref().map(|c| c.name()),
+            )
+            .field(
+                "encryptor",
+                &i.pipeline.encryptor.as_ref().map(|e| e.name()),
+            )
             .field("operation_timeout", &i.operation_timeout)
             .finish_non_exhaustive()
     }
@@ -218,9 +224,9 @@ impl MemStache {
             Some(Absolute::After(d)) => {
                 now_ms.saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
             }
-            Some(Absolute::At(t)) => t
-                .duration_since(UNIX_EPOCH)
-                .map_or(1, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)),
+            Some(Absolute::At(t)) => t.duration_since(UNIX_EPOCH).map_or(1, |d| {
+                u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+            }),
             _ => 0,
         };
         let sliding = o.get_sliding_expiration();
@@ -276,13 +282,15 @@ impl MemStache {
                 },
             )
             .await?;
-        if let Some(max) = self.inner.backend_max_value {
-            if enc.len() > max {
-                return Err(Error::new(
-                    ErrorKind::ValueTooLarge,
-                    "encoded entry is larger than the backend accepts",
-                ));
-            }
+        if self
+            .inner
+            .backend_max_value
+            .is_some_and(|max| enc.len() > max)
+        {
+            return Err(Error::new(
+                ErrorKind::ValueTooLarge,
+                "encoded entry is larger than the backend accepts",
+            ));
         }
         Ok((enc, expiry))
     }
@@ -554,7 +562,9 @@ impl MemStache {
                 .collect::<Result<Vec<_>>>()?;
             let raws = self.call(self.inner.backend.get_many(&sks)).await?;
             if raws.len() != sks.len() {
-                return Err(Error::internal("backend returned the wrong number of values"));
+                return Err(Error::internal(
+                    "backend returned the wrong number of values",
+                ));
             }
             let mut out = Vec::with_capacity(raws.len());
             let mut hits = 0usize;
@@ -567,7 +577,9 @@ impl MemStache {
                     None => out.push(None),
                 }
             }
-            self.inner.stats.hits(hits as u64, (out.len() - hits) as u64);
+            self.inner
+                .stats
+                .hits(hits as u64, (out.len() - hits) as u64);
             tracing::Span::current().record("hits", hits);
             Ok(out)
         }
@@ -599,7 +611,9 @@ impl MemStache {
             for (k, v) in items {
                 let sk = self.storage_key(k.as_ref())?;
                 let plain = self.inner.pipeline.serialize(v)?;
-                let (bytes, expiry) = self.encode_serialized::<T>(&plain, &sk, &options, now).await?;
+                let (bytes, expiry) = self
+                    .encode_serialized::<T>(&plain, &sk, &options, now)
+                    .await?;
                 if expiry.is_due(now) {
                     due.push(sk);
                 } else {

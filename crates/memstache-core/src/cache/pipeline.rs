@@ -6,7 +6,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
-use crate::envelope::{self, FLAG_CHECKSUM, FLAG_COMPRESSED, FLAG_ENCRYPTED, FLAG_FINGERPRINT, Header};
+use crate::envelope::{
+    self, FLAG_CHECKSUM, FLAG_COMPRESSED, FLAG_ENCRYPTED, FLAG_FINGERPRINT, Header,
+};
 use crate::raw::{Compressor, Encryptor, KeyManager, Serializer};
 use crate::{Error, ErrorKind, Result};
 
@@ -35,7 +37,6 @@ pub(crate) struct Pipeline {
     /// Read plaintext entries even though this cache encrypts.
     pub(crate) accept_unencrypted: bool,
 }
-
 
 fn too_large() -> Error {
     Error::new(
@@ -73,13 +74,15 @@ impl Pipeline {
 
         // Compression: only above the threshold, and only when it pays.
         let mut compressed: Option<(u8, Vec<u8>)> = None;
-        if p.compress && plain.len() >= self.compress_threshold {
-            if let Some(c) = &self.compressor {
-                let mut out = Vec::with_capacity(plain.len() / 2);
-                c.compress(plain, &mut out)?;
-                if out.len() < plain.len() {
-                    compressed = Some((c.id(), out));
-                }
+        if let Some(c) = self
+            .compressor
+            .as_ref()
+            .filter(|_| p.compress && plain.len() >= self.compress_threshold)
+        {
+            let mut out = Vec::with_capacity(plain.len() / 2);
+            c.compress(plain, &mut out)?;
+            if out.len() < plain.len() {
+                compressed = Some((c.id(), out));
             }
         }
         let payload: &[u8] = compressed.as_ref().map_or(plain, |(_, v)| v.as_slice());
@@ -176,11 +179,15 @@ impl Pipeline {
             crate::serializer::by_id(h.serializer).ok_or_else(|| {
                 Error::new(
                     ErrorKind::UnsupportedFormat,
-                    format!("entry was written with serializer id {}, which this cache does not have", h.serializer),
+                    format!(
+                        "entry was written with serializer id {}, which this cache does not have",
+                        h.serializer
+                    ),
                 )
             })?
         };
-        if expected_fingerprint != 0 && h.fingerprint != 0 && h.fingerprint != expected_fingerprint {
+        if expected_fingerprint != 0 && h.fingerprint != 0 && h.fingerprint != expected_fingerprint
+        {
             return Err(Error::new(
                 ErrorKind::SchemaMismatch,
                 "entry was written for another type",
@@ -197,7 +204,10 @@ impl Pipeline {
             if enc.id() != h.cipher {
                 return Err(Error::new(
                     ErrorKind::UnsupportedFormat,
-                    format!("entry was sealed with cipher id {}, which this cache does not have", h.cipher),
+                    format!(
+                        "entry was sealed with cipher id {}, which this cache does not have",
+                        h.cipher
+                    ),
                 ));
             }
             if env.body.len() > self.max_value_size.saturating_add(enc.tag_len()) {
@@ -243,9 +253,7 @@ impl Pipeline {
             payload
         };
         if plain.len() != h.plain_len as usize {
-            return Err(Error::integrity(
-                "entry length does not match its header",
-            ));
+            return Err(Error::integrity("entry length does not match its header"));
         }
         Ok((Cow::Owned(plain), serializer))
     }

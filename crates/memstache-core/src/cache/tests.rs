@@ -70,11 +70,22 @@ async fn logs_and_errors_never_contain_keys_or_values() {
             .await
             .unwrap_err(),
     );
-    errors.push(cache.set(SECRET_KEY, &vec![0u8; 17 << 20], EntryOptions::default()).await.unwrap_err());
+    errors.push(
+        cache
+            .set(SECRET_KEY, &vec![0u8; 17 << 20], EntryOptions::default())
+            .await
+            .unwrap_err(),
+    );
 
     let logs = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
-    assert!(logs.contains("memstache.get"), "spans were captured: {logs}");
-    assert!(logs.contains(&crate::key_hash(SECRET_KEY)), "key hash is logged");
+    assert!(
+        logs.contains("memstache.get"),
+        "spans were captured: {logs}"
+    );
+    assert!(
+        logs.contains(&crate::key_hash(SECRET_KEY)),
+        "key hash is logged"
+    );
     assert!(!logs.contains(SECRET_KEY), "raw key leaked into logs");
     assert!(!logs.contains(SECRET_VALUE), "value leaked into logs");
     for e in &errors {
@@ -82,7 +93,10 @@ async fn logs_and_errors_never_contain_keys_or_values() {
             assert!(!text.contains(SECRET_KEY), "key leaked into {text}");
             assert!(!text.contains(SECRET_VALUE), "value leaked into {text}");
         }
-        assert_eq!(e.context_value("key_hash"), Some(crate::key_hash(SECRET_KEY).as_str()));
+        assert_eq!(
+            e.context_value("key_hash"),
+            Some(crate::key_hash(SECRET_KEY).as_str())
+        );
     }
     assert!(!format!("{cache:?}").contains(SECRET_KEY));
 }
@@ -91,7 +105,9 @@ async fn logs_and_errors_never_contain_keys_or_values() {
 async fn flights_are_cleaned_up_after_success_error_and_cancellation() {
     let cache = MemStache::builder().build().unwrap();
     let _: u8 = cache
-        .get_or_set("a", EntryOptions::default(), || async { Ok::<_, std::io::Error>(1u8) })
+        .get_or_set("a", EntryOptions::default(), || async {
+            Ok::<_, std::io::Error>(1u8)
+        })
         .await
         .unwrap();
     let _ = cache
@@ -137,7 +153,10 @@ async fn operation_timeout_bounds_a_slow_backend() {
     }
     tokio::time::pause();
     let cache = MemStache::builder().backend(Slow).build().unwrap();
-    assert_eq!(cache.inner.operation_timeout, Some(DEFAULT_DISTRIBUTED_TIMEOUT));
+    assert_eq!(
+        cache.inner.operation_timeout,
+        Some(DEFAULT_DISTRIBUTED_TIMEOUT)
+    );
     let e = cache.get::<u8>("k").await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Timeout);
     assert!(e.is_temporary());
@@ -145,7 +164,9 @@ async fn operation_timeout_bounds_a_slow_backend() {
     assert_eq!(e.context_value("backend"), Some("slow"));
     // get_or_set stays available: the read times out, the loader's value is returned
     let v: u8 = cache
-        .get_or_set("k", EntryOptions::default(), || async { Ok::<_, std::io::Error>(3u8) })
+        .get_or_set("k", EntryOptions::default(), || async {
+            Ok::<_, std::io::Error>(3u8)
+        })
         .await
         .unwrap();
     assert_eq!(v, 3);
@@ -188,9 +209,14 @@ async fn entries_stay_readable_when_the_serializer_changes() {
         .serializer(crate::serializer::Json)
         .build()
         .unwrap();
-    json.set("k", &vec![1u32, 2], EntryOptions::default()).await.unwrap();
+    json.set("k", &vec![1u32, 2], EntryOptions::default())
+        .await
+        .unwrap();
     let postcard = MemStache::builder().backend(backend).build().unwrap();
-    assert_eq!(postcard.get::<Vec<u32>>("k").await.unwrap(), Some(vec![1, 2]));
+    assert_eq!(
+        postcard.get::<Vec<u32>>("k").await.unwrap(),
+        Some(vec![1, 2])
+    );
 }
 
 #[cfg(feature = "msgpack")]
@@ -210,6 +236,9 @@ async fn msgpack_uses_named_fields() {
         .serializer(crate::serializer::MessagePack)
         .build()
         .unwrap();
-    cache.set("k", &V1 { a: 5 }, EntryOptions::default()).await.unwrap();
+    cache
+        .set("k", &V1 { a: 5 }, EntryOptions::default())
+        .await
+        .unwrap();
     assert_eq!(cache.get::<V2>("k").await.unwrap(), Some(V2 { b: 0, a: 5 }));
 }

@@ -4,7 +4,11 @@ use proptest::prelude::*;
 fn sample(encrypted: bool) -> Vec<u8> {
     let nonce = [9u8; 12];
     let h = Header {
-        flags: if encrypted { FLAG_ENCRYPTED } else { FLAG_CHECKSUM },
+        flags: if encrypted {
+            FLAG_ENCRYPTED
+        } else {
+            FLAG_CHECKSUM
+        },
         serializer: 1,
         compressor: 0,
         cipher: u8::from(encrypted),
@@ -36,10 +40,7 @@ fn round_trip_plain_and_encrypted() {
     assert_eq!(e.body, b"hello");
     assert_eq!(e.header.deadline_ms, 1_700_000_060_000);
     assert_eq!(e.header_bytes.len(), MIN_HEADER_LEN);
-    assert_eq!(
-        e.checksum,
-        Some(checksum(e.header_bytes, "ns:k", e.body))
-    );
+    assert_eq!(e.checksum, Some(checksum(e.header_bytes, "ns:k", e.body)));
     let enc = sample(true);
     let e = decode(&enc, 1024).unwrap();
     assert_eq!(e.header.key_id, "default");
@@ -53,7 +54,11 @@ fn fixed_offsets_match_the_docs() {
     assert_eq!(&plain[..3], b"MSC");
     assert_eq!(plain[3], FORMAT_VERSION);
     assert_eq!(
-        u64::from_le_bytes(plain[DEADLINE_OFFSET..DEADLINE_OFFSET + 8].try_into().unwrap()),
+        u64::from_le_bytes(
+            plain[DEADLINE_OFFSET..DEADLINE_OFFSET + 8]
+                .try_into()
+                .unwrap()
+        ),
         1_700_000_060_000
     );
 }
@@ -62,10 +67,16 @@ fn fixed_offsets_match_the_docs() {
 fn unknown_version_and_flags_are_unsupported() {
     let mut b = sample(false);
     b[3] = 2;
-    assert_eq!(decode(&b, 1024).unwrap_err().kind(), ErrorKind::UnsupportedFormat);
+    assert_eq!(
+        decode(&b, 1024).unwrap_err().kind(),
+        ErrorKind::UnsupportedFormat
+    );
     let mut b = sample(false);
     b[4] |= 0x80;
-    assert_eq!(decode(&b, 1024).unwrap_err().kind(), ErrorKind::UnsupportedFormat);
+    assert_eq!(
+        decode(&b, 1024).unwrap_err().kind(),
+        ErrorKind::UnsupportedFormat
+    );
 }
 
 #[test]

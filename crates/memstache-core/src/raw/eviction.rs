@@ -22,7 +22,12 @@ pub struct EntryMeta {
 
 impl EntryMeta {
     /// Metadata for an entry.
-    pub fn new(key_hash: u64, weight: u64, expires_at_ms: Option<u64>, inserted_at_ms: u64) -> Self {
+    pub fn new(
+        key_hash: u64,
+        weight: u64,
+        expires_at_ms: Option<u64>,
+        inserted_at_ms: u64,
+    ) -> Self {
         EntryMeta {
             key_hash,
             weight,

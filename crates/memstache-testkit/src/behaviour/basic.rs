@@ -30,7 +30,9 @@ pub fn user(id: u64) -> User {
 /// A typed value written with `set` reads back equal with `get`.
 pub async fn roundtrip_typed(h: &dyn Harness) {
     let c = h.cache();
-    c.set("user:42", &user(42), EntryOptions::default()).await.unwrap();
+    c.set("user:42", &user(42), EntryOptions::default())
+        .await
+        .unwrap();
     let got: Option<User> = c.get("user:42").await.unwrap();
     assert_eq!(got, Some(user(42)));
 }
@@ -66,9 +68,13 @@ pub async fn overwrite_replaces(h: &dyn Harness) {
 pub async fn namespaces_are_isolated(h: &dyn Harness) {
     let a = h.cache();
     let b = h.cache();
-    a.set("shared", &1u32, EntryOptions::default()).await.unwrap();
+    a.set("shared", &1u32, EntryOptions::default())
+        .await
+        .unwrap();
     assert_eq!(b.get::<u32>("shared").await.unwrap(), None);
-    b.set("shared", &2u32, EntryOptions::default()).await.unwrap();
+    b.set("shared", &2u32, EntryOptions::default())
+        .await
+        .unwrap();
     assert_eq!(a.get::<u32>("shared").await.unwrap(), Some(1));
     assert!(b.remove("shared").await.unwrap());
     assert_eq!(a.get::<u32>("shared").await.unwrap(), Some(1));
@@ -83,7 +89,9 @@ pub async fn concurrent_tasks_see_their_own_values(h: &dyn Harness) {
         tasks.push(tokio::spawn(async move {
             for i in 0..50u64 {
                 let key = format!("t{t}:k{i}");
-                c.set(&key, &(t * 1000 + i), EntryOptions::default()).await.unwrap();
+                c.set(&key, &(t * 1000 + i), EntryOptions::default())
+                    .await
+                    .unwrap();
                 assert_eq!(c.get::<u64>(&key).await.unwrap(), Some(t * 1000 + i));
             }
         }));
@@ -92,7 +100,10 @@ pub async fn concurrent_tasks_see_their_own_values(h: &dyn Harness) {
         t.await.expect("task panicked");
     }
     for t in 0..16u64 {
-        assert_eq!(c.get::<u64>(&format!("t{t}:k49")).await.unwrap(), Some(t * 1000 + 49));
+        assert_eq!(
+            c.get::<u64>(&format!("t{t}:k49")).await.unwrap(),
+            Some(t * 1000 + 49)
+        );
     }
 }
 
@@ -112,12 +123,26 @@ pub async fn invalid_keys_are_rejected(h: &dyn Harness) {
     for bad in ["", long.as_str(), "a\nb", "nul\0"] {
         let e = c.set(bad, &1u8, EntryOptions::default()).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidKey);
-        assert_eq!(c.get::<u8>(bad).await.unwrap_err().kind(), ErrorKind::InvalidKey);
-        assert_eq!(c.remove(bad).await.unwrap_err().kind(), ErrorKind::InvalidKey);
-        assert_eq!(c.exists(bad).await.unwrap_err().kind(), ErrorKind::InvalidKey);
-        assert_eq!(c.refresh(bad).await.unwrap_err().kind(), ErrorKind::InvalidKey);
+        assert_eq!(
+            c.get::<u8>(bad).await.unwrap_err().kind(),
+            ErrorKind::InvalidKey
+        );
+        assert_eq!(
+            c.remove(bad).await.unwrap_err().kind(),
+            ErrorKind::InvalidKey
+        );
+        assert_eq!(
+            c.exists(bad).await.unwrap_err().kind(),
+            ErrorKind::InvalidKey
+        );
+        assert_eq!(
+            c.refresh(bad).await.unwrap_err().kind(),
+            ErrorKind::InvalidKey
+        );
         let e = c
-            .get_or_set(bad, EntryOptions::default(), || async { Ok::<_, std::io::Error>(1u8) })
+            .get_or_set(bad, EntryOptions::default(), || async {
+                Ok::<_, std::io::Error>(1u8)
+            })
             .await
             .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidKey);
@@ -132,23 +157,37 @@ pub async fn invalid_keys_are_rejected(h: &dyn Harness) {
 /// A value over the max value size is `ValueTooLarge` and the previous value stays.
 pub async fn oversized_value_is_rejected_and_nothing_written(h: &dyn Harness) {
     let c = h.builder().max_value_size(1024).build().unwrap();
-    c.set("k", &vec![1u8; 10], EntryOptions::default()).await.unwrap();
-    let e = c.set("k", &vec![2u8; 2000], EntryOptions::default()).await.unwrap_err();
+    c.set("k", &vec![1u8; 10], EntryOptions::default())
+        .await
+        .unwrap();
+    let e = c
+        .set("k", &vec![2u8; 2000], EntryOptions::default())
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::ValueTooLarge);
     assert!(!e.is_temporary());
     assert_eq!(c.get::<Vec<u8>>("k").await.unwrap(), Some(vec![1u8; 10]));
     let e = c
-        .set_many(&[("a", &vec![0u8; 1]), ("b", &vec![0u8; 5000])], EntryOptions::default())
+        .set_many(
+            &[("a", &vec![0u8; 1]), ("b", &vec![0u8; 5000])],
+            EntryOptions::default(),
+        )
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::ValueTooLarge);
-    assert_eq!(c.get::<Vec<u8>>("a").await.unwrap(), None, "batch wrote a prefix");
+    assert_eq!(
+        c.get::<Vec<u8>>("a").await.unwrap(),
+        None,
+        "batch wrote a prefix"
+    );
 }
 
 /// Reading a value as another, incompatible type is a `Serialization` error, never data.
 pub async fn wrong_type_is_an_error_not_data(h: &dyn Harness) {
     let c = h.cache();
-    c.set("s", &"hello world".to_owned(), EntryOptions::default()).await.unwrap();
+    c.set("s", &"hello world".to_owned(), EntryOptions::default())
+        .await
+        .unwrap();
     let e = c.get::<u64>("s").await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Serialization);
     assert_eq!(c.try_get::<u64>("s").await, None);
@@ -158,7 +197,17 @@ pub async fn wrong_type_is_an_error_not_data(h: &dyn Harness) {
 /// Keys with separators, braces, spaces and unicode are distinct and round-trip.
 pub async fn unicode_and_separator_keys(h: &dyn Harness) {
     let c = h.cache();
-    let keys = ["a:b", "a", "a:", ":", "{tag}x", "spaces are fine", "ключ", "🦀:🦀", "a%3Ab"];
+    let keys = [
+        "a:b",
+        "a",
+        "a:",
+        ":",
+        "{tag}x",
+        "spaces are fine",
+        "ключ",
+        "🦀:🦀",
+        "a%3Ab",
+    ];
     for (i, k) in keys.iter().enumerate() {
         c.set(k, &i, EntryOptions::default()).await.unwrap();
     }

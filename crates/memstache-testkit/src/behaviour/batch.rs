@@ -40,9 +40,12 @@ pub async fn batch_rejects_bad_key_before_writing(h: &dyn Harness) {
 /// `remove_many` removes and counts what was there.
 pub async fn remove_many_counts(h: &dyn Harness) {
     let c = h.cache();
-    c.set_many(&[("a", &1u8), ("b", &2u8), ("c", &3u8)], EntryOptions::default())
-        .await
-        .unwrap();
+    c.set_many(
+        &[("a", &1u8), ("b", &2u8), ("c", &3u8)],
+        EntryOptions::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(c.remove_many(&["a", "c", "zzz"]).await.unwrap(), 2);
     let got: Vec<Option<u8>> = c.get_many(&["a", "b", "c"]).await.unwrap();
     assert_eq!(got, vec![None, Some(2), None]);

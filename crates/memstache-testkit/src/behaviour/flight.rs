@@ -34,7 +34,10 @@ pub async fn get_or_set_single_flight(h: &dyn Harness) {
         assert_eq!(t.await.unwrap().unwrap(), "loaded");
     }
     assert_eq!(calls.load(Ordering::SeqCst), 1, "loader ran more than once");
-    assert_eq!(c.get::<String>("hot").await.unwrap().as_deref(), Some("loaded"));
+    assert_eq!(
+        c.get::<String>("hot").await.unwrap().as_deref(),
+        Some("loaded")
+    );
     assert_eq!(c.stats().loader_calls, 1);
 }
 
@@ -67,7 +70,9 @@ pub async fn get_or_set_loader_error_reaches_every_waiter(h: &dyn Harness) {
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     assert_eq!(c.get::<u32>("bad").await.unwrap(), None, "nothing cached");
     let v = c
-        .get_or_set("bad", EntryOptions::default(), || async { Ok::<_, std::io::Error>(7u32) })
+        .get_or_set("bad", EntryOptions::default(), || async {
+            Ok::<_, std::io::Error>(7u32)
+        })
         .await
         .unwrap();
     assert_eq!(v, 7);

@@ -10,22 +10,40 @@ use super::Harness;
 use super::basic::raw;
 
 async fn stored(h: &dyn Harness, sk: &str) -> Vec<u8> {
-    raw(h).get(sk).await.unwrap().expect("entry is stored").to_vec()
+    raw(h)
+        .get(sk)
+        .await
+        .unwrap()
+        .expect("entry is stored")
+        .to_vec()
 }
 
 async fn put(h: &dyn Harness, sk: &str, bytes: Vec<u8>) {
-    raw(h).set(sk, Bytes::from(bytes), Expiry::NEVER).await.unwrap();
+    raw(h)
+        .set(sk, Bytes::from(bytes), Expiry::NEVER)
+        .await
+        .unwrap();
 }
 
 /// Bytes that are not an envelope at all.
 pub async fn corrupt_entry_is_integrity_error(h: &dyn Harness) {
     let c = h.cache();
-    put(h, &c.storage_key("k").unwrap(), b"definitely not an envelope".to_vec()).await;
-    assert_eq!(c.get::<u32>("k").await.unwrap_err().kind(), ErrorKind::Integrity);
+    put(
+        h,
+        &c.storage_key("k").unwrap(),
+        b"definitely not an envelope".to_vec(),
+    )
+    .await;
+    assert_eq!(
+        c.get::<u32>("k").await.unwrap_err().kind(),
+        ErrorKind::Integrity
+    );
     assert_eq!(c.try_get::<u32>("k").await, None);
     // get_or_set heals it: the read error counts as a miss and the loaded value replaces it
     let v = c
-        .get_or_set("k", EntryOptions::default(), || async { Ok::<_, std::io::Error>(9u32) })
+        .get_or_set("k", EntryOptions::default(), || async {
+            Ok::<_, std::io::Error>(9u32)
+        })
         .await
         .unwrap();
     assert_eq!(v, 9);
@@ -35,7 +53,9 @@ pub async fn corrupt_entry_is_integrity_error(h: &dyn Harness) {
 /// Every single-bit flip anywhere in a stored entry is detected (checksum or header checks).
 pub async fn flipped_byte_is_detected(h: &dyn Harness) {
     let c = h.cache();
-    c.set("k", &"payload".to_owned(), EntryOptions::default()).await.unwrap();
+    c.set("k", &"payload".to_owned(), EntryOptions::default())
+        .await
+        .unwrap();
     let sk = c.storage_key("k").unwrap();
     let good = stored(h, &sk).await;
     for i in 0..good.len() {
@@ -47,7 +67,9 @@ pub async fn flipped_byte_is_detected(h: &dyn Harness) {
                 Err(e) => assert!(
                     matches!(
                         e.kind(),
-                        ErrorKind::Integrity | ErrorKind::UnsupportedFormat | ErrorKind::ValueTooLarge
+                        ErrorKind::Integrity
+                            | ErrorKind::UnsupportedFormat
+                            | ErrorKind::ValueTooLarge
                     ),
                     "byte {i} bit {bit}: unexpected kind {:?}",
                     e.kind()
@@ -61,14 +83,22 @@ pub async fn flipped_byte_is_detected(h: &dyn Harness) {
 /// An entry copied to another key is rejected (the checksum binds the storage key).
 pub async fn copied_entry_is_detected(h: &dyn Harness) {
     let c = h.cache();
-    c.set("from", &123u64, EntryOptions::default()).await.unwrap();
+    c.set("from", &123u64, EntryOptions::default())
+        .await
+        .unwrap();
     let bytes = stored(h, &c.storage_key("from").unwrap()).await;
     put(h, &c.storage_key("to").unwrap(), bytes.clone()).await;
-    assert_eq!(c.get::<u64>("to").await.unwrap_err().kind(), ErrorKind::Integrity);
+    assert_eq!(
+        c.get::<u64>("to").await.unwrap_err().kind(),
+        ErrorKind::Integrity
+    );
     // and into another namespace
     let other = h.cache();
     put(h, &other.storage_key("from").unwrap(), bytes).await;
-    assert_eq!(other.get::<u64>("from").await.unwrap_err().kind(), ErrorKind::Integrity);
+    assert_eq!(
+        other.get::<u64>("from").await.unwrap_err().kind(),
+        ErrorKind::Integrity
+    );
     assert_eq!(c.get::<u64>("from").await.unwrap(), Some(123));
 }
 
@@ -89,7 +119,9 @@ pub async fn unknown_format_version_is_unsupported(h: &dyn Harness) {
 /// Every truncation of a stored entry is an `Integrity` error.
 pub async fn truncated_entry_is_integrity_error(h: &dyn Harness) {
     let c = h.cache();
-    c.set("k", &vec![5u16; 40], EntryOptions::default()).await.unwrap();
+    c.set("k", &vec![5u16; 40], EntryOptions::default())
+        .await
+        .unwrap();
     let sk = c.storage_key("k").unwrap();
     let good = stored(h, &sk).await;
     for cut in [0, 1, 3, 10, 49, 50, good.len() / 2, good.len() - 1] {
@@ -107,7 +139,9 @@ struct Fahrenheit(f64);
 /// With `type_check`, a value read as another type of the same shape is `SchemaMismatch`.
 pub async fn type_check_rejects_other_type(h: &dyn Harness) {
     let c = h.builder().type_check(true).build().unwrap();
-    c.set("t", &Celsius(21.5), EntryOptions::default()).await.unwrap();
+    c.set("t", &Celsius(21.5), EntryOptions::default())
+        .await
+        .unwrap();
     assert_eq!(c.get::<Celsius>("t").await.unwrap(), Some(Celsius(21.5)));
     let e = c.get::<Fahrenheit>("t").await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::SchemaMismatch);

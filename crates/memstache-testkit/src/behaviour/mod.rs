@@ -80,7 +80,9 @@ impl MemoryHarness {
 
     /// A memory backend configured by `f` (policy, bounds …) on a manual clock.
     pub fn with(
-        f: impl FnOnce(memstache_core::memory::MemoryBackendBuilder) -> memstache_core::memory::MemoryBackendBuilder,
+        f: impl FnOnce(
+            memstache_core::memory::MemoryBackendBuilder,
+        ) -> memstache_core::memory::MemoryBackendBuilder,
     ) -> Self {
         let clock = ManualClock::starting_now();
         let backend = f(MemoryBackend::builder())
@@ -167,7 +169,9 @@ impl<H: Harness> Configured<H> {
 
 impl<H: Debug> Debug for Configured<H> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Configured").field("inner", &self.inner).finish_non_exhaustive()
+        f.debug_struct("Configured")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
     }
 }
 
