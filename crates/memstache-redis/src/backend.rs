@@ -215,18 +215,16 @@ impl RedisBackend {
         if out.len() == keys.len() {
             Ok(out)
         } else {
-            Err(Error::internal("the read script returned a wrong number of values")
-                .with_context("backend", "redis"))
+            Err(
+                Error::internal("the read script returned a wrong number of values")
+                    .with_context("backend", "redis"),
+            )
         }
     }
 
     /// Re-arms the sliding entries among the values of a plain read (touch mode of the script)
     /// and drops those the server found expired meanwhile.
-    async fn rearm_plain_hits(
-        &self,
-        keys: &[&str],
-        values: &mut [Option<Bytes>],
-    ) -> Result<()> {
+    async fn rearm_plain_hits(&self, keys: &[&str], values: &mut [Option<Bytes>]) -> Result<()> {
         let idx: Vec<usize> = values
             .iter()
             .enumerate()

@@ -36,8 +36,12 @@ pub(crate) trait RawClient: Debug + Send + Sync + 'static {
     async fn mget(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>>;
     /// `EVALSHA sha n k… arg` for a script returning one bulk or nil per key; `Ok(None)` on
     /// `NOSCRIPT`.
-    async fn evalsha(&self, sha: &str, keys: &[&str], arg: &str)
-    -> Result<Option<Vec<Option<Bytes>>>>;
+    async fn evalsha(
+        &self,
+        sha: &str,
+        keys: &[&str],
+        arg: &str,
+    ) -> Result<Option<Vec<Option<Bytes>>>>;
     /// `EVAL script n k… arg` (also caches the script on that node).
     async fn eval(&self, script: &str, keys: &[&str], arg: &str) -> Result<Vec<Option<Bytes>>>;
     /// `SCRIPT LOAD script`; the SHA1.

@@ -16,8 +16,8 @@ use memstache_core::{Error, ErrorKind};
 /// the client.
 pub(crate) fn classify_reply(reply: &str) -> ErrorKind {
     match reply.split_whitespace().next().unwrap_or("") {
-        "CLUSTERDOWN" | "LOADING" | "MASTERDOWN" | "TRYAGAIN" | "READONLY" | "BUSY"
-        | "MOVED" | "ASK" => ErrorKind::Unavailable,
+        "CLUSTERDOWN" | "LOADING" | "MASTERDOWN" | "TRYAGAIN" | "READONLY" | "BUSY" | "MOVED"
+        | "ASK" => ErrorKind::Unavailable,
         "NOAUTH" | "WRONGPASS" | "NOPERM" => ErrorKind::InvalidConfig,
         _ => ErrorKind::Backend,
     }
@@ -38,10 +38,7 @@ fn message(kind: ErrorKind) -> &'static str {
 }
 
 /// Builds the memstache error for `kind` with `source` attached.
-pub(crate) fn with_source(
-    kind: ErrorKind,
-    source: impl Into<memstache_core::BoxError>,
-) -> Error {
+pub(crate) fn with_source(kind: ErrorKind, source: impl Into<memstache_core::BoxError>) -> Error {
     Error::new(kind, message(kind))
         .with_context("backend", "redis")
         .with_source(source)
@@ -74,9 +71,18 @@ mod tests {
             classify_reply("CLUSTERDOWN The cluster is down"),
             ErrorKind::Unavailable
         );
-        assert_eq!(classify_reply("LOADING Redis is loading"), ErrorKind::Unavailable);
-        assert_eq!(classify_reply("READONLY You can't write"), ErrorKind::Unavailable);
-        assert_eq!(classify_reply("WRONGPASS invalid"), ErrorKind::InvalidConfig);
+        assert_eq!(
+            classify_reply("LOADING Redis is loading"),
+            ErrorKind::Unavailable
+        );
+        assert_eq!(
+            classify_reply("READONLY You can't write"),
+            ErrorKind::Unavailable
+        );
+        assert_eq!(
+            classify_reply("WRONGPASS invalid"),
+            ErrorKind::InvalidConfig
+        );
         assert_eq!(
             classify_reply("ERR Error running script (call to f_x): oops"),
             ErrorKind::Backend

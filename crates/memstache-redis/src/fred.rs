@@ -3,7 +3,9 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 use fred::clients::Pool;
-use fred::interfaces::{ClientLike, ClusterInterface, ConfigInterface, KeysInterface, LuaInterface};
+use fred::interfaces::{
+    ClientLike, ClusterInterface, ConfigInterface, KeysInterface, LuaInterface,
+};
 use fred::types::config::{
     Config, ConnectionConfig, PerformanceConfig, ReconnectPolicy as FredReconnect, ServerConfig,
 };
@@ -28,9 +30,9 @@ fn millis_u32(d: std::time::Duration) -> u32 {
 fn to_fred_config(config: &RedisConfig) -> Result<Config> {
     let server = match &config.topology {
         Topology::Standalone { host, port } => ServerConfig::new_centralized(host.as_str(), *port),
-        Topology::Cluster { nodes } => ServerConfig::new_clustered(
-            nodes.iter().map(|(h, p)| (h.as_str(), *p)).collect(),
-        ),
+        Topology::Cluster { nodes } => {
+            ServerConfig::new_clustered(nodes.iter().map(|(h, p)| (h.as_str(), *p)).collect())
+        }
         Topology::Sentinel {
             sentinels,
             service_name,
@@ -102,8 +104,8 @@ impl FredClient {
                 2,
             )),
         };
-        let pool = Pool::new(fc, Some(perf), Some(conn), policy, config.pool_size)
-            .map_err(from_fred)?;
+        let pool =
+            Pool::new(fc, Some(perf), Some(conn), policy, config.pool_size).map_err(from_fred)?;
         // `init` returns the first connection error (fail_fast); the outer timeout also covers
         // DNS and Sentinel discovery.
         let bound = config.connect_timeout + config.connect_timeout / 2;
@@ -115,10 +117,12 @@ impl FredClient {
             }
             Err(elapsed) => {
                 let _ = tokio::time::timeout(bound, pool.quit()).await;
-                return Err(Error::new(ErrorKind::Timeout, "connecting to Redis timed out")
-                    .with_operation("connect")
-                    .with_context("backend", "redis")
-                    .with_source(elapsed));
+                return Err(
+                    Error::new(ErrorKind::Timeout, "connecting to Redis timed out")
+                        .with_operation("connect")
+                        .with_context("backend", "redis")
+                        .with_source(elapsed),
+                );
             }
         }
         Ok(FredClient {
@@ -205,7 +209,11 @@ impl RawClient for FredClient {
         keys: &[&str],
         arg: &str,
     ) -> Result<Option<Vec<Option<Bytes>>>> {
-        match self.pool.evalsha::<Value, _, _, _>(sha, owned(keys), arg).await {
+        match self
+            .pool
+            .evalsha::<Value, _, _, _>(sha, owned(keys), arg)
+            .await
+        {
             Ok(v) => value_list(v).map(Some),
             Err(e) if is_noscript(e.details()) => Ok(None),
             Err(e) => Err(from_fred(e)),

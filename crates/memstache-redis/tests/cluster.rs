@@ -58,28 +58,43 @@ async fn cluster_backend() {
     assert!((50_000..=60_000).contains(&t), "PTTL {t}");
 
     // hash tags keep keys together; single-key ops route anywhere
-    b.set("{user1000}.following", Bytes::from_static(b"a"), Expiry::NEVER)
-        .await
-        .unwrap();
-    b.set("{user1000}.followers", Bytes::from_static(b"b"), Expiry::NEVER)
-        .await
-        .unwrap();
+    b.set(
+        "{user1000}.following",
+        Bytes::from_static(b"a"),
+        Expiry::NEVER,
+    )
+    .await
+    .unwrap();
+    b.set(
+        "{user1000}.followers",
+        Bytes::from_static(b"b"),
+        Expiry::NEVER,
+    )
+    .await
+    .unwrap();
     let tagged = b
         .get_many(&["{user1000}.following".into(), "{user1000}.followers".into()])
         .await
         .unwrap();
     assert_eq!(
         tagged,
-        vec![Some(Bytes::from_static(b"a")), Some(Bytes::from_static(b"b"))]
+        vec![
+            Some(Bytes::from_static(b"a")),
+            Some(Bytes::from_static(b"b"))
+        ]
     );
 
     // --- sliding re-arm on the cluster (script on whichever node owns the key)
     let sv = envelope(now_ms() + 600_000, 20_000, b"s");
     for i in 0..6 {
         let key = k(&format!("s{i}"));
-        b.set(&key, sv.clone(), Expiry::new(None, Some(Duration::from_secs(20))))
-            .await
-            .unwrap();
+        b.set(
+            &key,
+            sv.clone(),
+            Expiry::new(None, Some(Duration::from_secs(20))),
+        )
+        .await
+        .unwrap();
         cluster.cmd_for_key(&key, &["PEXPIRE", &key, "1000"]);
     }
     let skeys: Vec<String> = (0..6).map(|i| k(&format!("s{i}"))).collect();
@@ -94,7 +109,7 @@ async fn cluster_backend() {
     assert_eq!(b.get_many(&keys).await.unwrap(), vec![None; 100]);
 
     // --- eviction mapping reaches every primary
-    let lfu = memstache_eviction::Lfu::default();
+    let lfu = memstache_eviction::Lfu;
     assert_eq!(b.apply_eviction_policy(&lfu).await.unwrap(), "allkeys-lfu");
     let primaries: Vec<_> = cluster
         .cluster_nodes()
@@ -126,7 +141,10 @@ async fn cluster_backend() {
     cluster.node_mut(old).kill();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        assert!(Instant::now() < deadline, "no replica took over slot {slot}");
+        assert!(
+            Instant::now() < deadline,
+            "no replica took over slot {slot}"
+        );
         if cluster.master_for_slot(slot).is_some_and(|m| m != old) {
             break;
         }

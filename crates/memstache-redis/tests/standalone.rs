@@ -15,10 +15,13 @@ use common::{envelope, now_ms, prefix};
 use memstache_core::ErrorKind;
 use memstache_core::raw::{Backend, BackendEntry, Expiry};
 use memstache_redis::{RedisBackend, RedisConfig, SlidingReads};
-use memstache_testkit::redis::{Reply, RedisServer};
+use memstache_testkit::redis::{RedisServer, Reply};
 
 fn pttl(server: &RedisServer, key: &str) -> i64 {
-    server.cmd(&["PTTL", key]).as_int().expect("PTTL is an integer")
+    server
+        .cmd(&["PTTL", key])
+        .as_int()
+        .expect("PTTL is an integer")
 }
 
 fn secs(n: u64) -> Option<Duration> {
@@ -51,12 +54,22 @@ async fn standalone_backend() {
 
     // --- basic commands
     assert_eq!(b.get(&k("missing")).await.unwrap(), None);
-    b.set(&k("a"), Bytes::from_static(b"one"), Expiry::NEVER).await.unwrap();
-    assert_eq!(b.get(&k("a")).await.unwrap(), Some(Bytes::from_static(b"one")));
+    b.set(&k("a"), Bytes::from_static(b"one"), Expiry::NEVER)
+        .await
+        .unwrap();
+    assert_eq!(
+        b.get(&k("a")).await.unwrap(),
+        Some(Bytes::from_static(b"one"))
+    );
     assert!(b.exists(&k("a")).await.unwrap());
     assert_eq!(pttl(&server, &k("a")), -1, "no expiry → no PX");
-    b.set(&k("a"), Bytes::from_static(b"two"), Expiry::NEVER).await.unwrap();
-    assert_eq!(b.get(&k("a")).await.unwrap(), Some(Bytes::from_static(b"two")));
+    b.set(&k("a"), Bytes::from_static(b"two"), Expiry::NEVER)
+        .await
+        .unwrap();
+    assert_eq!(
+        b.get(&k("a")).await.unwrap(),
+        Some(Bytes::from_static(b"two"))
+    );
     assert!(b.remove(&k("a")).await.unwrap());
     assert!(!b.remove(&k("a")).await.unwrap());
     assert!(!b.exists(&k("a")).await.unwrap());
@@ -64,12 +77,16 @@ async fn standalone_backend() {
     let bin = Bytes::from((0u8..=255).collect::<Vec<_>>());
     b.set(&k("bin"), bin.clone(), Expiry::NEVER).await.unwrap();
     assert_eq!(b.get(&k("bin")).await.unwrap(), Some(bin));
-    b.set(&k("empty"), Bytes::new(), Expiry::NEVER).await.unwrap();
+    b.set(&k("empty"), Bytes::new(), Expiry::NEVER)
+        .await
+        .unwrap();
     assert_eq!(b.get(&k("empty")).await.unwrap(), Some(Bytes::new()));
 
     // --- two "nodes" share entries through one Redis
     let other = RedisBackend::connect(&server.url()).await.unwrap();
-    b.set(&k("shared"), Bytes::from_static(b"from-b"), Expiry::NEVER).await.unwrap();
+    b.set(&k("shared"), Bytes::from_static(b"from-b"), Expiry::NEVER)
+        .await
+        .unwrap();
     assert_eq!(
         other.get(&k("shared")).await.unwrap(),
         Some(Bytes::from_static(b"from-b"))
@@ -79,9 +96,13 @@ async fn standalone_backend() {
 
     // --- absolute TTL is visible with PTTL
     let deadline = now_ms() + 60_000;
-    b.set(&k("ttl"), envelope(deadline, 0, b"x"), Expiry::new(Some(deadline), None))
-        .await
-        .unwrap();
+    b.set(
+        &k("ttl"),
+        envelope(deadline, 0, b"x"),
+        Expiry::new(Some(deadline), None),
+    )
+    .await
+    .unwrap();
     let t = pttl(&server, &k("ttl"));
     assert!((55_000..=60_000).contains(&t), "PTTL {t}");
     // a plain hit does not change the TTL
@@ -90,10 +111,16 @@ async fn standalone_backend() {
     assert!(pttl(&server, &k("ttl")) <= 30_000);
 
     // --- a deadline already past: nothing written, older value removed
-    b.set(&k("past"), Bytes::from_static(b"old"), Expiry::NEVER).await.unwrap();
-    b.set(&k("past"), Bytes::from_static(b"new"), Expiry::new(Some(1), None))
+    b.set(&k("past"), Bytes::from_static(b"old"), Expiry::NEVER)
         .await
         .unwrap();
+    b.set(
+        &k("past"),
+        Bytes::from_static(b"new"),
+        Expiry::new(Some(1), None),
+    )
+    .await
+    .unwrap();
     assert_eq!(server.cmd(&["EXISTS", &k("past")]).as_int(), Some(0));
 
     // --- sliding: set arms min(sliding, deadline); a hit re-arms, capped by the deadline
@@ -117,11 +144,16 @@ async fn standalone_backend() {
     // capped by the absolute deadline
     let cap = now_ms() + 3_000;
     let capped = envelope(cap, 60_000, b"c");
-    b.set(&k("cap"), capped.clone(), Expiry::new(Some(cap), secs(60))).await.unwrap();
+    b.set(&k("cap"), capped.clone(), Expiry::new(Some(cap), secs(60)))
+        .await
+        .unwrap();
     assert!(pttl(&server, &k("cap")) <= 3_000);
     assert_eq!(b.get(&k("cap")).await.unwrap(), Some(capped));
     let t = pttl(&server, &k("cap"));
-    assert!(t <= 3_000 && t > 0, "re-arm never passes the deadline, got {t}");
+    assert!(
+        t <= 3_000 && t > 0,
+        "re-arm never passes the deadline, got {t}"
+    );
     // past its deadline (a key without PX written by someone else): a miss, and deleted
     let stale = envelope(now_ms() - 1, 60_000, b"stale");
     b.set(&k("stale"), stale, Expiry::NEVER).await.unwrap(); // the bytes as they are, no PX
@@ -131,7 +163,9 @@ async fn standalone_backend() {
     // a corrupted header (absurd sliding window) is returned as bytes, not a script error:
     // the pipeline rejects it by its checksum
     let absurd = envelope(0, 1 << 59, b"junk");
-    b.set(&k("absurd"), absurd.clone(), Expiry::NEVER).await.unwrap();
+    b.set(&k("absurd"), absurd.clone(), Expiry::NEVER)
+        .await
+        .unwrap();
     assert_eq!(b.get(&k("absurd")).await.unwrap(), Some(absurd.clone()));
     assert_eq!(strict_get(&server, &k("absurd")).await, Some(absurd));
 
@@ -147,7 +181,10 @@ async fn standalone_backend() {
     assert!(pttl(&server, &k("f")) > 15_000, "first plain read re-arms");
     server.cmd(&["PEXPIRE", &k("f"), "1000"]);
     assert_eq!(b.get(&k("f")).await.unwrap(), Some(fv));
-    assert!(pttl(&server, &k("f")) > 15_000, "later reads re-arm through the script");
+    assert!(
+        pttl(&server, &k("f")) > 15_000,
+        "later reads re-arm through the script"
+    );
 
     // --- batches: order, misses, duplicates, TTLs, sliding re-arm in get_many
     let entries: Vec<BackendEntry> = (0..50)
@@ -163,8 +200,8 @@ async fn standalone_backend() {
     keys.push(k("m7"));
     let got = b.get_many(&keys).await.unwrap();
     assert_eq!(got.len(), 52);
-    for i in 0..50 {
-        assert_eq!(got[i], Some(Bytes::from(format!("v{i}"))), "index {i}");
+    for (i, v) in got.iter().enumerate().take(50) {
+        assert_eq!(v, &Some(Bytes::from(format!("v{i}"))), "index {i}");
     }
     assert_eq!(got[50], None);
     assert_eq!(got[51], Some(Bytes::from_static(b"v7")));
@@ -178,35 +215,49 @@ async fn standalone_backend() {
     server.cmd(&["PEXPIRE", &k("gs"), "1000"]);
     let got = b.get_many(&[k("m1"), k("gs")]).await.unwrap();
     assert_eq!(got[1], Some(sv));
-    assert!(pttl(&server, &k("gs")) > 15_000, "get_many re-arms sliding hits");
+    assert!(
+        pttl(&server, &k("gs")) > 15_000,
+        "get_many re-arms sliding hits"
+    );
     assert_eq!(b.remove_many(&keys).await.unwrap(), 50);
     assert_eq!(b.remove_many(&keys).await.unwrap(), 0);
 
     // --- the script survives a SCRIPT FLUSH (EVALSHA → NOSCRIPT → EVAL)
     let strict = backend_with(&server.url(), SlidingReads::Script).await;
-    b.set(&k("n"), envelope(0, 20_000, b"n"), Expiry::new(None, secs(20)))
-        .await
-        .unwrap();
+    b.set(
+        &k("n"),
+        envelope(0, 20_000, b"n"),
+        Expiry::new(None, secs(20)),
+    )
+    .await
+    .unwrap();
     assert_eq!(server.cmd(&["SCRIPT", "FLUSH"]), Reply::Status("OK".into()));
     assert!(strict.get(&k("n")).await.unwrap().is_some());
-    assert_eq!(
-        strict.get_many(&[k("n"), k("zz")]).await.unwrap()[1],
-        None
-    );
+    assert_eq!(strict.get_many(&[k("n"), k("zz")]).await.unwrap()[1], None);
 
     // --- Disabled: plain reads, sliding writes refused
     let plain = backend_with(&server.url(), SlidingReads::Disabled).await;
     let e = plain
-        .set(&k("d"), envelope(0, 1_000, b"d"), Expiry::new(None, secs(1)))
+        .set(
+            &k("d"),
+            envelope(0, 1_000, b"d"),
+            Expiry::new(None, secs(1)),
+        )
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unsupported);
     assert_eq!(server.cmd(&["EXISTS", &k("d")]).as_int(), Some(0));
-    plain.set(&k("d"), Bytes::from_static(b"d"), Expiry::NEVER).await.unwrap();
-    assert_eq!(plain.get(&k("d")).await.unwrap(), Some(Bytes::from_static(b"d")));
+    plain
+        .set(&k("d"), Bytes::from_static(b"d"), Expiry::NEVER)
+        .await
+        .unwrap();
+    assert_eq!(
+        plain.get(&k("d")).await.unwrap(),
+        Some(Bytes::from_static(b"d"))
+    );
 
     // --- eviction mapping (opt-in)
-    let lru = memstache_core::memory::Lru::default();
+    let lru = memstache_core::memory::Lru;
     assert_eq!(b.apply_eviction_policy(&lru).await.unwrap(), "allkeys-lru");
     let policy = server.cmd(&["CONFIG", "GET", "maxmemory-policy"]);
     assert_eq!(
@@ -216,10 +267,13 @@ async fn standalone_backend() {
             Reply::Bulk(b"allkeys-lru".to_vec())
         ])
     );
-    let lfu = memstache_eviction::Lfu::default();
+    let lfu = memstache_eviction::Lfu;
     assert_eq!(b.apply_eviction_policy(&lfu).await.unwrap(), "allkeys-lfu");
-    let time = memstache_eviction::TimeBased::default();
-    assert_eq!(b.apply_eviction_policy(&time).await.unwrap(), "volatile-ttl");
+    let time = memstache_eviction::TimeBased;
+    assert_eq!(
+        b.apply_eviction_policy(&time).await.unwrap(),
+        "volatile-ttl"
+    );
     let tiny = memstache_eviction::TinyLfu::default();
     let e = b.apply_eviction_policy(&tiny).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unsupported);
@@ -250,7 +304,9 @@ async fn errors_are_typed_and_temporary_when_redis_is_down() {
     config.command_timeout = Duration::from_millis(500);
     let b = RedisBackend::from_config(config).await.unwrap();
     let key = "secret-key-name";
-    b.set(key, Bytes::from_static(b"v"), Expiry::NEVER).await.unwrap();
+    b.set(key, Bytes::from_static(b"v"), Expiry::NEVER)
+        .await
+        .unwrap();
     server.kill();
     let e = b.get(key).await.unwrap_err();
     assert!(
@@ -279,7 +335,9 @@ async fn password_is_used_and_never_shown() {
     let server = RedisServer::start_with_args(&["--requirepass", "hunter2-pw"]);
     let url = format!("redis://:hunter2-pw@127.0.0.1:{}", server.port());
     let b = RedisBackend::connect(&url).await.unwrap();
-    b.set("k", Bytes::from_static(b"v"), Expiry::NEVER).await.unwrap();
+    b.set("k", Bytes::from_static(b"v"), Expiry::NEVER)
+        .await
+        .unwrap();
     assert_eq!(b.get("k").await.unwrap(), Some(Bytes::from_static(b"v")));
     assert!(!format!("{b:?}").contains("hunter2"));
     let config = RedisConfig::from_url(&url).unwrap();

@@ -50,7 +50,8 @@ fn parameters() {
 
 #[test]
 fn cluster_and_sentinel() {
-    let c = RedisConfig::from_url("rediss-cluster://u:p@a:7000?node=b:7001&node=[::1]:7002").unwrap();
+    let c =
+        RedisConfig::from_url("rediss-cluster://u:p@a:7000?node=b:7001&node=[::1]:7002").unwrap();
     assert!(c.tls);
     assert_eq!(
         c.topology,

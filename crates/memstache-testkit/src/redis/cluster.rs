@@ -198,7 +198,9 @@ impl RedisCluster {
     /// When no master serves the slot.
     pub fn cmd_for_key(&self, key: &str, args: &[&str]) -> Reply {
         let slot = self.keyslot(key);
-        let idx = self.master_for_slot(slot).expect("a master serves the slot");
+        let idx = self
+            .master_for_slot(slot)
+            .expect("a master serves the slot");
         self.nodes[idx].cmd(args)
     }
 }
@@ -208,13 +210,7 @@ fn parse_node_line(line: &str) -> Option<ClusterNodeInfo> {
     let _id = parts.next()?;
     let addr = parts.next()?;
     let flags = parts.next()?;
-    let port = addr
-        .split('@')
-        .next()?
-        .rsplit(':')
-        .next()?
-        .parse()
-        .ok()?;
+    let port = addr.split('@').next()?.rsplit(':').next()?.parse().ok()?;
     let is_master = flags.split(',').any(|f| f == "master")
         && !flags.split(',').any(|f| f == "fail" || f == "fail?");
     let slots = parts
@@ -241,7 +237,8 @@ mod tests {
 
     #[test]
     fn parses_cluster_nodes_lines() {
-        let l = "07c3 127.0.0.1:30004@40004 myself,master - 0 0 1 connected 0-5460 6000 [7000->-abc]";
+        let l =
+            "07c3 127.0.0.1:30004@40004 myself,master - 0 0 1 connected 0-5460 6000 [7000->-abc]";
         let n = parse_node_line(l).unwrap();
         assert_eq!(n.port, 30004);
         assert!(n.is_master);

@@ -18,9 +18,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Panics with the install command when `program` is not on `PATH`.
 pub(crate) fn require_binary(program: &str) {
-    let found = std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|dir| dir.join(program).is_file())
-    });
+    let found = std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()));
     assert!(
         found,
         "`{program}` is not on PATH: the Redis tests start their own Redis processes. \
@@ -123,7 +122,12 @@ impl Proc {
 fn spawn_watchdog(pid: u32) -> Option<Child> {
     let script = "while kill -0 \"$0\" 2>/dev/null; do sleep 1; done; kill -9 \"$1\" 2>/dev/null";
     Command::new("sh")
-        .args(["-c", script, &std::process::id().to_string(), &pid.to_string()])
+        .args([
+            "-c",
+            script,
+            &std::process::id().to_string(),
+            &pid.to_string(),
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -345,7 +349,10 @@ impl RedisServer {
             }
             sleep(Duration::from_millis(100));
         }
-        panic!("could not restart redis-server on port {}: {last}", self.port);
+        panic!(
+            "could not restart redis-server on port {}: {last}",
+            self.port
+        );
     }
 }
 
