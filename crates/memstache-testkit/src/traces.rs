@@ -242,6 +242,51 @@ pub fn replay(policy: &dyn EvictionPolicy, capacity: usize, requests: &[u64]) ->
     }
 }
 
+/// Replays `requests` under Belady's optimal offline policy (MIN): on a miss with a full
+/// cache, evict the resident block whose next request is farthest in the future (or never).
+/// Every missed block is inserted (demand paging, like [`replay`]), which makes this an upper
+/// bound for every policy replayed by [`replay`]. O(n log n).
+pub fn replay_optimal(capacity: usize, requests: &[u64]) -> Replay {
+    use std::collections::{BinaryHeap, HashMap};
+    let start = Instant::now();
+    // next[i] = index of the next request for the same block, or usize::MAX
+    let mut next = vec![usize::MAX; requests.len()];
+    let mut last: HashMap<u64, usize, BuildHasherDefault<BlockHasher>> = HashMap::default();
+    for (i, &b) in requests.iter().enumerate().rev() {
+        if let Some(&j) = last.get(&b) {
+            next[i] = j;
+        }
+        last.insert(b, i);
+    }
+    // resident block -> its next use; a max-heap of (next use, block) with lazy deletion
+    let mut resident: HashMap<u64, usize, BuildHasherDefault<BlockHasher>> = HashMap::default();
+    let mut heap: BinaryHeap<(usize, u64)> = BinaryHeap::new();
+    let mut hits = 0u64;
+    for (i, &b) in requests.iter().enumerate() {
+        if resident.contains_key(&b) {
+            hits += 1;
+        } else if capacity > 0 {
+            while resident.len() >= capacity {
+                let Some((due, victim)) = heap.pop() else {
+                    break;
+                };
+                if resident.get(&victim) == Some(&due) {
+                    resident.remove(&victim);
+                }
+            }
+        } else {
+            continue;
+        }
+        resident.insert(b, next[i]);
+        heap.push((next[i], b));
+    }
+    Replay {
+        requests: requests.len() as u64,
+        hits,
+        elapsed: start.elapsed(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,5 +313,16 @@ mod tests {
         assert_eq!((r.hits, r.requests), (1, 6));
         assert!((r.hit_ratio() - 1.0 / 6.0).abs() < 1e-12);
         assert_eq!(replay(&memstache_eviction::Lru, 2, &[]).hit_ratio(), 0.0);
+    }
+
+    #[test]
+    fn optimal_evicts_the_farthest_next_use() {
+        // cap 2: 1m 2m 3m(evict 2: next use of 1 is sooner) 1h 2m(evict 3, never used) 1h
+        let r = replay_optimal(2, &[1, 2, 3, 1, 2, 1]);
+        assert_eq!(r.hits, 2);
+        assert_eq!(replay_optimal(0, &[1, 1]).hits, 0);
+        // never below LRU
+        let t: Vec<u64> = (0..500u64).map(|i| (i * i + 3 * i) % 37).collect();
+        assert!(replay_optimal(8, &t).hits >= replay(&memstache_eviction::Lru, 8, &t).hits);
     }
 }

@@ -221,14 +221,13 @@ impl MemoryBackend {
     fn with_shard<T>(
         &self,
         key: &str,
-        f: impl FnOnce(&mut Shard, u64, u64, &mut Vec<Departure>) -> T,
+        f: impl FnOnce(&mut Shard, u64, &dyn Clock, &mut Vec<Departure>) -> T,
     ) -> T {
         let hash = hash64(key.as_bytes());
-        let now = self.inner.clock.now_ms();
         let mut out = Vec::new();
         let r = {
             let mut shard = self.shard_of(hash).lock();
-            f(&mut shard, hash, now, &mut out)
+            f(&mut shard, hash, self.inner.clock.as_ref(), &mut out)
         };
         self.notify(out);
         r
@@ -248,7 +247,7 @@ impl MemoryBackend {
     }
 
     fn get_sync(&self, key: &str) -> Option<Bytes> {
-        self.with_shard(key, |s, _, now, out| s.read(key, now, true, out))
+        self.with_shard(key, |s, _, clock, out| s.read(key, clock, true, out))
             .flatten()
     }
 
@@ -279,8 +278,8 @@ impl Backend for MemoryBackend {
     }
 
     async fn set(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<()> {
-        self.with_shard(key, |s, hash, now, out| {
-            s.set(key, hash, value, expiry, now, out)
+        self.with_shard(key, |s, hash, clock, out| {
+            s.set(key, hash, value, expiry, clock.now_ms(), out)
         })
         .map_err(|e| {
             e.with_operation("set")
@@ -290,16 +289,16 @@ impl Backend for MemoryBackend {
     }
 
     async fn remove(&self, key: &str) -> Result<bool> {
-        Ok(self.with_shard(key, |s, _, now, out| s.remove(key, now, out)))
+        Ok(self.with_shard(key, |s, _, clock, out| s.remove(key, clock, out)))
     }
 
     async fn exists(&self, key: &str) -> Result<bool> {
-        Ok(self.with_shard(key, |s, _, now, out| s.exists(key, now, out)))
+        Ok(self.with_shard(key, |s, _, clock, out| s.exists(key, clock, out)))
     }
 
     async fn touch(&self, key: &str) -> Result<bool> {
         Ok(self
-            .with_shard(key, |s, _, now, out| s.read(key, now, false, out))
+            .with_shard(key, |s, _, clock, out| s.read(key, clock, false, out))
             .is_some())
     }
 

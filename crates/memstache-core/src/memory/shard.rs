@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::{ENTRY_OVERHEAD, EvictionCause};
-use crate::raw::{EntryId, EntryMeta, EvictionPolicy, EvictionState, Expiry};
+use crate::raw::{Clock, EntryId, EntryMeta, EvictionPolicy, EvictionState, Expiry};
 use crate::{Error, ErrorKind, Result};
 
 /// How many due entries one operation reclaims from the expiry index, besides the one it
@@ -123,6 +123,16 @@ impl Shard {
         }
     }
 
+    /// The time, read only when some entry of the shard expires: with an empty expiry index no
+    /// entry can be due and none has a sliding window, so reads skip the clock.
+    fn now(&self, clock: &dyn Clock) -> u64 {
+        if self.expiries.is_empty() {
+            0
+        } else {
+            clock.now_ms()
+        }
+    }
+
     /// Reclaims up to `budget` entries that are due at `now`.
     pub(crate) fn purge_expired(&mut self, now: u64, budget: usize, out: &mut Vec<Departure>) {
         for _ in 0..budget {
@@ -171,10 +181,11 @@ impl Shard {
     pub(crate) fn read(
         &mut self,
         key: &str,
-        now: u64,
+        clock: &dyn Clock,
         want_value: bool,
         out: &mut Vec<Departure>,
     ) -> Option<Option<Bytes>> {
+        let now = self.now(clock);
         self.purge_expired(now, EXPIRE_BUDGET, out);
         let i = self.live(key, now, out)?;
         self.rearm(i, now);
@@ -184,13 +195,25 @@ impl Shard {
     }
 
     /// Whether a live entry is at `key`; does not re-arm nor count as an access.
-    pub(crate) fn exists(&mut self, key: &str, now: u64, out: &mut Vec<Departure>) -> bool {
+    pub(crate) fn exists(
+        &mut self,
+        key: &str,
+        clock: &dyn Clock,
+        out: &mut Vec<Departure>,
+    ) -> bool {
+        let now = self.now(clock);
         self.purge_expired(now, EXPIRE_BUDGET, out);
         self.live(key, now, out).is_some()
     }
 
     /// Removes `key`; `true` when a live entry was there.
-    pub(crate) fn remove(&mut self, key: &str, now: u64, out: &mut Vec<Departure>) -> bool {
+    pub(crate) fn remove(
+        &mut self,
+        key: &str,
+        clock: &dyn Clock,
+        out: &mut Vec<Departure>,
+    ) -> bool {
+        let now = self.now(clock);
         self.purge_expired(now, EXPIRE_BUDGET, out);
         match self.live(key, now, out) {
             Some(i) => {

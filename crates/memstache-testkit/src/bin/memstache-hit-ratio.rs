@@ -11,7 +11,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use memstache_testkit::traces::{STANDARD, Trace, default_traces_dir, replay};
+use memstache_testkit::traces::{STANDARD, Trace, default_traces_dir, replay, replay_optimal};
 
 /// Published reference values: (trace, capacity, LRU %, ARC %).
 const PUBLISHED: &[(&str, usize, Option<f64>, Option<f64>)] = &[
@@ -112,10 +112,11 @@ fn main() -> ExitCode {
                 .iter()
                 .find(|(t, c, _, _)| *t == trace.name && *c == capacity);
             let fmt = |v: Option<f64>| v.map_or_else(|| "".to_owned(), |v| format!("{v:.2}"));
+            let optimal = replay_optimal(capacity, &trace.requests).hit_ratio_percent();
             for policy in &policies {
                 let r = replay(policy.as_ref(), capacity, &trace.requests);
                 println!(
-                    "| {} | {} | {} | {:.2} | {:.0} | {} | {} |",
+                    "| {} | {} | {} | {:.2} | {:.0} | {} | {} | {:.2} |",
                     trace.name,
                     capacity,
                     policy.name(),
@@ -123,6 +124,7 @@ fn main() -> ExitCode {
                     r.requests_per_sec(),
                     fmt(reference.and_then(|r| r.2)),
                     fmt(reference.and_then(|r| r.3)),
+                    optimal,
                 );
             }
         }
