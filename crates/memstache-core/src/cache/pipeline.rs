@@ -210,6 +210,11 @@ impl Pipeline {
                     ),
                 ));
             }
+            if h.nonce.len() != enc.nonce_len() || env.body.len() < enc.tag_len() {
+                return Err(Error::integrity(
+                    "entry's nonce or body does not fit its cipher",
+                ));
+            }
             if env.body.len() > self.max_value_size.saturating_add(enc.tag_len()) {
                 return Err(too_large());
             }
