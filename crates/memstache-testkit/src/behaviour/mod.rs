@@ -196,7 +196,16 @@ impl<H: Harness> Harness for Configured<H> {
 #[macro_export]
 macro_rules! behaviour_tests {
     ($make:expr) => {
-        $crate::behaviour_tests!(@cases $make;
+        $crate::__behaviour_cases!(@tests [$make]);
+    };
+}
+
+/// The one list of behaviour cases, expanded into tests or into [`run_all`].
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __behaviour_cases {
+    (@$mode:ident [$($arg:tt)*]) => {
+        $crate::__behaviour_cases!(@$mode [$($arg)*]
             roundtrip_typed, miss_is_none, remove_and_exists, overwrite_replaces,
             namespaces_are_isolated, concurrent_tasks_see_their_own_values, large_value_roundtrip,
             invalid_keys_are_rejected, oversized_value_is_rejected_and_nothing_written,
@@ -212,7 +221,7 @@ macro_rules! behaviour_tests {
             type_check_rejects_other_type, stats_count_hits_and_misses
         );
     };
-    (@cases $make:expr; $($name:ident),* $(,)?) => {
+    (@tests [$make:expr] $($name:ident),* $(,)?) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
@@ -221,4 +230,20 @@ macro_rules! behaviour_tests {
             }
         )*
     };
+    (@run_all [] $($name:ident),* $(,)?) => {
+        /// Every case, one after the other, on one harness (for topologies that are expensive to
+        /// start, such as a Redis Cluster). Each case prints its name to stderr first, so a
+        /// failure names its case.
+        pub async fn run_all(h: &dyn Harness) {
+            $(
+                eprintln!("behaviour case: {}", stringify!($name));
+                $name(h).await;
+            )*
+        }
+
+        /// The names of every case, in order.
+        pub const CASES: &[&str] = &[$(stringify!($name)),*];
+    };
 }
+
+crate::__behaviour_cases!(@run_all []);
