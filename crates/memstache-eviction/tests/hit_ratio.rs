@@ -83,3 +83,12 @@ fn tinylfu_is_scan_resistant_on_loop() {
         "above the optimum means the replay is wrong: {got:.2} %"
     );
 }
+
+#[test]
+fn optimal_replay_matches_published_optimum_and_bounds_tinylfu() {
+    let t = load("loop.trace.gz");
+    let opt = memstache_testkit::traces::replay_optimal(512, &t.requests);
+    assert_eq!(opt.hit_ratio_percent_2dp(), 50.54);
+    let tiny = replay(&TinyLfu::default(), 512, &t.requests);
+    assert!(tiny.hits <= opt.hits);
+}

@@ -7,6 +7,7 @@
 //! `--traces` defaults to `../shared/traces` beside the workspace root; `--policy` (`lru`,
 //! `lfu`, `time`, `tinylfu`, or a comma-separated list) and `--trace` (`OLTP`, `gli`, `loop`,
 //! `multi1`, `2_pools`) filter the table. Run it with `cargo xtask hit-ratio` (release build).
+//! The `optimal %` column is Belady's offline optimum (MIN) on the same trace and capacity.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -92,8 +93,11 @@ fn main() -> ExitCode {
         }
         policies.retain(|p| args.policies.iter().any(|n| n == p.name()));
     }
-    println!("| trace | capacity | policy | hit ratio % | requests/s | published LRU % | ARC % |");
-    println!("|---|---:|---|---:|---:|---:|---:|");
+    println!(
+        "| trace | capacity | policy | hit ratio % | requests/s | published LRU % | ARC % | \
+         optimal % |"
+    );
+    println!("|---|---:|---|---:|---:|---:|---:|---:|");
     for (file, capacities) in STANDARD {
         let short = file.split('.').next().unwrap_or(file);
         if !args.trace_names.is_empty() && !args.trace_names.iter().any(|t| t == short) {
