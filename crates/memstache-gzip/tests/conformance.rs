@@ -25,3 +25,12 @@ fn gzip_stored_level_is_correct_and_bounded() {
     compressor::prop_round_trip(&gzip, 32);
     compressor::prop_decompress_is_bounded(&gzip, 64);
 }
+
+#[test]
+fn gzip_is_send_sync_copy_and_usable_as_a_trait_object() {
+    fn check<T: Send + Sync + Copy + std::fmt::Debug + 'static>() {}
+    check::<Gzip>();
+    let boxed: std::sync::Arc<dyn memstache_core::raw::Compressor> =
+        std::sync::Arc::new(Gzip::default());
+    assert_eq!(boxed.id(), 1);
+}
