@@ -204,3 +204,58 @@ impl EvictionState for LfuState {
         self.index.len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ties_are_broken_by_recency_and_buckets_are_reused() {
+        let mut st = LfuState::new(8);
+        for id in 1..=4 {
+            st.record_insert(id, &EntryMeta::default());
+        }
+        // 3 then 1 reach count 2; 2 and 4 stay at 1
+        st.record_access(3);
+        st.record_access(1);
+        assert_eq!(st.buckets_in_order(), [(1, 2), (2, 2)]);
+        assert_eq!(st.select_victim(), Some(2)); // count 1, inserted before 4
+        assert_eq!(st.select_victim(), Some(4));
+        assert_eq!(st.select_victim(), Some(3)); // count 2, reached it before 1
+        assert_eq!(st.select_victim(), Some(1));
+        assert!(st.buckets_in_order().is_empty());
+    }
+
+    #[test]
+    fn removing_the_only_entry_of_a_middle_bucket_keeps_order() {
+        let mut st = LfuState::new(8);
+        for id in 1..=3 {
+            st.record_insert(id, &EntryMeta::default());
+        }
+        st.record_access(2);
+        for _ in 0..3 {
+            st.record_access(3);
+        }
+        assert_eq!(st.buckets_in_order(), [(1, 1), (2, 1), (4, 1)]);
+        st.record_remove(2);
+        assert_eq!(st.buckets_in_order(), [(1, 1), (4, 1)]);
+        st.record_access(1);
+        assert_eq!(st.buckets_in_order(), [(2, 1), (4, 1)]);
+        assert_eq!(st.select_victim(), Some(1));
+        assert_eq!(st.select_victim(), Some(3));
+    }
+
+    impl LfuState {
+        /// `(frequency, entries)` per bucket, in list order.
+        fn buckets_in_order(&self) -> Vec<(u64, usize)> {
+            let mut out = Vec::new();
+            let mut b = self.order.front().unwrap_or(NIL);
+            while b != NIL {
+                let bucket = self.buckets.get(b);
+                out.push((bucket.freq, bucket.entries.len()));
+                b = bucket.link.next;
+            }
+            out
+        }
+    }
+}

@@ -106,3 +106,26 @@ impl EvictionState for TimeState {
         self.index.len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn update_refiles_and_ties_are_fifo() {
+        let mut st = TimeBased.new_state(4);
+        st.record_insert(1, &EntryMeta::new(1, 1, Some(100), 0));
+        st.record_insert(2, &EntryMeta::new(2, 1, Some(100), 0));
+        st.record_insert(3, &EntryMeta::new(3, 1, None, 5));
+        st.record_insert(4, &EntryMeta::new(4, 1, None, 1));
+        // 1 gets a later deadline than 2
+        st.record_update(1, &EntryMeta::new(1, 1, Some(200), 9));
+        st.record_access(2);
+        assert_eq!(st.len(), 4);
+        assert_eq!(st.select_victim(), Some(2));
+        assert_eq!(st.select_victim(), Some(1));
+        assert_eq!(st.select_victim(), Some(4)); // older
+        assert_eq!(st.select_victim(), Some(3));
+        assert_eq!(st.select_victim(), None);
+    }
+}

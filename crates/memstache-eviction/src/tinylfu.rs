@@ -27,7 +27,9 @@ use crate::sketch::FrequencySketch;
 /// Complexity: **O(1)** per operation (list moves and four sketch counters); a window resize
 /// moves at most 1 000 entries and happens once per 10 × capacity requests; aging the sketch
 /// is O(capacity) once per 10 × capacity increments (amortised O(1)). Memory: the sketch takes
-/// 8 bytes per entry of capacity (rounded up to a power of two).
+/// 8 bytes per entry of capacity (rounded up to a power of two); it starts sized for at most
+/// 4 096 entries and grows ×4 as the state fills (forgetting its counts), so a huge nominal
+/// capacity costs nothing up front.
 ///
 /// It is scan-resistant: a one-time scan cannot flush the popular entries, so it beats LRU
 /// clearly on database and looping traces (see `docs/eviction.md`).
@@ -137,6 +139,9 @@ const STEP_PERCENT: f64 = 0.0625;
 const STEP_DECAY: f64 = 0.98;
 const RESTART_THRESHOLD: f64 = 0.05;
 const TRANSFER_LIMIT: usize = 1_000;
+/// The sketch starts sized for this many entries (or the capacity, if smaller) and grows
+/// ×4 as the state fills, so a huge nominal capacity costs nothing up front.
+const INITIAL_SKETCH: usize = 4_096;
 
 #[derive(Debug)]
 struct Climber {
@@ -158,6 +163,8 @@ struct TinyLfuState {
     probation: List,
     protected: List,
     sketch: FrequencySketch,
+    /// The number of entries the sketch is sized for; grows with the state up to `capacity`.
+    sketch_for: usize,
     climber: Option<Climber>,
     rng: u64,
 }
@@ -174,7 +181,8 @@ impl TinyLfuState {
             window: List::default(),
             probation: List::default(),
             protected: List::default(),
-            sketch: FrequencySketch::new(capacity, 1, SAMPLE_FACTOR),
+            sketch: FrequencySketch::new(capacity.min(INITIAL_SKETCH), 1, SAMPLE_FACTOR),
+            sketch_for: capacity.min(INITIAL_SKETCH),
             climber: adaptive.then(|| Climber {
                 hits: 0,
                 misses: 0,
@@ -361,6 +369,11 @@ impl EvictionState for TinyLfuState {
         };
         self.window.push_back(&mut self.nodes, i);
         self.index.insert(id, i);
+        if self.index.len() > self.sketch_for && self.sketch_for < self.capacity {
+            // resizing forgets the counts, like the first sizing of Caffeine's sketch
+            self.sketch_for = self.sketch_for.saturating_mul(4).min(self.capacity);
+            self.sketch = FrequencySketch::new(self.sketch_for, 1, SAMPLE_FACTOR);
+        }
         self.spill_window();
         self.record(false);
     }
@@ -427,5 +440,76 @@ impl EvictionState for TinyLfuState {
 
     fn len(&self) -> usize {
         self.index.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(h: u64) -> EntryMeta {
+        EntryMeta::new(h, 1, None, 0)
+    }
+
+    #[test]
+    fn huge_capacity_starts_small_and_grows_the_sketch() {
+        let mut st = TinyLfuState::new(usize::MAX, 0.01, true);
+        assert_eq!(st.sketch_for, INITIAL_SKETCH);
+        for id in 0..20_000u64 {
+            st.record_insert(id, &meta(id));
+        }
+        assert_eq!(st.sketch_for, INITIAL_SKETCH * 16);
+        assert_eq!(st.len(), 20_000);
+    }
+
+    #[test]
+    fn frequent_entries_survive_a_scan() {
+        let mut st = TinyLfuState::new(100, 0.01, false);
+        for id in 0..100u64 {
+            st.record_insert(id, &meta(id));
+        }
+        for _ in 0..5 {
+            for id in 0..50u64 {
+                st.record_access(id);
+            }
+        }
+        // a scan of 1 000 one-hit entries
+        for id in 1_000..2_000u64 {
+            st.record_insert(id, &meta(id));
+            while st.len() > 100 {
+                st.select_victim();
+            }
+        }
+        let mut survivors = 0;
+        while let Some(v) = st.select_victim() {
+            survivors += u64::from(v < 50);
+        }
+        assert_eq!(survivors, 50, "the hot half survives the scan");
+    }
+
+    #[test]
+    fn climber_moves_the_window_and_keeps_the_total() {
+        let mut st = TinyLfuState::new(1_000, 0.01, true);
+        let start = st.window_max;
+        // a recency-friendly workload: a sliding range of ids
+        let mut window_changed = false;
+        for t in 0..200_000u64 {
+            let id = (t / 3) % 5_000 + (t % 7);
+            if st.index.contains_key(&id) {
+                st.record_access(id);
+            } else {
+                st.record_insert(id, &meta(id));
+                while st.len() > 1_000 {
+                    st.select_victim();
+                }
+            }
+            window_changed |= st.window_max != start;
+            assert_eq!(st.window_max + st.main_max(), 1_000);
+            assert!(st.protected_max <= st.main_max());
+        }
+        assert!(
+            window_changed,
+            "the climber adapted the window at least once"
+        );
     }
 }
