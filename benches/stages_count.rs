@@ -105,12 +105,14 @@ fn gzip_plugin_decompress(g: &Gzip, p: &[u8], out: &mut Vec<u8>) {
 #[inline(never)]
 fn ring_prepared_seal(key: &LessSafeKey, nonce: [u8; 12], buf: &mut [u8]) {
     for _ in 0..N {
-        key.seal_in_place_separate_tag(
-            Nonce::assume_unique_for_key(nonce),
-            Aad::from(b"aad"),
-            black_box(&mut *buf),
-        )
-        .expect("seal");
+        let tag = key
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(b"aad"),
+                black_box(&mut *buf),
+            )
+            .expect("seal");
+        let _ = black_box(tag);
     }
 }
 
