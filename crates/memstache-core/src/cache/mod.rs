@@ -11,9 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use bytes::Bytes;
-use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tracing::{Instrument, field};
 
 pub use builder::{
     DEFAULT_COMPRESS_THRESHOLD, DEFAULT_DISTRIBUTED_TIMEOUT, DEFAULT_KEY_ID, DEFAULT_MAX_KEY_LEN,
@@ -21,11 +19,48 @@ pub use builder::{
 };
 pub use stats::StatsSnapshot;
 
-use crate::raw::{Backend, BackendEntry, Clock, Expiry};
-use crate::{Absolute, BoxError, EntryOptions, Error, ErrorKind, Result};
-use flight::{Flights, Role, SharedLoaderError};
+use crate::raw::{Backend, Clock, Expiry};
+use crate::{Absolute, EntryOptions, Error, ErrorKind, Result};
+use flight::Flights;
 use pipeline::{EncodeParams, Pipeline, fingerprint_of};
 use stats::Stats;
+
+/// Where an operation acts: a key prefix and key id (the cache's own, or a tenant's), and an
+/// optional guard — a backend key whose value must still be `expected` for a read to count
+/// (tenancy's generation token, read in the same batch as the entry).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Scope<'a> {
+    pub(crate) prefix: &'a str,
+    pub(crate) key_id: &'a str,
+    pub(crate) tenant: Option<&'a str>,
+    pub(crate) guard: Option<Guard<'a>>,
+}
+
+/// See [`Scope`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Guard<'a> {
+    pub(crate) key: &'a str,
+    pub(crate) expected: &'a [u8],
+}
+
+/// The result of a guarded operation.
+#[derive(Debug)]
+pub(crate) enum Outcome<T> {
+    /// Done under the scope.
+    Done(T),
+    /// The guard key holds something else now (`None`: nothing): the scope is stale.
+    Stale(Option<Bytes>),
+}
+
+impl<T> Outcome<T> {
+    /// The value of an unguarded operation.
+    fn done(self) -> Result<T> {
+        match self {
+            Outcome::Done(v) => Ok(v),
+            Outcome::Stale(_) => Err(Error::internal("unguarded scope reported stale")),
+        }
+    }
+}
 
 /// A typed cache over a [`Backend`]: serialize → compress → encrypt → store, and back.
 ///
@@ -94,11 +129,12 @@ impl fmt::Debug for MemStache {
 
 /// Starts a span for an operation; the key hash is only computed when the span is enabled.
 macro_rules! op_span {
-    ($name:literal, $self:ident, $key:expr) => {{
+    ($name:literal, $self:ident, $scope:expr, $key:expr) => {{
         let span = tracing::debug_span!(
             $name,
             namespace = %$self.inner.namespace,
             backend = $self.inner.backend_name,
+            tenant = $scope.tenant,
             key_hash = field::Empty,
             hit = field::Empty,
             size = field::Empty,
@@ -110,6 +146,9 @@ macro_rules! op_span {
         span
     }};
 }
+
+// after the macro, which it uses
+mod ops;
 
 fn record_outcome<T>(span: &tracing::Span, r: &Result<T>) {
     if let Err(e) = r {
@@ -148,11 +187,26 @@ impl MemStache {
     /// # Ok::<(), memstache_core::Error>(())
     /// ```
     pub fn storage_key(&self, key: &str) -> Result<String> {
+        self.key_in(&self.root(), key)
+    }
+
+    /// The storage key of `key` in `scope`.
+    fn key_in(&self, scope: &Scope<'_>, key: &str) -> Result<String> {
         self.validate_key(key)?;
-        let mut s = String::with_capacity(self.inner.prefix.len() + key.len());
-        s.push_str(&self.inner.prefix);
+        let mut s = String::with_capacity(scope.prefix.len() + key.len());
+        s.push_str(scope.prefix);
         s.push_str(key);
         Ok(s)
+    }
+
+    /// The scope of the cache itself: its namespace and key id, no tenant.
+    pub(crate) fn root(&self) -> Scope<'_> {
+        Scope {
+            prefix: &self.inner.prefix,
+            key_id: &self.inner.key_id,
+            tenant: None,
+            guard: None,
+        }
     }
 
     fn validate_key(&self, key: &str) -> Result<()> {
@@ -175,11 +229,14 @@ impl MemStache {
     }
 
     /// Adds operation and context to an error, in this one place.
-    fn ctx(&self, e: Error, op: &'static str, key: Option<&str>) -> Error {
-        let e = e
+    fn ctx(&self, e: Error, op: &'static str, scope: &Scope<'_>, key: Option<&str>) -> Error {
+        let mut e = e
             .with_operation(op)
             .with_context("backend", self.inner.backend_name)
             .with_context("namespace", self.inner.namespace.clone());
+        if let Some(t) = scope.tenant {
+            e = e.with_context("tenant", t);
+        }
         match key {
             Some(k) => e.with_context("key_hash", crate::key_hash(k)),
             None => e,
@@ -242,6 +299,7 @@ impl MemStache {
         &self,
         plain: &[u8],
         storage_key: &str,
+        key_id: &str,
         options: &EntryOptions,
         now_ms: u64,
     ) -> Result<(Bytes, Expiry)> {
@@ -268,7 +326,7 @@ impl MemStache {
                 plain,
                 &EncodeParams {
                     storage_key,
-                    key_id: &self.inner.key_id,
+                    key_id,
                     compress: o.get_compress().unwrap_or(true),
                     encrypt,
                     now_ms,
@@ -293,373 +351,6 @@ impl MemStache {
             ));
         }
         Ok((enc, expiry))
-    }
-
-    /// The value at `key`, or `None` on a miss. A hit re-arms a sliding expiration.
-    ///
-    /// Errors: bad key ([`InvalidKey`](ErrorKind::InvalidKey)), backend failures
-    /// ([`Unavailable`](ErrorKind::Unavailable), [`Timeout`](ErrorKind::Timeout), …), and an
-    /// entry that cannot be trusted or decoded ([`Integrity`](ErrorKind::Integrity),
-    /// [`Serialization`](ErrorKind::Serialization), [`UnsupportedFormat`](ErrorKind::UnsupportedFormat),
-    /// [`KeyDestroyed`](ErrorKind::KeyDestroyed), …). Never wrong data.
-    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        let span = op_span!("memstache.get", self, key);
-        let r = async {
-            let sk = self.storage_key(key)?;
-            let raw = self.call(self.inner.backend.get(&sk)).await?;
-            let Some(raw) = raw else {
-                self.inner.stats.miss();
-                tracing::Span::current().record("hit", false);
-                return Ok(None);
-            };
-            let cur = tracing::Span::current();
-            cur.record("hit", true);
-            cur.record("size", raw.len());
-            let v = self.decode::<T>(&raw, &sk).await?;
-            self.inner.stats.hit();
-            Ok(Some(v))
-        }
-        .instrument(span.clone())
-        .await
-        .map_err(|e| {
-            self.inner.stats.error();
-            self.ctx(e, "get", Some(key))
-        });
-        record_outcome(&span, &r);
-        r
-    }
-
-    /// Like [`get`](Self::get), but never fails: any error is logged (with the key hash, never
-    /// the key), counted in [`stats`](Self::stats), and reported as `None`.
-    pub async fn try_get<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
-        match self.get(key).await {
-            Ok(v) => v,
-            Err(e) => {
-                tracing::warn!(error = %e, "memstache.try_get failed; treated as a miss");
-                None
-            }
-        }
-    }
-
-    /// Stores `value` at `key`. `options` fields left unset take the cache defaults.
-    ///
-    /// On `Ok`, the entry is stored. On `Err`, nothing new is readable: bad keys, oversized
-    /// values and serialization errors are detected before anything is written.
-    pub async fn set<T: Serialize + ?Sized>(
-        &self,
-        key: &str,
-        value: &T,
-        options: EntryOptions,
-    ) -> Result<()> {
-        let span = op_span!("memstache.set", self, key);
-        let r = async {
-            let sk = self.storage_key(key)?;
-            let plain = self.inner.pipeline.serialize(&value)?;
-            self.store::<T>(&sk, &plain, &options).await
-        }
-        .instrument(span.clone())
-        .await
-        .map_err(|e| {
-            self.inner.stats.error();
-            self.ctx(e, "set", Some(key))
-        });
-        record_outcome(&span, &r);
-        r
-    }
-
-    async fn store<T: ?Sized>(&self, sk: &str, plain: &[u8], options: &EntryOptions) -> Result<()> {
-        let now = self.inner.clock.now_ms();
-        let (bytes, expiry) = self.encode_serialized::<T>(plain, sk, options, now).await?;
-        tracing::Span::current().record("size", bytes.len());
-        if expiry.is_due(now) {
-            // Already expired: make sure an older value is not served either.
-            self.call(self.inner.backend.remove(sk)).await?;
-            return Ok(());
-        }
-        self.call(self.inner.backend.set(sk, bytes, expiry)).await?;
-        self.inner.stats.set();
-        Ok(())
-    }
-
-    /// Removes `key`; `true` when an entry was there.
-    pub async fn remove(&self, key: &str) -> Result<bool> {
-        let span = op_span!("memstache.remove", self, key);
-        let r = async {
-            let sk = self.storage_key(key)?;
-            self.call(self.inner.backend.remove(&sk)).await
-        }
-        .instrument(span.clone())
-        .await
-        .map_err(|e| self.ctx(e, "remove", Some(key)));
-        record_outcome(&span, &r);
-        r
-    }
-
-    /// Whether a live entry is at `key` (does not decode it, does not re-arm sliding).
-    pub async fn exists(&self, key: &str) -> Result<bool> {
-        let span = op_span!("memstache.exists", self, key);
-        let r = async {
-            let sk = self.storage_key(key)?;
-            self.call(self.inner.backend.exists(&sk)).await
-        }
-        .instrument(span.clone())
-        .await
-        .map_err(|e| self.ctx(e, "exists", Some(key)));
-        record_outcome(&span, &r);
-        r
-    }
-
-    /// Re-arms the sliding expiration of `key` without reading its value; `true` when a live
-    /// entry was there.
-    pub async fn refresh(&self, key: &str) -> Result<bool> {
-        let span = op_span!("memstache.refresh", self, key);
-        let r = async {
-            let sk = self.storage_key(key)?;
-            self.call(self.inner.backend.touch(&sk)).await
-        }
-        .instrument(span.clone())
-        .await
-        .map_err(|e| self.ctx(e, "refresh", Some(key)));
-        record_outcome(&span, &r);
-        r
-    }
-
-    /// The value at `key`, or the loader's value, stored with `options`.
-    ///
-    /// Single-flight inside the process: concurrent callers for the same missing key share one
-    /// loader call. If the loader fails, every waiter gets an [`ErrorKind::Loader`] error whose
-    /// `source()` is the loader's error, and nothing is cached.
-    ///
-    /// Availability over strictness: if reading the cache fails (backend down, corrupt entry),
-    /// the loader runs as on a miss; if storing the loaded value fails, the value is still
-    /// returned. Both failures are logged and counted.
-    pub async fn get_or_set<T, F, Fut, E>(
-        &self,
-        key: &str,
-        options: EntryOptions,
-        loader: F,
-    ) -> Result<T>
-    where
-        T: Serialize + DeserializeOwned + Send,
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = std::result::Result<T, E>>,
-        E: Into<BoxError>,
-    {
-        let span = op_span!("memstache.get_or_set", self, key);
-        let r = self
-            .get_or_set_inner(key, options, loader)
-            .instrument(span.clone())
-            .await
-            .map_err(|e| self.ctx(e, "get_or_set", Some(key)));
-        record_outcome(&span, &r);
-        r
-    }
-
-    async fn get_or_set_inner<T, F, Fut, E>(
-        &self,
-        key: &str,
-        options: EntryOptions,
-        loader: F,
-    ) -> Result<T>
-    where
-        T: Serialize + DeserializeOwned + Send,
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = std::result::Result<T, E>>,
-        E: Into<BoxError>,
-    {
-        let sk = self.storage_key(key)?;
-        let mut loader = Some(loader);
-        loop {
-            if let Some(v) = self.read_for_load::<T>(&sk).await {
-                return Ok(v);
-            }
-            match self.inner.flights.join(&sk) {
-                Role::Waiter(slot) => match flight::wait(slot).await {
-                    Some(Ok(plain)) => return self.inner.pipeline.deserialize(&plain),
-                    Some(Err(e)) => return Err(e.to_error()),
-                    None => continue, // the leader was cancelled: try again
-                },
-                Role::Leader(guard) => {
-                    // Another leader may have just finished between our read and our join.
-                    if let Some(v) = self.read_for_load::<T>(&sk).await {
-                        return Ok(v);
-                    }
-                    let Some(load) = loader.take() else {
-                        return Err(Error::internal("loader already used"));
-                    };
-                    self.inner.stats.loader_call();
-                    tracing::Span::current().record("hit", false);
-                    match load().await {
-                        Ok(value) => {
-                            let plain = self.inner.pipeline.serialize(&value)?;
-                            if let Err(e) = self.store::<T>(&sk, &plain, &options).await {
-                                self.inner.stats.error();
-                                let e = self.ctx(e, "get_or_set", Some(key));
-                                tracing::warn!(error = %e, "memstache: storing the loaded value failed; returning it uncached");
-                            }
-                            guard.complete(Ok(Arc::new(plain)));
-                            return Ok(value);
-                        }
-                        Err(e) => {
-                            self.inner.stats.loader_error();
-                            let shared = SharedLoaderError::new(e.into());
-                            let err = shared.to_error();
-                            guard.complete(Err(shared));
-                            return Err(err);
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// A read on the `get_or_set` path: errors count as misses (logged and counted).
-    async fn read_for_load<T: DeserializeOwned>(&self, sk: &str) -> Option<T> {
-        let r: Result<Option<T>> = async {
-            match self.call(self.inner.backend.get(sk)).await? {
-                Some(raw) => Ok(Some(self.decode::<T>(&raw, sk).await?)),
-                None => Ok(None),
-            }
-        }
-        .await;
-        match r {
-            Ok(Some(v)) => {
-                self.inner.stats.hit();
-                tracing::Span::current().record("hit", true);
-                Some(v)
-            }
-            Ok(None) => {
-                self.inner.stats.miss();
-                None
-            }
-            Err(e) => {
-                self.inner.stats.error();
-                let e = e.with_operation("get_or_set");
-                tracing::warn!(error = %e, "memstache: cache read failed; loading instead");
-                None
-            }
-        }
-    }
-
-    /// The values at `keys`, in order (`None` for misses). One backend batch call: on Redis,
-    /// one round trip per node.
-    pub async fn get_many<T: DeserializeOwned, K: AsRef<str>>(
-        &self,
-        keys: &[K],
-    ) -> Result<Vec<Option<T>>> {
-        let span = tracing::debug_span!(
-            "memstache.get_many",
-            namespace = %self.inner.namespace,
-            backend = self.inner.backend_name,
-            keys = keys.len(),
-            hits = field::Empty,
-            error = field::Empty,
-        );
-        let r = async {
-            let sks = keys
-                .iter()
-                .map(|k| self.storage_key(k.as_ref()))
-                .collect::<Result<Vec<_>>>()?;
-            let raws = self.call(self.inner.backend.get_many(&sks)).await?;
-            if raws.len() != sks.len() {
-                return Err(Error::internal(
-                    "backend returned the wrong number of values",
-                ));
-            }
-            let mut out = Vec::with_capacity(raws.len());
-            let mut hits = 0usize;
-            for (raw, sk) in raws.iter().zip(&sks) {
-                match raw {
-                    Some(raw) => {
-                        out.push(Some(self.decode::<T>(raw, sk).await?));
-                        hits += 1;
-                    }
-                    None => out.push(None),
-                }
-            }
-            self.inner
-                .stats
-                .hits(hits as u64, (out.len() - hits) as u64);
-            tracing::Span::current().record("hits", hits);
-            Ok(out)
-        }
-        .instrument(span.clone())
-        .await
-        .map_err(|e| self.ctx(e, "get_many", None));
-        record_outcome(&span, &r);
-        r
-    }
-
-    /// Stores every `(key, value)` with the same options, in one backend batch call. Every key
-    /// and value is validated and encoded before anything is written.
-    pub async fn set_many<T: Serialize, K: AsRef<str>>(
-        &self,
-        items: &[(K, &T)],
-        options: EntryOptions,
-    ) -> Result<()> {
-        let span = tracing::debug_span!(
-            "memstache.set_many",
-            namespace = %self.inner.namespace,
-            backend = self.inner.backend_name,
-            keys = items.len(),
-            error = field::Empty,
-        );
-        let r = async {
-            let now = self.inner.clock.now_ms();
-            let mut entries = Vec::with_capacity(items.len());
-            let mut due = Vec::new();
-            for (k, v) in items {
-                let sk = self.storage_key(k.as_ref())?;
-                let plain = self.inner.pipeline.serialize(v)?;
-                let (bytes, expiry) = self
-                    .encode_serialized::<T>(&plain, &sk, &options, now)
-                    .await?;
-                if expiry.is_due(now) {
-                    due.push(sk);
-                } else {
-                    entries.push(BackendEntry {
-                        key: sk,
-                        value: bytes,
-                        expiry,
-                    });
-                }
-            }
-            if !due.is_empty() {
-                self.call(self.inner.backend.remove_many(&due)).await?;
-            }
-            let n = entries.len() as u64;
-            self.call(self.inner.backend.set_many(entries)).await?;
-            self.inner.stats.sets(n);
-            Ok(())
-        }
-        .instrument(span.clone())
-        .await
-        .map_err(|e| self.ctx(e, "set_many", None));
-        record_outcome(&span, &r);
-        r
-    }
-
-    /// Removes every key in one backend batch call; returns how many entries were there.
-    pub async fn remove_many<K: AsRef<str>>(&self, keys: &[K]) -> Result<u64> {
-        let span = tracing::debug_span!(
-            "memstache.remove_many",
-            namespace = %self.inner.namespace,
-            backend = self.inner.backend_name,
-            keys = keys.len(),
-            error = field::Empty,
-        );
-        let r = async {
-            let sks = keys
-                .iter()
-                .map(|k| self.storage_key(k.as_ref()))
-                .collect::<Result<Vec<_>>>()?;
-            self.call(self.inner.backend.remove_many(&sks)).await
-        }
-        .instrument(span.clone())
-        .await
-        .map_err(|e| self.ctx(e, "remove_many", None));
-        record_outcome(&span, &r);
-        r
     }
 }
 

@@ -1,0 +1,528 @@
+//! The cache operations: public ones act on the cache's own scope; the `*_in` forms act on
+//! any [`Scope`] (tenancy uses them with a tenant prefix, key id and generation guard).
+
+use std::future::Future;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracing::{Instrument, field};
+
+use super::flight::{self, Role, SharedLoaderError};
+use super::{MemStache, Outcome, Scope, record_outcome};
+use crate::raw::BackendEntry;
+use crate::{BoxError, EntryOptions, Error, Result};
+
+impl MemStache {
+    /// The value at `key`, or `None` on a miss. A hit re-arms a sliding expiration.
+    ///
+    /// Errors: bad key ([`InvalidKey`](crate::ErrorKind::InvalidKey)), backend failures
+    /// ([`Unavailable`](crate::ErrorKind::Unavailable), [`Timeout`](crate::ErrorKind::Timeout),
+    /// …), and an entry that cannot be trusted or decoded
+    /// ([`Integrity`](crate::ErrorKind::Integrity),
+    /// [`Serialization`](crate::ErrorKind::Serialization),
+    /// [`UnsupportedFormat`](crate::ErrorKind::UnsupportedFormat),
+    /// [`KeyDestroyed`](crate::ErrorKind::KeyDestroyed), …). Never wrong data.
+    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        self.get_in(&self.root(), key).await?.done()
+    }
+
+    /// Like [`get`](Self::get), but never fails: any error is logged (with the key hash, never
+    /// the key), counted in [`stats`](Self::stats), and reported as `None`.
+    pub async fn try_get<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
+        match self.get(key).await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(error = %e, "memstache.try_get failed; treated as a miss");
+                None
+            }
+        }
+    }
+
+    /// Stores `value` at `key`. `options` fields left unset take the cache defaults.
+    ///
+    /// On `Ok`, the entry is stored. On `Err`, nothing new is readable: bad keys, oversized
+    /// values and serialization errors are detected before anything is written.
+    pub async fn set<T: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        value: &T,
+        options: EntryOptions,
+    ) -> Result<()> {
+        self.set_in(&self.root(), key, value, options).await
+    }
+
+    /// Removes `key`; `true` when an entry was there.
+    pub async fn remove(&self, key: &str) -> Result<bool> {
+        self.remove_in(&self.root(), key).await
+    }
+
+    /// Whether a live entry is at `key` (does not decode it, does not re-arm sliding).
+    pub async fn exists(&self, key: &str) -> Result<bool> {
+        self.exists_in(&self.root(), key).await
+    }
+
+    /// Re-arms the sliding expiration of `key` without reading its value; `true` when a live
+    /// entry was there.
+    pub async fn refresh(&self, key: &str) -> Result<bool> {
+        self.refresh_in(&self.root(), key).await
+    }
+
+    /// The value at `key`, or the loader's value, stored with `options`.
+    ///
+    /// Single-flight inside the process: concurrent callers for the same missing key share one
+    /// loader call. If the loader fails, every waiter gets an
+    /// [`ErrorKind::Loader`](crate::ErrorKind::Loader) error whose `source()` is the loader's
+    /// error, and nothing is cached.
+    ///
+    /// Availability over strictness: if reading the cache fails (backend down, corrupt entry),
+    /// the loader runs as on a miss; if storing the loaded value fails, the value is still
+    /// returned. Both failures are logged and counted.
+    pub async fn get_or_set<T, F, Fut, E>(
+        &self,
+        key: &str,
+        options: EntryOptions,
+        loader: F,
+    ) -> Result<T>
+    where
+        T: Serialize + DeserializeOwned + Send,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = std::result::Result<T, E>>,
+        E: Into<BoxError>,
+    {
+        let mut loader = Some(loader);
+        self.get_or_set_in(&self.root(), key, options, &mut loader)
+            .await?
+            .done()
+    }
+
+    /// The values at `keys`, in order (`None` for misses). One backend batch call: on Redis,
+    /// one round trip per node.
+    pub async fn get_many<T: DeserializeOwned, K: AsRef<str>>(
+        &self,
+        keys: &[K],
+    ) -> Result<Vec<Option<T>>> {
+        self.get_many_in(&self.root(), keys).await?.done()
+    }
+
+    /// Stores every `(key, value)` with the same options, in one backend batch call. Every key
+    /// and value is validated and encoded before anything is written.
+    pub async fn set_many<T: Serialize, K: AsRef<str>>(
+        &self,
+        items: &[(K, &T)],
+        options: EntryOptions,
+    ) -> Result<()> {
+        self.set_many_in(&self.root(), items, options).await
+    }
+
+    /// Removes every key in one backend batch call; returns how many entries were there.
+    pub async fn remove_many<K: AsRef<str>>(&self, keys: &[K]) -> Result<u64> {
+        self.remove_many_in(&self.root(), keys).await
+    }
+
+    // ---- scoped forms ------------------------------------------------------------------
+
+    /// Reads `sk`, and the scope's guard in the same backend call when there is one.
+    async fn read_raw(&self, scope: &Scope<'_>, sk: &str) -> Result<Outcome<Option<Bytes>>> {
+        match scope.guard {
+            None => Ok(Outcome::Done(self.call(self.inner.backend.get(sk)).await?)),
+            Some(g) => {
+                let keys = [g.key.to_owned(), sk.to_owned()];
+                let mut got = self.call(self.inner.backend.get_many(&keys)).await?;
+                if got.len() != 2 {
+                    return Err(Error::internal(
+                        "backend returned the wrong number of values",
+                    ));
+                }
+                let value = got.pop().flatten();
+                let guard = got.pop().flatten();
+                if guard.as_deref() == Some(g.expected) {
+                    Ok(Outcome::Done(value))
+                } else {
+                    Ok(Outcome::Stale(guard))
+                }
+            }
+        }
+    }
+
+    pub(crate) async fn get_in<T: DeserializeOwned>(
+        &self,
+        scope: &Scope<'_>,
+        key: &str,
+    ) -> Result<Outcome<Option<T>>> {
+        let span = op_span!("memstache.get", self, scope, key);
+        let r = async {
+            let sk = self.key_in(scope, key)?;
+            let raw = match self.read_raw(scope, &sk).await? {
+                Outcome::Done(raw) => raw,
+                Outcome::Stale(g) => return Ok(Outcome::Stale(g)),
+            };
+            let Some(raw) = raw else {
+                self.inner.stats.miss();
+                tracing::Span::current().record("hit", false);
+                return Ok(Outcome::Done(None));
+            };
+            let cur = tracing::Span::current();
+            cur.record("hit", true);
+            cur.record("size", raw.len());
+            let v = self.decode::<T>(&raw, &sk).await?;
+            self.inner.stats.hit();
+            Ok(Outcome::Done(Some(v)))
+        }
+        .instrument(span.clone())
+        .await
+        .map_err(|e| {
+            self.inner.stats.error();
+            self.ctx(e, "get", scope, Some(key))
+        });
+        record_outcome(&span, &r);
+        r
+    }
+
+    pub(crate) async fn set_in<T: Serialize + ?Sized>(
+        &self,
+        scope: &Scope<'_>,
+        key: &str,
+        value: &T,
+        options: EntryOptions,
+    ) -> Result<()> {
+        let span = op_span!("memstache.set", self, scope, key);
+        let r = async {
+            let sk = self.key_in(scope, key)?;
+            let plain = self.inner.pipeline.serialize(&value)?;
+            self.store::<T>(scope, &sk, &plain, &options).await
+        }
+        .instrument(span.clone())
+        .await
+        .map_err(|e| {
+            self.inner.stats.error();
+            self.ctx(e, "set", scope, Some(key))
+        });
+        record_outcome(&span, &r);
+        r
+    }
+
+    async fn store<T: ?Sized>(
+        &self,
+        scope: &Scope<'_>,
+        sk: &str,
+        plain: &[u8],
+        options: &EntryOptions,
+    ) -> Result<()> {
+        let now = self.inner.clock.now_ms();
+        let (bytes, expiry) = self
+            .encode_serialized::<T>(plain, sk, scope.key_id, options, now)
+            .await?;
+        tracing::Span::current().record("size", bytes.len());
+        if expiry.is_due(now) {
+            // Already expired: make sure an older value is not served either.
+            self.call(self.inner.backend.remove(sk)).await?;
+            return Ok(());
+        }
+        self.call(self.inner.backend.set(sk, bytes, expiry)).await?;
+        self.inner.stats.set();
+        Ok(())
+    }
+
+    pub(crate) async fn remove_in(&self, scope: &Scope<'_>, key: &str) -> Result<bool> {
+        let span = op_span!("memstache.remove", self, scope, key);
+        let r = async {
+            let sk = self.key_in(scope, key)?;
+            self.call(self.inner.backend.remove(&sk)).await
+        }
+        .instrument(span.clone())
+        .await
+        .map_err(|e| self.ctx(e, "remove", scope, Some(key)));
+        record_outcome(&span, &r);
+        r
+    }
+
+    pub(crate) async fn exists_in(&self, scope: &Scope<'_>, key: &str) -> Result<bool> {
+        let span = op_span!("memstache.exists", self, scope, key);
+        let r = async {
+            let sk = self.key_in(scope, key)?;
+            self.call(self.inner.backend.exists(&sk)).await
+        }
+        .instrument(span.clone())
+        .await
+        .map_err(|e| self.ctx(e, "exists", scope, Some(key)));
+        record_outcome(&span, &r);
+        r
+    }
+
+    pub(crate) async fn refresh_in(&self, scope: &Scope<'_>, key: &str) -> Result<bool> {
+        let span = op_span!("memstache.refresh", self, scope, key);
+        let r = async {
+            let sk = self.key_in(scope, key)?;
+            self.call(self.inner.backend.touch(&sk)).await
+        }
+        .instrument(span.clone())
+        .await
+        .map_err(|e| self.ctx(e, "refresh", scope, Some(key)));
+        record_outcome(&span, &r);
+        r
+    }
+
+    /// `get_or_set` in a scope. The loader is taken out of `loader` only when it runs, so a
+    /// caller that gets `Stale` back can retry with the same loader.
+    pub(crate) async fn get_or_set_in<T, F, Fut, E>(
+        &self,
+        scope: &Scope<'_>,
+        key: &str,
+        options: EntryOptions,
+        loader: &mut Option<F>,
+    ) -> Result<Outcome<T>>
+    where
+        T: Serialize + DeserializeOwned + Send,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = std::result::Result<T, E>>,
+        E: Into<BoxError>,
+    {
+        let span = op_span!("memstache.get_or_set", self, scope, key);
+        let r = self
+            .get_or_set_inner(scope, key, options, loader)
+            .instrument(span.clone())
+            .await
+            .map_err(|e| self.ctx(e, "get_or_set", scope, Some(key)));
+        record_outcome(&span, &r);
+        r
+    }
+
+    async fn get_or_set_inner<T, F, Fut, E>(
+        &self,
+        scope: &Scope<'_>,
+        key: &str,
+        options: EntryOptions,
+        loader: &mut Option<F>,
+    ) -> Result<Outcome<T>>
+    where
+        T: Serialize + DeserializeOwned + Send,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = std::result::Result<T, E>>,
+        E: Into<BoxError>,
+    {
+        let sk = self.key_in(scope, key)?;
+        loop {
+            match self.read_for_load::<T>(scope, &sk).await {
+                Outcome::Done(Some(v)) => return Ok(Outcome::Done(v)),
+                Outcome::Stale(g) => return Ok(Outcome::Stale(g)),
+                Outcome::Done(None) => {}
+            }
+            match self.inner.flights.join(&sk) {
+                Role::Waiter(slot) => match flight::wait(slot).await {
+                    Some(Ok(plain)) => {
+                        return Ok(Outcome::Done(self.inner.pipeline.deserialize(&plain)?));
+                    }
+                    Some(Err(e)) => return Err(e.to_error()),
+                    None => continue, // the leader was cancelled: try again
+                },
+                Role::Leader(guard) => {
+                    // Another leader may have just finished between our read and our join.
+                    match self.read_for_load::<T>(scope, &sk).await {
+                        Outcome::Done(Some(v)) => return Ok(Outcome::Done(v)),
+                        Outcome::Stale(g) => return Ok(Outcome::Stale(g)),
+                        Outcome::Done(None) => {}
+                    }
+                    let Some(load) = loader.take() else {
+                        return Err(Error::internal("loader already used"));
+                    };
+                    self.inner.stats.loader_call();
+                    tracing::Span::current().record("hit", false);
+                    match load().await {
+                        Ok(value) => {
+                            let plain = self.inner.pipeline.serialize(&value)?;
+                            if let Err(e) = self.store::<T>(scope, &sk, &plain, &options).await {
+                                self.inner.stats.error();
+                                let e = self.ctx(e, "get_or_set", scope, Some(key));
+                                tracing::warn!(error = %e, "memstache: storing the loaded value failed; returning it uncached");
+                            }
+                            guard.complete(Ok(Arc::new(plain)));
+                            return Ok(Outcome::Done(value));
+                        }
+                        Err(e) => {
+                            self.inner.stats.loader_error();
+                            let shared = SharedLoaderError::new(e.into());
+                            let err = shared.to_error();
+                            guard.complete(Err(shared));
+                            return Err(err);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A read on the `get_or_set` path: errors count as misses (logged and counted).
+    async fn read_for_load<T: DeserializeOwned>(
+        &self,
+        scope: &Scope<'_>,
+        sk: &str,
+    ) -> Outcome<Option<T>> {
+        let r: Result<Outcome<Option<T>>> = async {
+            match self.read_raw(scope, sk).await? {
+                Outcome::Done(Some(raw)) => {
+                    Ok(Outcome::Done(Some(self.decode::<T>(&raw, sk).await?)))
+                }
+                other => Ok(match other {
+                    Outcome::Stale(g) => Outcome::Stale(g),
+                    Outcome::Done(_) => Outcome::Done(None),
+                }),
+            }
+        }
+        .await;
+        match r {
+            Ok(Outcome::Done(Some(v))) => {
+                self.inner.stats.hit();
+                tracing::Span::current().record("hit", true);
+                Outcome::Done(Some(v))
+            }
+            Ok(Outcome::Done(None)) => {
+                self.inner.stats.miss();
+                Outcome::Done(None)
+            }
+            Ok(Outcome::Stale(g)) => Outcome::Stale(g),
+            Err(e) => {
+                self.inner.stats.error();
+                let e = e.with_operation("get_or_set");
+                tracing::warn!(error = %e, "memstache: cache read failed; loading instead");
+                Outcome::Done(None)
+            }
+        }
+    }
+
+    pub(crate) async fn get_many_in<T: DeserializeOwned, K: AsRef<str>>(
+        &self,
+        scope: &Scope<'_>,
+        keys: &[K],
+    ) -> Result<Outcome<Vec<Option<T>>>> {
+        let span = tracing::debug_span!(
+            "memstache.get_many",
+            namespace = %self.inner.namespace,
+            backend = self.inner.backend_name,
+            tenant = scope.tenant,
+            keys = keys.len(),
+            hits = field::Empty,
+            error = field::Empty,
+        );
+        let r = async {
+            let mut sks = Vec::with_capacity(keys.len() + 1);
+            if let Some(g) = scope.guard {
+                sks.push(g.key.to_owned());
+            }
+            for k in keys {
+                sks.push(self.key_in(scope, k.as_ref())?);
+            }
+            let mut raws = self.call(self.inner.backend.get_many(&sks)).await?;
+            if raws.len() != sks.len() {
+                return Err(Error::internal(
+                    "backend returned the wrong number of values",
+                ));
+            }
+            if let Some(g) = scope.guard {
+                let guard = raws.remove(0);
+                sks.remove(0);
+                if guard.as_deref() != Some(g.expected) {
+                    return Ok(Outcome::Stale(guard));
+                }
+            }
+            let mut out = Vec::with_capacity(raws.len());
+            let mut hits = 0usize;
+            for (raw, sk) in raws.iter().zip(&sks) {
+                match raw {
+                    Some(raw) => {
+                        out.push(Some(self.decode::<T>(raw, sk).await?));
+                        hits += 1;
+                    }
+                    None => out.push(None),
+                }
+            }
+            self.inner
+                .stats
+                .hits(hits as u64, (out.len() - hits) as u64);
+            tracing::Span::current().record("hits", hits);
+            Ok(Outcome::Done(out))
+        }
+        .instrument(span.clone())
+        .await
+        .map_err(|e| self.ctx(e, "get_many", scope, None));
+        record_outcome(&span, &r);
+        r
+    }
+
+    pub(crate) async fn set_many_in<T: Serialize, K: AsRef<str>>(
+        &self,
+        scope: &Scope<'_>,
+        items: &[(K, &T)],
+        options: EntryOptions,
+    ) -> Result<()> {
+        let span = tracing::debug_span!(
+            "memstache.set_many",
+            namespace = %self.inner.namespace,
+            backend = self.inner.backend_name,
+            tenant = scope.tenant,
+            keys = items.len(),
+            error = field::Empty,
+        );
+        let r = async {
+            let now = self.inner.clock.now_ms();
+            let mut entries = Vec::with_capacity(items.len());
+            let mut due = Vec::new();
+            for (k, v) in items {
+                let sk = self.key_in(scope, k.as_ref())?;
+                let plain = self.inner.pipeline.serialize(v)?;
+                let (bytes, expiry) = self
+                    .encode_serialized::<T>(&plain, &sk, scope.key_id, &options, now)
+                    .await?;
+                if expiry.is_due(now) {
+                    due.push(sk);
+                } else {
+                    entries.push(BackendEntry {
+                        key: sk,
+                        value: bytes,
+                        expiry,
+                    });
+                }
+            }
+            if !due.is_empty() {
+                self.call(self.inner.backend.remove_many(&due)).await?;
+            }
+            let n = entries.len() as u64;
+            self.call(self.inner.backend.set_many(entries)).await?;
+            self.inner.stats.sets(n);
+            Ok(())
+        }
+        .instrument(span.clone())
+        .await
+        .map_err(|e| self.ctx(e, "set_many", scope, None));
+        record_outcome(&span, &r);
+        r
+    }
+
+    pub(crate) async fn remove_many_in<K: AsRef<str>>(
+        &self,
+        scope: &Scope<'_>,
+        keys: &[K],
+    ) -> Result<u64> {
+        let span = tracing::debug_span!(
+            "memstache.remove_many",
+            namespace = %self.inner.namespace,
+            backend = self.inner.backend_name,
+            tenant = scope.tenant,
+            keys = keys.len(),
+            error = field::Empty,
+        );
+        let r = async {
+            let sks = keys
+                .iter()
+                .map(|k| self.key_in(scope, k.as_ref()))
+                .collect::<Result<Vec<_>>>()?;
+            self.call(self.inner.backend.remove_many(&sks)).await
+        }
+        .instrument(span.clone())
+        .await
+        .map_err(|e| self.ctx(e, "remove_many", scope, None));
+        record_outcome(&span, &r);
+        r
+    }
+}
