@@ -162,3 +162,34 @@ async fn debug_shows_ids_and_versions_only() {
         "{shown}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_rotations_give_distinct_consecutive_versions() {
+    let keys = LocalKeyManager::generate();
+    keys.current_key("r").await.unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let k = keys.clone();
+        tasks.push(tokio::spawn(async move {
+            k.rotate_key("r").await.unwrap().version
+        }));
+    }
+    let mut versions = Vec::new();
+    for t in tasks {
+        versions.push(t.await.unwrap());
+    }
+    versions.sort_unstable();
+    assert_eq!(versions, (2..=33).collect::<Vec<u32>>());
+    assert_eq!(keys.current_key("r").await.unwrap().version, 33);
+    for v in 1..=33 {
+        assert_eq!(keys.key("r", v).await.unwrap().version, v);
+    }
+}
+
+#[tokio::test]
+async fn rotation_stops_at_the_last_version_with_a_typed_error() {
+    let keys = LocalKeyManager::from_keyring_str(&format!("top {} {K1}", u32::MAX)).unwrap();
+    let err = keys.rotate_key("top").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Crypto);
+    assert_eq!(keys.current_key("top").await.unwrap().version, u32::MAX);
+}
