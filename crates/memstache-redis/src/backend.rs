@@ -11,7 +11,7 @@ use memstache_core::raw::{
 use memstache_core::{Error, ErrorKind, Result};
 
 use crate::client::{RawClient, SetPx};
-use crate::config::{RedisConfig, SlidingReads, Topology};
+use crate::config::{RedisClient, RedisConfig, SlidingReads, Topology};
 use crate::hints::SlidingHints;
 use crate::scripts::sliding_script;
 use crate::slot::group_by_slot;
@@ -139,7 +139,21 @@ impl RedisBackend {
     /// As [`connect`](Self::connect).
     pub async fn from_config(config: RedisConfig) -> Result<RedisBackend> {
         config.validate()?;
-        let client: Box<dyn RawClient> = Box::new(crate::fred::FredClient::connect(&config).await?);
+        let client: Box<dyn RawClient> = match config.client {
+            #[cfg(feature = "redis-rs")]
+            RedisClient::RedisRs => {
+                Box::new(crate::redis_rs::RedisRsClient::connect(&config).await?)
+            }
+            #[cfg(feature = "fred")]
+            RedisClient::Fred => Box::new(crate::fred::FredClient::connect(&config).await?),
+            #[allow(unreachable_patterns, reason = "depends on the enabled client features")]
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::InvalidConfig,
+                    "the selected Redis client is not compiled in (features `redis-rs`, `fred`)",
+                ));
+            }
+        };
         let script = sliding_script();
         let sha = match config.sliding_reads {
             SlidingReads::Disabled => String::new(),

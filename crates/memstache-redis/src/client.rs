@@ -46,8 +46,8 @@ pub(crate) trait RawClient: Debug + Send + Sync + 'static {
     async fn eval(&self, script: &str, keys: &[&str], arg: &str) -> Result<Vec<Option<Bytes>>>;
     /// `SCRIPT LOAD script`; the SHA1.
     async fn script_load(&self, script: &str) -> Result<String>;
-    /// `CONFIG SET param value` on every primary; how many nodes were set.
-    async fn config_set_all(&self, param: &str, value: &str) -> Result<usize>;
+    /// `CONFIG SET param value` on every primary.
+    async fn config_set_all(&self, param: &str, value: &str) -> Result<()>;
     /// Closes the connections.
     async fn quit(&self);
 }

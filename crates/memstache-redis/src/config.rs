@@ -73,6 +73,29 @@ impl Default for ReconnectPolicy {
     }
 }
 
+/// Which Redis client library carries the commands. Both sit behind the same internal trait;
+/// everything Redis-specific (key layout, scripts, slot grouping, errors) is shared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RedisClient {
+    /// [redis-rs](https://docs.rs/redis) 1.x (feature `redis-rs`, on by default): the faster
+    /// one on this machine, see `docs/BENCHMARKS.md`.
+    RedisRs,
+    /// [fred](https://docs.rs/fred) 10 (feature `fred`).
+    Fred,
+}
+
+impl Default for RedisClient {
+    /// `RedisRs` when the `redis-rs` feature is on, else `Fred`.
+    fn default() -> Self {
+        if cfg!(feature = "redis-rs") {
+            RedisClient::RedisRs
+        } else {
+            RedisClient::Fred
+        }
+    }
+}
+
 /// How reads serve sliding expiration.
 ///
 /// Plain `GET` costs the server about a quarter of the Lua read script (measured here: 0.56–0.92M
@@ -147,11 +170,15 @@ pub struct RedisConfig {
     ///
     /// Default: 5 s.
     pub connect_timeout: Duration,
-    /// Bound on each command, including time spent queued while reconnecting; on expiry the
-    /// call fails with [`ErrorKind::Timeout`]. `Duration::ZERO` disables it (the cache's
-    /// operation timeout still applies).
+    /// Bound on each command inside the client, including time queued while reconnecting; on
+    /// expiry the call fails with [`ErrorKind::Timeout`]. `Duration::ZERO` means none.
     ///
-    /// Default: 2 s.
+    /// Off by default because `MemStache` already bounds every backend call with its
+    /// `operation_timeout` (on by default for distributed backends) and a second timer per
+    /// command costs measurable client CPU at high request rates. Set it when you use the
+    /// backend without the cache.
+    ///
+    /// Default: `Duration::ZERO` (none).
     pub command_timeout: Duration,
     /// Speak RESP3 (`HELLO 3`) instead of RESP2.
     ///
@@ -165,6 +192,10 @@ pub struct RedisConfig {
     ///
     /// Default: [`SlidingReads::Auto`].
     pub sliding_reads: SlidingReads,
+    /// The client library.
+    ///
+    /// Default: [`RedisClient::default`] (`RedisRs` when compiled in).
+    pub client: RedisClient,
     /// How many keys [`SlidingReads::Auto`] remembers as sliding (8 bytes each, in 16 shards; a
     /// full shard is cleared, which only costs forgotten keys one extra round trip).
     ///
@@ -185,11 +216,12 @@ impl Default for RedisConfig {
             database: None,
             pool_size: 1,
             connect_timeout: Duration::from_secs(5),
-            command_timeout: Duration::from_secs(2),
+            command_timeout: Duration::ZERO,
             resp3: false,
             reconnect: ReconnectPolicy::default(),
             sliding_reads: SlidingReads::default(),
             sliding_key_hints: 262_144,
+            client: RedisClient::default(),
         }
     }
 }
@@ -209,6 +241,7 @@ impl fmt::Debug for RedisConfig {
             .field("reconnect", &self.reconnect)
             .field("sliding_reads", &self.sliding_reads)
             .field("sliding_key_hints", &self.sliding_key_hints)
+            .field("client", &self.client)
             .finish()
     }
 }
@@ -274,7 +307,8 @@ impl RedisConfig {
     /// * Parameters, all optional: `node=host:port` (repeatable: more cluster seeds or
     ///   Sentinels), `service_name` (Sentinel; `sentinelServiceName` is accepted too),
     ///   `pool_size`, `connect_timeout_ms`, `command_timeout_ms`, `protocol=resp2|resp3`,
-    ///   `sliding_reads=auto|script|disabled`. Anything else is an error.
+    ///   `sliding_reads=auto|script|disabled`, `client=redis-rs|fred`. Anything else is an
+    ///   error.
     ///
     /// Errors are [`ErrorKind::InvalidConfig`] and never contain the URL (it may hold a
     /// password).
@@ -374,6 +408,13 @@ impl RedisConfig {
                         "script" => SlidingReads::Script,
                         "disabled" => SlidingReads::Disabled,
                         _ => return Err(invalid("sliding_reads must be auto, script or disabled")),
+                    }
+                }
+                "client" => {
+                    config.client = match v.as_ref() {
+                        "redis-rs" => RedisClient::RedisRs,
+                        "fred" => RedisClient::Fred,
+                        _ => return Err(invalid("client must be redis-rs or fred")),
                     }
                 }
                 _ => return Err(invalid("unknown URL parameter")),

@@ -45,6 +45,7 @@ pub(crate) fn with_source(kind: ErrorKind, source: impl Into<memstache_core::Box
 }
 
 /// fred's error kinds → memstache kinds.
+#[cfg(feature = "fred")]
 pub(crate) fn from_fred(e: fred::error::Error) -> Error {
     use fred::error::ErrorKind as F;
     let kind = match e.kind() {
@@ -56,6 +57,32 @@ pub(crate) fn from_fred(e: fred::error::Error) -> Error {
         #[cfg(feature = "tls")]
         F::Tls => ErrorKind::Unavailable,
         _ => classify_reply(e.details()),
+    };
+    with_source(kind, e)
+}
+
+/// redis-rs errors → memstache kinds.
+#[cfg(feature = "redis-rs")]
+pub(crate) fn from_redis_rs(e: redis::RedisError) -> Error {
+    use redis::ErrorKind as R;
+    let kind = if e.is_timeout() {
+        ErrorKind::Timeout
+    } else if e.is_io_error()
+        || e.is_connection_refusal()
+        || e.is_connection_dropped()
+        || e.is_cluster_error()
+    {
+        ErrorKind::Unavailable
+    } else {
+        match e.kind() {
+            R::AuthenticationFailed | R::InvalidClientConfig => ErrorKind::InvalidConfig,
+            R::Io
+            | R::ClusterConnectionNotFound
+            | R::MasterNameNotFoundBySentinel
+            | R::NoValidReplicasFoundBySentinel
+            | R::EmptySentinelList => ErrorKind::Unavailable,
+            _ => e.code().map_or(ErrorKind::Backend, classify_reply),
+        }
     };
     with_source(kind, e)
 }
@@ -92,6 +119,7 @@ mod tests {
         assert!(!is_noscript("ERR NOSCRIPT"));
     }
 
+    #[cfg(feature = "fred")]
     #[test]
     fn fred_errors_map_and_keep_source() {
         use fred::error::{Error as FredError, ErrorKind as F};

@@ -233,13 +233,13 @@ impl RawClient for FredClient {
         self.pool.script_load(script).await.map_err(from_fred)
     }
 
-    async fn config_set_all(&self, param: &str, value: &str) -> Result<usize> {
+    async fn config_set_all(&self, param: &str, value: &str) -> Result<()> {
         if !self.cluster {
             self.pool
                 .config_set(param.to_owned(), value)
                 .await
                 .map_err(from_fred)?;
-            return Ok(1);
+            return Ok(());
         }
         let client = self.pool.next();
         let primaries = client
@@ -253,7 +253,7 @@ impl RawClient for FredClient {
                 .await
                 .map_err(from_fred)?;
         }
-        Ok(primaries.len())
+        Ok(())
     }
 
     async fn quit(&self) {

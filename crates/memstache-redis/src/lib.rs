@@ -5,10 +5,16 @@ mod backend;
 mod client;
 mod config;
 mod error;
+#[cfg(feature = "fred")]
 mod fred;
 mod hints;
+#[cfg(feature = "redis-rs")]
+mod redis_rs;
 mod scripts;
 mod slot;
 
 pub use backend::{MAX_VALUE_SIZE, RedisBackend, maxmemory_policy_for};
-pub use config::{ReconnectPolicy, RedisConfig, SlidingReads, Topology};
+pub use config::{ReconnectPolicy, RedisClient, RedisConfig, SlidingReads, Topology};
+
+#[cfg(not(any(feature = "fred", feature = "redis-rs")))]
+compile_error!("memstache-redis needs a client: enable the `redis-rs` or the `fred` feature");

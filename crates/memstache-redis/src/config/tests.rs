@@ -46,6 +46,11 @@ fn parameters() {
     assert_eq!(c.command_timeout, Duration::ZERO);
     assert!(c.resp3);
     assert_eq!(c.sliding_reads, SlidingReads::Disabled);
+    let f = RedisConfig::from_url("redis://h?client=fred").unwrap();
+    assert_eq!(f.client, RedisClient::Fred);
+    let r = RedisConfig::from_url("redis://h?client=redis-rs").unwrap();
+    assert_eq!(r.client, RedisClient::RedisRs);
+    assert!(RedisConfig::from_url("redis://h?client=jedis").is_err());
 }
 
 #[test]
