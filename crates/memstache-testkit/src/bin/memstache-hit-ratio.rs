@@ -69,6 +69,8 @@ fn parse_args() -> Result<Args, String> {
                 .trace_names
                 .extend(value()?.split(',').map(|s| s.trim().to_owned())),
             "-h" | "--help" => return Err(usage().to_owned()),
+            // a separator passed through by wrappers (`cargo xtask hit-ratio -- …`)
+            "--" => {}
             other => return Err(format!("unknown argument {other}\n{}", usage())),
         }
     }
