@@ -6,12 +6,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use memstache_core::Result;
+use futures::FutureExt as _;
+use futures::future::{BoxFuture, Shared};
 use memstache_core::raw::{Clock, KeyManager, KeyVersion, SystemClock};
+use memstache_core::{Error, Result};
 use parking_lot::Mutex;
 
 /// Past this many cached versions, expired ones are purged on insert.
 const PURGE_ABOVE: usize = 1024;
+
+/// One fetch from the wrapped manager, shared by every caller that misses meanwhile.
+type Flight = Shared<BoxFuture<'static, std::result::Result<Arc<KeyVersion>, Arc<Error>>>>;
+
+/// What a flight fetches: a key id and a version, or `None` for the current version.
+type Slot = (String, Option<u32>);
 
 /// Caches the key versions a key manager returns, each for at most `ttl`.
 ///
@@ -26,6 +34,10 @@ const PURGE_ABOVE: usize = 1024;
 /// * `destroy_key` **through this wrapper** evicts every cached version of the id at once;
 ///   a destroy made elsewhere stops this process from using the key within `ttl`
 ///   (the [`KeyManager`] contract's "once their caches expire").
+///
+/// Concurrent misses for the same key id and version are served by **one** call to the
+/// wrapped manager (single flight), so a cache expiry under load does not turn into a burst of
+/// requests to a rate-limited key vault.
 ///
 /// Clones share the cache. `Debug` shows the cached ids and versions, never key bytes. Time is
 /// read from a [`Clock`] ([`SystemClock`] unless [`with_clock`](Self::with_clock) says otherwise).
@@ -68,6 +80,8 @@ struct Cache {
     current: HashMap<String, (u32, u64)>,
     /// Bumped by every destroy: a fetch that started before a destroy must not be cached.
     epoch: u64,
+    /// Fetches in progress and the epoch they started in (single flight per slot).
+    flights: HashMap<Slot, (Flight, u64)>,
 }
 
 impl Cache {
@@ -94,6 +108,7 @@ impl Cache {
 
     fn evict(&mut self, key_id: &str) {
         self.epoch = self.epoch.wrapping_add(1);
+        self.flights.retain(|(id, _), _| id != key_id);
         self.versions.retain(|(id, _), _| id != key_id);
         self.current.remove(key_id);
     }
@@ -169,17 +184,81 @@ impl CachedKeyManager {
         cache.current.clear();
     }
 
+    /// Fetches `version` (or the current version) from the wrapped manager, joining a fetch of
+    /// the same slot already in flight, and caches the result unless a destroy intervened.
+    async fn fetch(&self, key_id: &str, version: Option<u32>) -> Result<Arc<KeyVersion>> {
+        let slot: Slot = (key_id.to_owned(), version);
+        let (flight, epoch) = {
+            let mut cache = self.inner.cache.lock();
+            match cache.flights.get(&slot) {
+                Some((flight, epoch)) => (flight.clone(), *epoch),
+                None => {
+                    let manager = Arc::clone(&self.inner.manager);
+                    let id = key_id.to_owned();
+                    let flight = async move {
+                        match version {
+                            Some(v) => manager.key(&id, v).await,
+                            None => manager.current_key(&id).await,
+                        }
+                        .map_err(Arc::new)
+                    }
+                    .boxed()
+                    .shared();
+                    let epoch = cache.epoch;
+                    cache.flights.insert(slot.clone(), (flight.clone(), epoch));
+                    (flight, epoch)
+                }
+            }
+        };
+        let result = flight.clone().await;
+        {
+            let (now, until) = self.now_and_until();
+            let mut cache = self.inner.cache.lock();
+            if cache
+                .flights
+                .get(&slot)
+                .is_some_and(|(f, _)| f.ptr_eq(&flight))
+            {
+                cache.flights.remove(&slot);
+            }
+            if let Ok(k) = &result
+                && cache.epoch == epoch
+            {
+                match version {
+                    None => cache.set_current(k, until, now),
+                    Some(_) => cache.put(k, until, now),
+                }
+            }
+        }
+        drop(flight);
+        result.map_err(|shared| Arc::try_unwrap(shared).unwrap_or_else(|shared| unshare(&shared)))
+    }
+
     fn now_and_until(&self) -> (u64, u64) {
         let now = self.inner.clock.now_ms();
         (now, now.saturating_add(self.inner.ttl_ms))
     }
 }
 
+/// A copy of an error that several waiters share: same kind, message, temporary flag,
+/// operation and context, with the shared original as `source()`.
+fn unshare(shared: &Arc<Error>) -> Error {
+    let mut e =
+        Error::new(shared.kind(), shared.message().to_owned()).set_temporary(shared.is_temporary());
+    if let Some(op) = shared.operation() {
+        e = e.with_operation(op);
+    }
+    for (name, value) in shared.context() {
+        e = e.with_context(name, value.clone());
+    }
+    e.with_source(Arc::clone(shared))
+}
+
 #[async_trait]
 impl KeyManager for CachedKeyManager {
     async fn current_key(&self, key_id: &str) -> Result<Arc<KeyVersion>> {
         let now = self.inner.clock.now_ms();
-        let epoch = {
+        {
             let cache = self.inner.cache.lock();
             if let Some(&(version, until)) = cache.current.get(key_id)
                 && now < until
@@ -187,33 +266,16 @@ impl KeyManager for CachedKeyManager {
             {
                 return Ok(k);
             }
-            cache.epoch
-        };
-        let k = self.inner.manager.current_key(key_id).await?;
-        let (now, until) = self.now_and_until();
-        let mut cache = self.inner.cache.lock();
-        if cache.epoch == epoch {
-            cache.set_current(&k, until, now);
         }
-        Ok(k)
+        self.fetch(key_id, None).await
     }
 
     async fn key(&self, key_id: &str, version: u32) -> Result<Arc<KeyVersion>> {
         let now = self.inner.clock.now_ms();
-        let epoch = {
-            let cache = self.inner.cache.lock();
-            if let Some(k) = cache.get(key_id, version, now) {
-                return Ok(k);
-            }
-            cache.epoch
-        };
-        let k = self.inner.manager.key(key_id, version).await?;
-        let (now, until) = self.now_and_until();
-        let mut cache = self.inner.cache.lock();
-        if cache.epoch == epoch {
-            cache.put(&k, until, now);
+        if let Some(k) = self.inner.cache.lock().get(key_id, version, now) {
+            return Ok(k);
         }
-        Ok(k)
+        self.fetch(key_id, Some(version)).await
     }
 
     async fn rotate_key(&self, key_id: &str) -> Result<Arc<KeyVersion>> {

@@ -6,21 +6,33 @@ use memstache_core::raw::ManualClock;
 use super::*;
 use crate::LocalKeyManager;
 
-/// A real `LocalKeyManager` that counts the calls reaching it.
+/// A real `LocalKeyManager` that counts the calls reaching it, and can hold `key` and
+/// `current_key` calls at a gate until the test opens it.
 #[derive(Debug)]
 struct Counting {
     inner: LocalKeyManager,
     calls: AtomicUsize,
+    gate: Option<tokio::sync::Semaphore>,
+}
+
+impl Counting {
+    async fn pass_gate(&self) {
+        if let Some(gate) = &self.gate {
+            gate.acquire().await.expect("gate").forget();
+        }
+    }
 }
 
 #[async_trait]
 impl KeyManager for Counting {
     async fn current_key(&self, key_id: &str) -> Result<Arc<KeyVersion>> {
         self.calls.fetch_add(1, Ordering::SeqCst);
+        self.pass_gate().await;
         self.inner.current_key(key_id).await
     }
     async fn key(&self, key_id: &str, version: u32) -> Result<Arc<KeyVersion>> {
         self.calls.fetch_add(1, Ordering::SeqCst);
+        self.pass_gate().await;
         self.inner.key(key_id, version).await
     }
     async fn rotate_key(&self, key_id: &str) -> Result<Arc<KeyVersion>> {
@@ -45,6 +57,7 @@ fn setup(
     let counting = Arc::new(Counting {
         inner: local.clone(),
         calls: AtomicUsize::new(0),
+        gate: None,
     });
     let clock = ManualClock::new(1_000_000);
     let cached = CachedKeyManager::new(counting.clone(), Duration::from_secs(ttl_s))
@@ -173,4 +186,102 @@ async fn debug_shows_cached_ids_and_versions_but_no_key_bytes() {
         .collect();
     assert!(!shown.contains(&hex[..16]));
     assert!(!shown.contains(&format!("{:?}", &k.material.expose()[..4])[1..8]));
+}
+
+/// Lets every spawned task run until it waits (current-thread runtime: deterministic).
+async fn settle() {
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn concurrent_misses_make_one_call_and_all_get_the_key() {
+    let local = LocalKeyManager::generate();
+    let v1 = local.current_key("a").await.unwrap();
+    let counting = Arc::new(Counting {
+        inner: local.clone(),
+        calls: AtomicUsize::new(0),
+        gate: Some(tokio::sync::Semaphore::new(0)),
+    });
+    let cached = CachedKeyManager::new(counting.clone(), Duration::from_secs(60))
+        .with_clock(Arc::new(ManualClock::new(0)));
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let c = cached.clone();
+        tasks.push(tokio::spawn(async move { c.key("a", 1).await }));
+    }
+    for _ in 0..16 {
+        let c = cached.clone();
+        tasks.push(tokio::spawn(async move { c.current_key("a").await }));
+    }
+    settle().await;
+    assert_eq!(
+        counting.calls.load(Ordering::SeqCst),
+        2,
+        "one call for key(a, 1), one for current_key(a)"
+    );
+    counting.gate.as_ref().unwrap().add_permits(2);
+    for t in tasks {
+        let k = t.await.unwrap().unwrap();
+        assert_eq!(k.material.expose(), v1.material.expose());
+    }
+    cached.key("a", 1).await.unwrap();
+    assert_eq!(
+        counting.calls.load(Ordering::SeqCst),
+        2,
+        "and then it is cached"
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_shared_failure_reaches_every_waiter_with_its_kind() {
+    let counting = Arc::new(Counting {
+        inner: LocalKeyManager::generate().with_auto_create(false),
+        calls: AtomicUsize::new(0),
+        gate: Some(tokio::sync::Semaphore::new(0)),
+    });
+    let cached = CachedKeyManager::new(counting.clone(), Duration::from_secs(60));
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let c = cached.clone();
+        tasks.push(tokio::spawn(async move { c.current_key("missing").await }));
+    }
+    settle().await;
+    counting.gate.as_ref().unwrap().add_permits(1);
+    for t in tasks {
+        let err = t.await.unwrap().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::KeyNotFound);
+        assert_eq!(err.context_value("key_id"), Some("missing"));
+    }
+    assert_eq!(counting.calls.load(Ordering::SeqCst), 1);
+    // failures are not cached: the next call asks again
+    counting.gate.as_ref().unwrap().add_permits(1);
+    assert!(cached.current_key("missing").await.is_err());
+    assert_eq!(counting.calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_fetch_in_flight_across_a_destroy_is_not_cached() {
+    let local = LocalKeyManager::generate();
+    local.current_key("a").await.unwrap();
+    let counting = Arc::new(Counting {
+        inner: local.clone(),
+        calls: AtomicUsize::new(0),
+        gate: Some(tokio::sync::Semaphore::new(0)),
+    });
+    let cached = CachedKeyManager::new(counting.clone(), Duration::from_secs(3600));
+    let c = cached.clone();
+    let early = tokio::spawn(async move { c.key("a", 1).await });
+    settle().await; // the fetch is waiting at the gate, before the destroy
+    cached.destroy_key("a").await.unwrap();
+    counting.gate.as_ref().unwrap().add_permits(1);
+    // Behind the gate the local manager already answers KeyDestroyed (the destroy happened
+    // first); either way nothing may be cached for the destroyed id.
+    let _ = early.await.unwrap();
+    counting.gate.as_ref().unwrap().add_permits(1);
+    assert_eq!(
+        cached.key("a", 1).await.unwrap_err().kind(),
+        ErrorKind::KeyDestroyed
+    );
 }
