@@ -8,6 +8,8 @@ pub mod memory;
 mod options;
 pub mod raw;
 pub mod serializer;
+#[cfg(feature = "tenancy")]
+pub mod tenancy;
 
 pub use cache::{
     DEFAULT_COMPRESS_THRESHOLD, DEFAULT_DISTRIBUTED_TIMEOUT, DEFAULT_KEY_ID, DEFAULT_MAX_KEY_LEN,

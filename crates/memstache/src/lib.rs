@@ -41,6 +41,12 @@ pub mod eviction {
     pub use memstache_eviction::*;
 }
 
+/// Multi-tenancy (`tenancy`): isolated keyspaces, per-tenant keys, O(1) clear.
+#[cfg(feature = "tenancy")]
+pub mod tenancy {
+    pub use memstache_core::tenancy::*;
+}
+
 /// The Redis backend (`redis`).
 #[cfg(feature = "redis")]
 pub mod redis {

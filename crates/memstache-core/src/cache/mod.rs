@@ -173,6 +173,11 @@ impl MemStache {
         &self.inner.backend
     }
 
+    /// The key manager, when the cache encrypts.
+    pub fn key_manager(&self) -> Option<&Arc<dyn crate::raw::KeyManager>> {
+        self.inner.pipeline.key_manager.as_ref()
+    }
+
     /// Counters of hits, misses, errors and loader calls since the cache was built.
     pub fn stats(&self) -> StatsSnapshot {
         self.inner.stats.snapshot()
@@ -191,7 +196,7 @@ impl MemStache {
     }
 
     /// The storage key of `key` in `scope`.
-    fn key_in(&self, scope: &Scope<'_>, key: &str) -> Result<String> {
+    pub(crate) fn key_in(&self, scope: &Scope<'_>, key: &str) -> Result<String> {
         self.validate_key(key)?;
         let mut s = String::with_capacity(scope.prefix.len() + key.len());
         s.push_str(scope.prefix);
@@ -244,7 +249,7 @@ impl MemStache {
     }
 
     /// Runs a backend call under the operation timeout.
-    async fn call<T>(&self, fut: impl Future<Output = Result<T>>) -> Result<T> {
+    pub(crate) async fn call<T>(&self, fut: impl Future<Output = Result<T>>) -> Result<T> {
         match self.inner.operation_timeout {
             None => fut.await,
             Some(limit) => match tokio::time::timeout(limit, fut).await {

@@ -292,6 +292,22 @@ impl Backend for MemoryBackend {
         Ok(self.with_shard(key, |s, _, clock, out| s.remove(key, clock, out)))
     }
 
+    async fn set_if_absent(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<bool> {
+        // exists + set under one shard lock: atomic for every caller of this backend
+        self.with_shard(key, |s, hash, clock, out| {
+            if s.exists(key, clock, out) {
+                return Ok(false);
+            }
+            s.set(key, hash, value, expiry, clock.now_ms(), out)
+                .map(|()| true)
+        })
+        .map_err(|e| {
+            e.with_operation("set_if_absent")
+                .with_context("backend", "memory")
+                .with_context("key_hash", crate::key_hash(key))
+        })
+    }
+
     async fn exists(&self, key: &str) -> Result<bool> {
         Ok(self.with_shard(key, |s, _, clock, out| s.exists(key, clock, out)))
     }

@@ -220,6 +220,19 @@ pub trait Backend: Debug + Send + Sync + 'static {
     /// entry was there.
     async fn touch(&self, key: &str) -> Result<bool>;
 
+    /// Stores `value` at `key` only when no live entry is there; `true` when it stored.
+    ///
+    /// Distributed backends MUST make this atomic (Redis: `SET NX`): tenancy creates its
+    /// generation tokens with it, and distributed locks rely on it. Default: `exists` then
+    /// `set`, which is atomic only for a backend used by one process at a time.
+    async fn set_if_absent(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<bool> {
+        if self.exists(key).await? {
+            return Ok(false);
+        }
+        self.set(key, value, expiry).await?;
+        Ok(true)
+    }
+
     /// The entries at `keys`, in order. Default: one `get` per key.
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
         let mut out = Vec::with_capacity(keys.len());

@@ -13,6 +13,7 @@ mod batch;
 mod expiry;
 mod flight;
 mod integrity;
+pub mod tenancy;
 
 pub use basic::*;
 pub use batch::*;
