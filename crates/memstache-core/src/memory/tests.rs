@@ -490,3 +490,116 @@ fn lru_state_contract() {
     assert_eq!(st.select_victim(), None);
     assert!(st.is_empty());
 }
+
+mod model {
+    //! The store against a plain model of the expiry semantics (no eviction: the capacity is
+    //! larger than the key space).
+
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Set(u8, u8, Option<u16>, Option<u16>),
+        Get(u8),
+        GetMany(u8, u8),
+        Touch(u8),
+        Exists(u8),
+        Remove(u8),
+        Advance(u16),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (
+                0u8..6,
+                any::<u8>(),
+                proptest::option::of(0u16..300),
+                proptest::option::of(1u16..200)
+            )
+                .prop_map(|(k, v, a, s)| Op::Set(k, v, a, s)),
+            (0u8..6).prop_map(Op::Get),
+            (0u8..6, 0u8..6).prop_map(|(a, b)| Op::GetMany(a, b)),
+            (0u8..6).prop_map(Op::Touch),
+            (0u8..6).prop_map(Op::Exists),
+            (0u8..6).prop_map(Op::Remove),
+            (0u16..150).prop_map(Op::Advance),
+        ]
+    }
+
+    /// key -> (value, expiry, expires_at)
+    type Model = HashMap<u8, (u8, Expiry, Option<u64>)>;
+
+    fn model_read(m: &mut Model, k: u8, now: u64, rearm: bool) -> Option<u8> {
+        let (v, e, at) = *m.get(&k)?;
+        if at.is_some_and(|at| at <= now) {
+            m.remove(&k);
+            return None;
+        }
+        if rearm && e.sliding.is_some() {
+            m.insert(k, (v, e, e.expires_at(now)));
+        }
+        Some(v)
+    }
+
+    proptest! {
+        #[test]
+        fn store_matches_model(ops in proptest::collection::vec(op(), 1..120)) {
+            let clock = ManualClock::new(1_000);
+            let s = store(100, &clock);
+            let mut m: Model = HashMap::new();
+            let key = |k: u8| format!("key{k}");
+            for op in ops {
+                let now = clock.now_ms();
+                match op {
+                    Op::Set(k, v, abs, sliding) => {
+                        let e = Expiry::new(
+                            abs.map(|a| now + u64::from(a)),
+                            sliding.map(|s| Duration::from_millis(u64::from(s))),
+                        );
+                        run(s.set(&key(k), Bytes::from(vec![v]), e)).unwrap();
+                        let at = e.expires_at(now);
+                        if at.is_some_and(|at| at <= now) {
+                            m.remove(&k);
+                        } else {
+                            m.insert(k, (v, e, at));
+                        }
+                    }
+                    Op::Get(k) => {
+                        let got = run(s.get(&key(k))).unwrap().map(|b| b[0]);
+                        prop_assert_eq!(got, model_read(&mut m, k, now, true));
+                    }
+                    Op::GetMany(a, b) => {
+                        let got: Vec<_> = run(s.get_many(&[key(a), key(b)]))
+                            .unwrap()
+                            .into_iter()
+                            .map(|o| o.map(|b| b[0]))
+                            .collect();
+                        let want = vec![
+                            model_read(&mut m, a, now, true),
+                            model_read(&mut m, b, now, true),
+                        ];
+                        prop_assert_eq!(got, want);
+                    }
+                    Op::Touch(k) => {
+                        let got = run(s.touch(&key(k))).unwrap();
+                        prop_assert_eq!(got, model_read(&mut m, k, now, true).is_some());
+                    }
+                    Op::Exists(k) => {
+                        let got = run(s.exists(&key(k))).unwrap();
+                        prop_assert_eq!(got, model_read(&mut m, k, now, false).is_some());
+                    }
+                    Op::Remove(k) => {
+                        let got = run(s.remove(&key(k))).unwrap();
+                        prop_assert_eq!(got, model_read(&mut m, k, now, false).is_some());
+                        m.remove(&k);
+                    }
+                    Op::Advance(ms) => clock.advance(Duration::from_millis(u64::from(ms))),
+                }
+                s.check_invariants();
+                prop_assert!(s.len() >= m.values().filter(|(_, _, at)| at.is_none_or(|at| at > now)).count());
+            }
+        }
+    }
+}
