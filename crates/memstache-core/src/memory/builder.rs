@@ -133,7 +133,9 @@ impl MemoryBackendBuilder {
     /// Called once for every entry that leaves the store (evicted, expired, removed, replaced),
     /// after the shard lock is released (so it may call the store). Receives the key's hash,
     /// never the key. It runs on the thread of the operation that caused the departure: keep
-    /// it short. Default: none.
+    /// it short. A panic in the listener reaches the caller of that operation; the store stays
+    /// consistent (its lock was already released), but the remaining events of that operation
+    /// are not delivered. Default: none.
     pub fn eviction_listener(
         mut self,
         listener: impl Fn(&EvictionEvent) + Send + Sync + 'static,
