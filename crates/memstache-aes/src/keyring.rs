@@ -128,10 +128,28 @@ fn decode_key(text: &str) -> Option<SecretKey> {
     Some(SecretKey::new(buf[..KEY_LEN].to_vec()))
 }
 
+const HEADER: &str = "# memstache key ring: <key_id> <version> <base64 key> | destroyed <key_id>\n";
+
+/// The longest text [`format`] can write for `ring`.
+fn capacity_bound(ring: &BTreeMap<String, Entry>) -> usize {
+    let b64_len = KEY_LEN.div_ceil(3) * 4;
+    HEADER.len()
+        + ring
+            .iter()
+            .map(|(id, entry)| match entry {
+                Entry::Destroyed => "destroyed ".len() + id.len() + 1,
+                Entry::Live(v) => v.len() * (id.len() + 1 + 10 + 1 + b64_len + 1),
+            })
+            .sum::<usize>()
+}
+
 /// Writes `ring` in the key-ring format (this text holds key material).
 pub(crate) fn format(ring: &BTreeMap<String, Entry>) -> Zeroizing<String> {
-    let mut out = Zeroizing::new(String::with_capacity(64 + ring.len() * 96));
-    out.push_str("# memstache key ring: <key_id> <version> <base64 key> | destroyed <key_id>\n");
+    // Reserve the exact upper bound up front: a String that grows leaves copies of the key
+    // material behind in freed memory, out of reach of the zeroizing wrapper.
+    let capacity = capacity_bound(ring);
+    let mut out = Zeroizing::new(String::with_capacity(capacity));
+    out.push_str(HEADER);
     for (id, entry) in ring {
         match entry {
             Entry::Destroyed => {
@@ -175,9 +193,25 @@ mod tests {
     fn format_round_trips() {
         let text = format!("a 1 {K1}\na 3 {K2}\ndestroyed b\n");
         let ring = parse(&text).unwrap();
-        let again = parse(&format(&ring)).unwrap();
+        let formatted = format(&ring);
+        assert!(formatted.len() <= formatted.capacity());
+        let again = parse(&formatted).unwrap();
         assert_eq!(format(&ring).as_str(), format(&again).as_str());
         assert!(format(&ring).contains(K2));
+    }
+
+    #[test]
+    fn format_never_grows_its_buffer() {
+        let long_id = "x".repeat(64);
+        let ring = parse(&format!(
+            "{long_id} 4294967295 {K1}\n{long_id} 1 {K2}\na 1 {K1}\ndestroyed {}\n",
+            "y".repeat(64)
+        ))
+        .unwrap();
+        let out = format(&ring);
+        assert!(out.len() <= capacity_bound(&ring));
+        // still the capacity reserved up front: the buffer never reallocated
+        assert_eq!(out.capacity(), capacity_bound(&ring));
     }
 
     #[test]
