@@ -146,7 +146,10 @@ impl RedisBackend {
             }
             #[cfg(feature = "fred")]
             RedisClient::Fred => Box::new(crate::fred::FredClient::connect(&config).await?),
-            #[allow(unreachable_patterns, reason = "depends on the enabled client features")]
+            #[allow(
+                unreachable_patterns,
+                reason = "depends on the enabled client features"
+            )]
             _ => {
                 return Err(Error::new(
                     ErrorKind::InvalidConfig,

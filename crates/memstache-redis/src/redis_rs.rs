@@ -42,7 +42,9 @@ impl fmt::Debug for RedisRsClient {
             Conn::Cluster(_) => "cluster".to_owned(),
             Conn::Sentinel(_) => "sentinel".to_owned(),
         };
-        f.debug_struct("RedisRsClient").field("conn", &kind).finish()
+        f.debug_struct("RedisRsClient")
+            .field("conn", &kind)
+            .finish()
     }
 }
 
@@ -157,6 +159,17 @@ impl RedisRsClient {
             Topology::Standalone { host, port } => {
                 let info = connection_info(config, host, *port)?;
                 let client = redis::Client::open(info).map_err(from_redis_rs)?;
+                // One plain connection first: the connection manager retries failed handshakes
+                // (a wrong password included) until our bound, hiding the real error.
+                let probe = redis::AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(config.connect_timeout));
+                bounded(limit, async {
+                    client
+                        .get_multiplexed_async_connection_with_config(&probe)
+                        .await
+                        .map_err(from_redis_rs)
+                })
+                .await?;
                 let mut conns = Vec::with_capacity(config.pool_size);
                 for _ in 0..config.pool_size {
                     let m = bounded(limit, async {
@@ -215,14 +228,15 @@ impl RedisRsClient {
                     .iter()
                     .map(|(h, p)| addr(h, *p, config.tls))
                     .collect::<Result<Vec<_>>>()?;
-                let mut b = SentinelClientBuilder::new(addrs, service_name, SentinelServerType::Master)
-                    .map_err(from_redis_rs)?
-                    .set_client_to_redis_db(i64::from(config.database.unwrap_or(0)))
-                    .set_client_to_redis_protocol(if config.resp3 {
-                        ProtocolVersion::RESP3
-                    } else {
-                        ProtocolVersion::RESP2
-                    });
+                let mut b =
+                    SentinelClientBuilder::new(addrs, service_name, SentinelServerType::Master)
+                        .map_err(from_redis_rs)?
+                        .set_client_to_redis_db(i64::from(config.database.unwrap_or(0)))
+                        .set_client_to_redis_protocol(if config.resp3 {
+                            ProtocolVersion::RESP3
+                        } else {
+                            ProtocolVersion::RESP2
+                        });
                 if let Some(u) = &config.username {
                     b = b.set_client_to_redis_username(u);
                 }
@@ -418,18 +432,20 @@ impl RawClient for RedisRsClient {
         cmd.arg("SET").arg(param).arg(value);
         match &self.conn {
             Conn::Cluster(c) => {
-                use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
+                use redis::cluster_routing::{
+                    MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo,
+                };
                 let mut c = c.clone();
                 c.route_command(
-                        cmd,
-                        RoutingInfo::MultiNode((
-                            MultipleNodeRoutingInfo::AllMasters,
-                            Some(ResponsePolicy::AllSucceeded),
-                        )),
-                    )
-                    .await
-                    .map(|_| ())
-                    .map_err(from_redis_rs)
+                    cmd,
+                    RoutingInfo::MultiNode((
+                        MultipleNodeRoutingInfo::AllMasters,
+                        Some(ResponsePolicy::AllSucceeded),
+                    )),
+                )
+                .await
+                .map(|_| ())
+                .map_err(from_redis_rs)
             }
             _ => self.run(&cmd).await,
         }

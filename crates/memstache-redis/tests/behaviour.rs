@@ -11,7 +11,16 @@ use memstache_redis::RedisBackend;
 use memstache_testkit::behaviour::{self, RealTimeHarness};
 use memstache_testkit::redis::{RedisCluster, RedisSentinelSet, RedisServer};
 
+/// Runs the suite once per client on the same topology.
 async fn run_suite(url: &str) {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    for client in ["redis-rs", "fred"] {
+        eprintln!("client: {client}");
+        run_suite_once(&format!("{url}{sep}client={client}")).await;
+    }
+}
+
+async fn run_suite_once(url: &str) {
     let backend = RedisBackend::connect(url).await.expect("connect");
     behaviour::run_all(&RealTimeHarness::new(Arc::new(backend))).await;
 }

@@ -18,9 +18,18 @@ use memstache_testkit::redis::{RedisCluster, Reply};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_backend() {
     let mut cluster = RedisCluster::start();
-    let b = RedisBackend::connect(&cluster.url()).await.unwrap();
+    for client in ["fred", "redis-rs"] {
+        eprintln!("client: {client}");
+        cluster_checks(&mut cluster, client).await;
+    }
+}
+
+async fn cluster_checks(cluster: &mut RedisCluster, client: &str) {
+    let b = RedisBackend::connect(&format!("{}&client={client}", cluster.url()))
+        .await
+        .unwrap();
     assert!(b.capabilities().cluster);
-    let p = prefix("cl");
+    let p = prefix(client);
     let k = |s: &str| format!("{p}:{s}");
 
     // --- cross-slot batches: every value, in order, keys spread over all three masters
@@ -136,6 +145,7 @@ async fn cluster_backend() {
         .unwrap();
     let slot = cluster.keyslot(&key);
     let old = cluster.master_for_slot(slot).unwrap();
+    assert!(cluster.nodes()[old].is_running());
     let acked = cluster.nodes()[old].cmd(&["WAIT", "1", "5000"]);
     assert_eq!(acked, Reply::Int(1), "the replica acknowledged the write");
     cluster.node_mut(old).kill();
@@ -171,4 +181,9 @@ async fn cluster_backend() {
         b.get(&key).await.unwrap(),
         Some(Bytes::from_static(b"again"))
     );
+
+    // the old master comes back as a replica of the new one: 3 + 3 again for the next run
+    cluster.node_mut(old).restart();
+    cluster.wait_ok(Duration::from_secs(60));
+    cluster.wait_replicas(Duration::from_secs(60));
 }

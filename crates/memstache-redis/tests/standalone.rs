@@ -34,16 +34,31 @@ async fn backend_with(url: &str, mode: SlidingReads) -> RedisBackend {
     RedisBackend::from_config(config).await.unwrap()
 }
 
-async fn strict_get(server: &RedisServer, key: &str) -> Option<Bytes> {
-    let strict = backend_with(&server.url(), SlidingReads::Script).await;
+async fn strict_get(url: &str, key: &str) -> Option<Bytes> {
+    let strict = backend_with(url, SlidingReads::Script).await;
     strict.get(key).await.unwrap()
+}
+
+/// Every client behind the backend passes the same checks.
+const CLIENTS: [&str; 2] = ["redis-rs", "fred"];
+
+fn client_url(server: &RedisServer, client: &str) -> String {
+    format!("{}?client={client}", server.url())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn standalone_backend() {
     let server = RedisServer::start();
-    let b = RedisBackend::connect(&server.url()).await.unwrap();
-    let p = prefix("sa");
+    for client in CLIENTS {
+        eprintln!("client: {client}");
+        standalone_checks(&server, &client_url(&server, client)).await;
+    }
+}
+
+async fn standalone_checks(server: &RedisServer, url: &str) {
+    let server = server;
+    let b = RedisBackend::connect(url).await.unwrap();
+    let p = prefix(url.rsplit('=').next().unwrap_or("sa"));
     let k = |s: &str| format!("{p}:{s}");
 
     // --- identity and capabilities
@@ -83,7 +98,7 @@ async fn standalone_backend() {
     assert_eq!(b.get(&k("empty")).await.unwrap(), Some(Bytes::new()));
 
     // --- two "nodes" share entries through one Redis
-    let other = RedisBackend::connect(&server.url()).await.unwrap();
+    let other = RedisBackend::connect(url).await.unwrap();
     b.set(&k("shared"), Bytes::from_static(b"from-b"), Expiry::NEVER)
         .await
         .unwrap();
@@ -167,10 +182,10 @@ async fn standalone_backend() {
         .await
         .unwrap();
     assert_eq!(b.get(&k("absurd")).await.unwrap(), Some(absurd.clone()));
-    assert_eq!(strict_get(&server, &k("absurd")).await, Some(absurd));
+    assert_eq!(strict_get(url, &k("absurd")).await, Some(absurd));
 
     // --- a sliding entry written by another process is re-armed on its first plain read
-    let foreign = RedisBackend::connect(&server.url()).await.unwrap();
+    let foreign = RedisBackend::connect(url).await.unwrap();
     let fv = envelope(now_ms() + 600_000, 20_000, b"foreign");
     foreign
         .set(&k("f"), fv.clone(), Expiry::new(None, secs(20)))
@@ -223,7 +238,7 @@ async fn standalone_backend() {
     assert_eq!(b.remove_many(&keys).await.unwrap(), 0);
 
     // --- the script survives a SCRIPT FLUSH (EVALSHA → NOSCRIPT → EVAL)
-    let strict = backend_with(&server.url(), SlidingReads::Script).await;
+    let strict = backend_with(url, SlidingReads::Script).await;
     b.set(
         &k("n"),
         envelope(0, 20_000, b"n"),
@@ -236,7 +251,7 @@ async fn standalone_backend() {
     assert_eq!(strict.get_many(&[k("n"), k("zz")]).await.unwrap()[1], None);
 
     // --- Disabled: plain reads, sliding writes refused
-    let plain = backend_with(&server.url(), SlidingReads::Disabled).await;
+    let plain = backend_with(url, SlidingReads::Disabled).await;
     let e = plain
         .set(
             &k("d"),
@@ -285,9 +300,16 @@ async fn standalone_backend() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_are_typed_and_temporary_when_redis_is_down() {
+    for client in CLIENTS {
+        eprintln!("client: {client}");
+        down_checks(client).await;
+    }
+}
+
+async fn down_checks(client: &str) {
     // nothing listens: connect fails as unavailable
     let mut server = RedisServer::start();
-    let url = server.url();
+    let url = client_url(&server, client);
     server.kill();
     let mut config = RedisConfig::from_url(&url).unwrap();
     config.connect_timeout = Duration::from_secs(2);
@@ -333,7 +355,17 @@ async fn errors_are_typed_and_temporary_when_redis_is_down() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn password_is_used_and_never_shown() {
     let server = RedisServer::start_with_args(&["--requirepass", "hunter2-pw"]);
-    let url = format!("redis://:hunter2-pw@127.0.0.1:{}", server.port());
+    for client in CLIENTS {
+        eprintln!("client: {client}");
+        password_checks(&server, client).await;
+    }
+}
+
+async fn password_checks(server: &RedisServer, client: &str) {
+    let url = format!(
+        "redis://:hunter2-pw@127.0.0.1:{}?client={client}",
+        server.port()
+    );
     let b = RedisBackend::connect(&url).await.unwrap();
     b.set("k", Bytes::from_static(b"v"), Expiry::NEVER)
         .await
@@ -343,7 +375,10 @@ async fn password_is_used_and_never_shown() {
     let config = RedisConfig::from_url(&url).unwrap();
     assert!(!format!("{config:?}").contains("hunter2"));
 
-    let bad = format!("redis://:wrong-pw@127.0.0.1:{}", server.port());
+    let bad = format!(
+        "redis://:wrong-pw@127.0.0.1:{}?client={client}",
+        server.port()
+    );
     let e = RedisBackend::connect(&bad).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidConfig, "{e:?}");
     assert!(!e.is_temporary());
