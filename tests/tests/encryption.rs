@@ -391,3 +391,43 @@ async fn a_decompression_bomb_is_rejected_within_the_value_limit() {
         e.kind()
     );
 }
+
+#[tokio::test]
+async fn a_replayed_entry_is_not_served_past_its_authenticated_deadline() {
+    use memstache::raw::ManualClock;
+    let clock = ManualClock::starting_now();
+    let backend = MemoryBackend::builder()
+        .clock(Arc::new(clock.clone()))
+        .build()
+        .unwrap();
+    let keys = LocalKeyManager::generate();
+    let cache = encrypted(MemStache::builder(), &keys)
+        .backend(backend.clone())
+        .clock(Arc::new(clock.clone()))
+        .namespace("replay")
+        .build()
+        .unwrap();
+    cache
+        .set(
+            "k",
+            &"v",
+            EntryOptions::new().absolute_expiration(std::time::Duration::from_secs(60)),
+        )
+        .await
+        .unwrap();
+    let captured = backend.get("replay:k").await.unwrap().unwrap();
+    clock.advance(std::time::Duration::from_secs(120));
+    assert_eq!(cache.get::<String>("k").await.unwrap(), None);
+    // an attacker re-SETs the captured bytes without a TTL
+    backend
+        .set("replay:k", captured, Expiry::NEVER)
+        .await
+        .unwrap();
+    assert_eq!(
+        cache.get::<String>("k").await.unwrap(),
+        None,
+        "served past its deadline"
+    );
+    let got: Vec<Option<String>> = cache.get_many(&["k"]).await.unwrap();
+    assert_eq!(got, vec![None]);
+}

@@ -270,6 +270,14 @@ impl MemStache {
         }
     }
 
+    /// Whether an entry's own (authenticated) absolute deadline has passed. The backend
+    /// enforces expiry, but a replayed or re-`SET` entry could outlive it there; the header's
+    /// deadline is covered by the checksum or the AEAD, so it cannot be extended.
+    fn expired_by_header(&self, bytes: &[u8]) -> bool {
+        crate::envelope::peek_expiry(bytes)
+            .is_some_and(|(deadline, _)| deadline != 0 && deadline <= self.inner.clock.now_ms())
+    }
+
     async fn decode<T: DeserializeOwned>(&self, bytes: &[u8], storage_key: &str) -> Result<T> {
         let (plain, serializer) = self
             .inner

@@ -126,7 +126,11 @@ impl MemStache {
     /// Reads `sk`, and the scope's guard in the same backend call when there is one.
     async fn read_raw(&self, scope: &Scope<'_>, sk: &str) -> Result<Outcome<Option<Bytes>>> {
         match scope.guard {
-            None => Ok(Outcome::Done(self.call(self.inner.backend.get(sk)).await?)),
+            None => Ok(Outcome::Done(
+                self.call(self.inner.backend.get(sk))
+                    .await?
+                    .filter(|raw| !self.expired_by_header(raw)),
+            )),
             Some(g) => {
                 let keys = [g.key.to_owned(), sk.to_owned()];
                 let mut got = self.call(self.inner.backend.get_many(&keys)).await?;
@@ -135,7 +139,10 @@ impl MemStache {
                         "backend returned the wrong number of values",
                     ));
                 }
-                let value = got.pop().flatten();
+                let value = got
+                    .pop()
+                    .flatten()
+                    .filter(|raw| !self.expired_by_header(raw));
                 let guard = got.pop().flatten();
                 if guard.as_deref() == Some(g.expected) {
                     Ok(Outcome::Done(value))
@@ -429,7 +436,7 @@ impl MemStache {
             let mut out = Vec::with_capacity(raws.len());
             let mut hits = 0usize;
             for (raw, sk) in raws.iter().zip(&sks) {
-                match raw {
+                match raw.as_ref().filter(|raw| !self.expired_by_header(raw)) {
                     Some(raw) => {
                         out.push(Some(self.decode::<T>(raw, sk).await?));
                         hits += 1;

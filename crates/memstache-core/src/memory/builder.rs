@@ -6,7 +6,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use super::shard::Shard;
-use super::{EvictionEvent, Inner, Listener, Lru, MemoryBackend};
+use super::{EvictionEvent, Inner, Listener, Lru, MemoryBackend, Partitions};
 use crate::raw::{Clock, EvictionPolicy, SystemClock};
 use crate::{Error, ErrorKind, Result};
 
@@ -49,6 +49,7 @@ const MAX_SHARDS: usize = 1 << 16;
 /// # Ok::<(), memstache_core::Error>(())
 /// ```
 #[must_use]
+#[derive(Clone)]
 pub struct MemoryBackendBuilder {
     max_entries: usize,
     max_bytes: u64,
@@ -56,6 +57,7 @@ pub struct MemoryBackendBuilder {
     clock: Arc<dyn Clock>,
     shards: Option<usize>,
     listener: Option<Listener>,
+    tenant_limits: Option<(usize, u64)>,
 }
 
 impl fmt::Debug for MemoryBackendBuilder {
@@ -67,6 +69,7 @@ impl fmt::Debug for MemoryBackendBuilder {
             .field("clock", &self.clock)
             .field("shards", &self.shards)
             .field("listener", &self.listener.is_some())
+            .field("tenant_limits", &self.tenant_limits)
             .finish()
     }
 }
@@ -80,6 +83,7 @@ impl Default for MemoryBackendBuilder {
             clock: Arc::new(SystemClock),
             shards: None,
             listener: None,
+            tenant_limits: None,
         }
     }
 }
@@ -144,6 +148,17 @@ impl MemoryBackendBuilder {
         self
     }
 
+    /// Gives every tenant of [`tenancy`](crate::tenancy) its own bounded partition of the
+    /// store, with at most `max_entries` entries and `max_bytes` bytes, and its own eviction
+    /// order: a noisy tenant evicts only its own entries, never another tenant's or the
+    /// cache's own. Keys are routed by their layout (`{namespace}#{<tenant>}:…`); other keys
+    /// use the store's own bounds. The store's total is then its own bounds plus one
+    /// partition's bounds per active tenant. Default: none (tenants share the store's bounds).
+    pub fn tenant_limits(mut self, max_entries: usize, max_bytes: u64) -> Self {
+        self.tenant_limits = Some((max_entries, max_bytes));
+        self
+    }
+
     /// Validates the configuration and builds the store.
     ///
     /// # Errors
@@ -174,6 +189,11 @@ impl MemoryBackendBuilder {
                 ));
             }
         }
+        if let Some((e, b)) = self.tenant_limits {
+            if e == 0 || b == 0 {
+                return invalid("memory backend tenant limits must be at least 1".into());
+            }
+        }
         Ok(self.build_unchecked())
     }
 
@@ -191,6 +211,20 @@ impl MemoryBackendBuilder {
                 Mutex::new(Shard::new(self.policy.as_ref(), entries, bytes, report))
             })
             .collect();
+        let partitions = self
+            .tenant_limits
+            .map(|(max_entries, max_bytes)| Partitions {
+                template: MemoryBackendBuilder {
+                    max_entries,
+                    max_bytes,
+                    policy: Arc::clone(&self.policy),
+                    clock: Arc::clone(&self.clock),
+                    shards: Some(partition_shards(max_entries, max_bytes)),
+                    listener: self.listener.clone(),
+                    tenant_limits: None,
+                },
+                map: Default::default(),
+            });
         MemoryBackend {
             inner: Arc::new(Inner {
                 shards,
@@ -199,9 +233,22 @@ impl MemoryBackendBuilder {
                 listener: self.listener,
                 max_entries: self.max_entries,
                 max_bytes: self.max_bytes,
+                partitions,
             }),
         }
     }
+}
+
+/// Shards of one tenant partition: few, since tenants are many.
+fn partition_shards(max_entries: usize, max_bytes: u64) -> usize {
+    let mut n = 4usize;
+    while n > 1
+        && (max_entries / n < MIN_ENTRIES_PER_SHARD
+            || max_bytes / (n as u64) < 64 * super::ENTRY_OVERHEAD)
+    {
+        n /= 2;
+    }
+    n
 }
 
 /// Shard `i`'s share of `total` split over `n` shards; the shares add up to `total`.

@@ -131,6 +131,27 @@ struct Inner {
     listener: Option<Listener>,
     max_entries: usize,
     max_bytes: u64,
+    partitions: Option<Partitions>,
+}
+
+/// Per-tenant partitions (see [`MemoryBackendBuilder::tenant_limits`]).
+pub(crate) struct Partitions {
+    pub(crate) template: MemoryBackendBuilder,
+    pub(crate) map: parking_lot::RwLock<std::collections::HashMap<Box<str>, MemoryBackend>>,
+}
+
+/// The partition a tenant key belongs to: its `{namespace}#{<tenant>}` prefix, when `key`
+/// has the tenancy layout.
+fn partition_of(key: &str) -> Option<&str> {
+    let b = key.as_bytes();
+    let hash = b
+        .iter()
+        .position(|c| !(c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-')))?;
+    if hash == 0 || b[hash] != b'#' || b.get(hash + 1) != Some(&b'{') {
+        return None;
+    }
+    let close = hash + 2 + b[hash + 2..].iter().position(|c| *c == b'}')?;
+    Some(&key[..=close])
 }
 
 impl fmt::Debug for MemoryBackend {
@@ -167,9 +188,53 @@ impl MemoryBackend {
         MemoryBackendBuilder::default()
     }
 
-    /// How many entries are stored (including due entries not reclaimed yet).
+    /// How many entries are stored (including due entries not reclaimed yet), tenant
+    /// partitions included.
     pub fn len(&self) -> usize {
-        self.inner.shards.iter().map(|s| s.lock().len()).sum()
+        self.inner
+            .shards
+            .iter()
+            .map(|s| s.lock().len())
+            .sum::<usize>()
+            + self
+                .partitions()
+                .iter()
+                .map(MemoryBackend::len)
+                .sum::<usize>()
+    }
+
+    /// The tenant partitions that exist so far.
+    fn partitions(&self) -> Vec<MemoryBackend> {
+        self.inner
+            .partitions
+            .as_ref()
+            .map(|p| p.map.read().values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The number of entries in one tenant's partition (`None` without tenant limits or
+    /// before the tenant stored anything).
+    ///
+    /// `namespace` and `tenant` as given to `MemStache` and `TenantManager`.
+    pub fn tenant_len(&self, namespace: &str, tenant: &str) -> Option<usize> {
+        let key = format!("{namespace}#{{{tenant}}}");
+        let p = self.inner.partitions.as_ref()?;
+        p.map.read().get(key.as_str()).map(MemoryBackend::len)
+    }
+
+    /// The child store for a tenant key, created on first use.
+    fn partition_for(&self, key: &str) -> Option<MemoryBackend> {
+        let parts = self.inner.partitions.as_ref()?;
+        let name = partition_of(key)?;
+        if let Some(child) = parts.map.read().get(name) {
+            return Some(child.clone());
+        }
+        let mut map = parts.map.write();
+        Some(
+            map.entry(name.into())
+                .or_insert_with(|| parts.template.clone().build_unchecked())
+                .clone(),
+        )
     }
 
     /// Whether no entry is stored.
@@ -179,7 +244,16 @@ impl MemoryBackend {
 
     /// The bytes charged for all stored entries (see [`ENTRY_OVERHEAD`](Self::ENTRY_OVERHEAD)).
     pub fn weighted_size(&self) -> u64 {
-        self.inner.shards.iter().map(|s| s.lock().bytes()).sum()
+        self.inner
+            .shards
+            .iter()
+            .map(|s| s.lock().bytes())
+            .sum::<u64>()
+            + self
+                .partitions()
+                .iter()
+                .map(MemoryBackend::weighted_size)
+                .sum::<u64>()
     }
 
     /// Removes every entry (the listener sees each as [`EvictionCause::Removed`]).
@@ -188,6 +262,9 @@ impl MemoryBackend {
             let mut out = Vec::new();
             shard.lock().clear(self.inner.policy.as_ref(), &mut out);
             self.notify(out);
+        }
+        for p in self.partitions() {
+            p.clear();
         }
     }
 
@@ -223,6 +300,9 @@ impl MemoryBackend {
         key: &str,
         f: impl FnOnce(&mut Shard, u64, &dyn Clock, &mut Vec<Departure>) -> T,
     ) -> T {
+        if let Some(child) = self.partition_for(key) {
+            return child.with_shard(key, f);
+        }
         let hash = hash64(key.as_bytes());
         let mut out = Vec::new();
         let r = {

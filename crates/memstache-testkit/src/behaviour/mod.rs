@@ -69,6 +69,7 @@ pub fn unique_namespace() -> String {
 /// The memory backend on a [`ManualClock`]: time moves only when the suite says so.
 #[derive(Debug, Clone)]
 pub struct MemoryHarness {
+    memory: MemoryBackend,
     backend: Arc<dyn Backend>,
     clock: ManualClock,
 }
@@ -91,9 +92,15 @@ impl MemoryHarness {
             .build()
             .expect("valid memory backend");
         MemoryHarness {
+            memory: backend.clone(),
             backend: Arc::new(backend),
             clock,
         }
+    }
+
+    /// The memory backend under test (a handle to the same store).
+    pub fn memory(&self) -> &MemoryBackend {
+        &self.memory
     }
 }
 
