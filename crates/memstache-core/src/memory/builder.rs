@@ -189,10 +189,8 @@ impl MemoryBackendBuilder {
                 ));
             }
         }
-        if let Some((e, b)) = self.tenant_limits {
-            if e == 0 || b == 0 {
-                return invalid("memory backend tenant limits must be at least 1".into());
-            }
+        if self.tenant_limits.is_some_and(|(e, b)| e == 0 || b == 0) {
+            return invalid("memory backend tenant limits must be at least 1".into());
         }
         Ok(self.build_unchecked())
     }
