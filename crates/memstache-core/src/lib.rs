@@ -12,8 +12,10 @@ pub mod serializer;
 pub mod tenancy;
 
 pub use cache::{
-    DEFAULT_COMPRESS_THRESHOLD, DEFAULT_DISTRIBUTED_TIMEOUT, DEFAULT_KEY_ID, DEFAULT_MAX_KEY_LEN,
-    DEFAULT_MAX_VALUE_SIZE, DEFAULT_NAMESPACE, MemStache, MemStacheBuilder, StatsSnapshot,
+    DEFAULT_COMPRESS_THRESHOLD, DEFAULT_DISTRIBUTED_TIMEOUT, DEFAULT_FAIL_SAFE_BYTES,
+    DEFAULT_FAIL_SAFE_ENTRIES, DEFAULT_KEY_ID, DEFAULT_LOCK_LEASE, DEFAULT_LOCK_POLL,
+    DEFAULT_LOCK_WAIT, DEFAULT_MAX_KEY_LEN, DEFAULT_MAX_VALUE_SIZE, DEFAULT_NAMESPACE, FailSafe,
+    LockOptions, MemStache, MemStacheBuilder, StatsSnapshot,
 };
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use options::{Absolute, EntryOptions};

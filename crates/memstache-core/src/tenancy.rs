@@ -211,9 +211,8 @@ impl TenantCache {
         if let Some(t) = self.state.token.read().clone().filter(|_| !fresh) {
             return Ok(t);
         }
-        let backend = self.cache.backend();
         for _ in 0..STALE_RETRIES {
-            let raw = self.cache.call(backend.get(&self.state.gen_key)).await?;
+            let raw = self.cache.b_get(&self.state.gen_key).await?;
             if let Some(t) = parse_token(raw.as_deref()) {
                 *self.state.token.write() = Some(t.clone());
                 return Ok(t);
@@ -221,11 +220,11 @@ impl TenantCache {
             let t = new_token();
             let created = self
                 .cache
-                .call(backend.set_if_absent(
+                .b_set_if_absent(
                     &self.state.gen_key,
                     Bytes::from(t.clone().into_bytes()),
                     Expiry::NEVER,
-                ))
+                )
                 .await?;
             if created {
                 *self.state.token.write() = Some(t.clone());
@@ -429,11 +428,11 @@ impl TenantCache {
     pub async fn clear(&self) -> Result<()> {
         let token = new_token();
         self.cache
-            .call(self.cache.backend().set(
+            .b_set(
                 &self.state.gen_key,
                 Bytes::from(token.clone().into_bytes()),
                 Expiry::NEVER,
-            ))
+            )
             .await
             .map_err(|e| {
                 e.with_operation("clear")

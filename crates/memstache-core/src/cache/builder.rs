@@ -4,9 +4,14 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tower::{Layer, Service};
+
 use super::pipeline::Pipeline;
-use super::{Inner, MemStache, Stats};
-use crate::raw::{Backend, Clock, Compressor, Encryptor, KeyManager, Serializer, SystemClock};
+use super::{FailSafe, Inner, LockOptions, MemStache, Stats};
+use crate::raw::{
+    Backend, BackendRequest, BackendResponse, BackendService, BoxBackendService, Clock, Compressor,
+    Encryptor, KeyManager, Serializer, SystemClock,
+};
 use crate::{EntryOptions, Error, ErrorKind, Result};
 
 /// Default longest user key, in bytes.
@@ -21,6 +26,9 @@ pub const DEFAULT_NAMESPACE: &str = "ms";
 pub const DEFAULT_KEY_ID: &str = "default";
 /// Default bound on each call to a distributed backend.
 pub const DEFAULT_DISTRIBUTED_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Wraps the stack built so far in one more layer.
+type LayerFn = Box<dyn Fn(BoxBackendService) -> BoxBackendService + Send + Sync>;
 
 /// Builds a [`MemStache`]. Every setter is optional.
 ///
@@ -53,6 +61,9 @@ pub struct MemStacheBuilder {
     clock: Option<Arc<dyn Clock>>,
     type_check: bool,
     accept_unencrypted: bool,
+    layers: Vec<LayerFn>,
+    fail_safe: Option<FailSafe>,
+    lock: Option<LockOptions>,
 }
 
 impl fmt::Debug for MemStacheBuilder {
@@ -65,6 +76,9 @@ impl fmt::Debug for MemStacheBuilder {
             .field("encryptor", &self.encryptor.as_ref().map(|e| e.name()))
             .field("key_manager", &self.key_manager.is_some())
             .field("key_id", &self.key_id)
+            .field("layers", &self.layers.len())
+            .field("fail_safe", &self.fail_safe)
+            .field("distributed_lock", &self.lock)
             .finish_non_exhaustive()
     }
 }
@@ -87,6 +101,9 @@ impl Default for MemStacheBuilder {
             clock: None,
             type_check: false,
             accept_unencrypted: false,
+            layers: Vec::new(),
+            fail_safe: None,
+            lock: None,
         }
     }
 }
@@ -165,8 +182,13 @@ impl MemStacheBuilder {
     }
 
     /// Bound on every backend call; a call that takes longer fails with
-    /// [`ErrorKind::Timeout`]. `None` disables it. Default: 1 s for distributed backends,
-    /// none for in-process ones. Needs a Tokio runtime with time enabled.
+    /// [`ErrorKind::Timeout`] (temporary). It is the outermost bound: it covers the whole
+    /// [`backend_layer`](Self::backend_layer) stack, retries and backoff included, so no
+    /// backend call of an operation outlasts it. `None` disables it. Needs a Tokio runtime with
+    /// time enabled.
+    ///
+    /// Default: 1 s ([`DEFAULT_DISTRIBUTED_TIMEOUT`]) for distributed backends, none for
+    /// in-process ones.
     pub fn operation_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
         self.operation_timeout = Some(timeout.into());
         self
@@ -203,6 +225,75 @@ impl MemStacheBuilder {
     /// store could then plant plaintext values. Default: `false`.
     pub fn accept_unencrypted(mut self, on: bool) -> Self {
         self.accept_unencrypted = on;
+        self
+    }
+
+    /// Wraps every backend call in a [`tower::Layer`]: retries, a circuit breaker, metrics,
+    /// rate limits — from tower, tower-resilience, `memstache-resilience` or your own.
+    ///
+    /// The layer wraps a [`BoxBackendService`] (the backend as a service, or the layers added
+    /// after this one) and its service must answer [`BackendRequest`]s with
+    /// [`BackendResponse`]s and memstache [`Error`]s, so errors stay typed: map a
+    /// dependency's error into an [`Error`] of the right kind inside the layer (a timeout is
+    /// [`ErrorKind::Timeout`], an open circuit [`ErrorKind::CircuitOpen`]).
+    ///
+    /// Several calls stack like `tower::ServiceBuilder`: **the first call is the outermost
+    /// layer**, the last one sits next to the backend. The
+    /// [`operation_timeout`](Self::operation_timeout) is outside all of them. Without any
+    /// layer, the cache calls the backend directly (no boxing).
+    ///
+    /// ```
+    /// use memstache_core::MemStache;
+    /// use memstache_core::raw::{BackendRequest, BoxBackendService};
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use tower::ServiceExt;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> memstache_core::Result<()> {
+    /// // count the calls that reach the backend
+    /// let calls = Arc::new(AtomicU64::new(0));
+    /// let counter = Arc::clone(&calls);
+    /// let cache = MemStache::builder()
+    ///     .backend_layer(tower::layer::layer_fn(move |inner: BoxBackendService| {
+    ///         let counter = Arc::clone(&counter);
+    ///         inner.map_request(move |req: BackendRequest| {
+    ///             counter.fetch_add(1, Ordering::Relaxed);
+    ///             req
+    ///         })
+    ///     }))
+    ///     .build()?;
+    /// let _: Option<u8> = cache.get("k").await?;
+    /// assert_eq!(calls.load(Ordering::Relaxed), 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn backend_layer<L>(mut self, layer: L) -> Self
+    where
+        L: Layer<BoxBackendService> + Send + Sync + 'static,
+        L::Service: Service<BackendRequest, Response = BackendResponse, Error = Error>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        <L::Service as Service<BackendRequest>>::Future: Send + 'static,
+    {
+        self.layers.push(Box::new(move |inner| {
+            BoxBackendService::new(layer.layer(inner))
+        }));
+        self
+    }
+
+    /// Serves the last good value of a key from a local tier when the backend fails with a
+    /// temporary error (see [`FailSafe`]). Default: off.
+    pub fn fail_safe(mut self, fail_safe: FailSafe) -> Self {
+        self.fail_safe = Some(fail_safe);
+        self
+    }
+
+    /// Distributed stampede protection for `get_or_set`: instances missing the same key run
+    /// the loader about once (see [`LockOptions`]). Default: off (single-flight within this
+    /// process only).
+    pub fn distributed_lock(mut self, options: LockOptions) -> Self {
+        self.lock = Some(options);
         self
     }
 
@@ -257,6 +348,22 @@ impl MemStacheBuilder {
             Some(s) => s,
             None => default_serializer()?,
         };
+        if let Some(l) = &self.lock {
+            l.validate()?;
+        }
+        let fail_safe = match self.fail_safe {
+            Some(f) => Some(f.build(&clock)?),
+            None => None,
+        };
+        let stack = if self.layers.is_empty() {
+            None
+        } else {
+            let mut svc = BoxBackendService::new(BackendService::new(Arc::clone(&backend)));
+            for wrap in self.layers.iter().rev() {
+                svc = wrap(svc);
+            }
+            Some(svc)
+        };
         let prefix = format!("{}:", self.namespace);
         Ok(MemStache {
             inner: Arc::new(Inner {
@@ -264,6 +371,9 @@ impl MemStacheBuilder {
                 prefix,
                 backend_name: backend.name(),
                 backend,
+                stack,
+                fail_safe,
+                lock: self.lock,
                 backend_max_value: caps.max_value_size,
                 pipeline: Pipeline {
                     serializer,

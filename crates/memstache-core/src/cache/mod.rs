@@ -1,7 +1,10 @@
 //! `MemStache`: the typed cache.
 
 mod builder;
+mod failsafe;
 mod flight;
+mod io;
+mod lock;
 mod pipeline;
 mod stats;
 
@@ -17,9 +20,11 @@ pub use builder::{
     DEFAULT_COMPRESS_THRESHOLD, DEFAULT_DISTRIBUTED_TIMEOUT, DEFAULT_KEY_ID, DEFAULT_MAX_KEY_LEN,
     DEFAULT_MAX_VALUE_SIZE, DEFAULT_NAMESPACE, MemStacheBuilder,
 };
+pub use failsafe::{DEFAULT_FAIL_SAFE_BYTES, DEFAULT_FAIL_SAFE_ENTRIES, FailSafe};
+pub use lock::{DEFAULT_LOCK_LEASE, DEFAULT_LOCK_POLL, DEFAULT_LOCK_WAIT, LockOptions};
 pub use stats::StatsSnapshot;
 
-use crate::raw::{Backend, Clock, Expiry};
+use crate::raw::{Backend, BoxBackendService, Clock, Expiry};
 use crate::{Absolute, EntryOptions, Error, ErrorKind, Result};
 use flight::Flights;
 use pipeline::{EncodeParams, Pipeline, fingerprint_of};
@@ -94,6 +99,12 @@ pub(crate) struct Inner {
     namespace: String,
     prefix: String,
     backend: Arc<dyn Backend>,
+    /// The layered backend service; `None` = call `backend` directly (the fast path).
+    stack: Option<BoxBackendService>,
+    /// The fail-safe local tier.
+    fail_safe: Option<failsafe::Tier>,
+    /// Distributed stampede protection for `get_or_set`.
+    lock: Option<LockOptions>,
     backend_name: &'static str,
     backend_max_value: Option<usize>,
     pipeline: Pipeline,
@@ -123,6 +134,9 @@ impl fmt::Debug for MemStache {
                 &i.pipeline.encryptor.as_ref().map(|e| e.name()),
             )
             .field("operation_timeout", &i.operation_timeout)
+            .field("layered", &i.stack.is_some())
+            .field("fail_safe", &i.fail_safe)
+            .field("distributed_lock", &i.lock)
             .finish_non_exhaustive()
     }
 }
@@ -138,6 +152,7 @@ macro_rules! op_span {
             key_hash = field::Empty,
             hit = field::Empty,
             size = field::Empty,
+            fail_safe = field::Empty,
             error = field::Empty,
         );
         if !span.is_disabled() {
@@ -248,7 +263,8 @@ impl MemStache {
         }
     }
 
-    /// Runs a backend call under the operation timeout.
+    /// Runs a backend call under the operation timeout (the outermost bound: it covers every
+    /// layer, retries included).
     pub(crate) async fn call<T>(&self, fut: impl Future<Output = Result<T>>) -> Result<T> {
         match self.inner.operation_timeout {
             None => fut.await,
@@ -378,3 +394,5 @@ pub(crate) fn deserialize_for_tests<T: DeserializeOwned>(
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_resilience;

@@ -10,7 +10,8 @@ use serde::de::DeserializeOwned;
 use tracing::{Instrument, field};
 
 use super::flight::{self, Role, SharedLoaderError};
-use super::{MemStache, Outcome, Scope, record_outcome};
+use super::lock::Lock;
+use super::{LockOptions, MemStache, Outcome, Scope, record_outcome};
 use crate::raw::BackendEntry;
 use crate::{BoxError, EntryOptions, Error, Result};
 
@@ -127,13 +128,13 @@ impl MemStache {
     async fn read_raw(&self, scope: &Scope<'_>, sk: &str) -> Result<Outcome<Option<Bytes>>> {
         match scope.guard {
             None => Ok(Outcome::Done(
-                self.call(self.inner.backend.get(sk))
+                self.b_get(sk)
                     .await?
                     .filter(|raw| !self.expired_by_header(raw)),
             )),
             Some(g) => {
                 let keys = [g.key.to_owned(), sk.to_owned()];
-                let mut got = self.call(self.inner.backend.get_many(&keys)).await?;
+                let mut got = self.b_get_many(&keys).await?;
                 if got.len() != 2 {
                     return Err(Error::internal(
                         "backend returned the wrong number of values",
@@ -161,9 +162,15 @@ impl MemStache {
         let span = op_span!("memstache.get", self, scope, key);
         let r = async {
             let sk = self.key_in(scope, key)?;
-            let raw = match self.read_raw(scope, &sk).await? {
-                Outcome::Done(raw) => raw,
-                Outcome::Stale(g) => return Ok(Outcome::Stale(g)),
+            let raw = match self.read_raw(scope, &sk).await {
+                Ok(Outcome::Done(raw)) => raw,
+                Ok(Outcome::Stale(g)) => return Ok(Outcome::Stale(g)),
+                Err(e) => {
+                    return match self.fail_safe_value::<T>(scope, &sk, &e).await {
+                        Some(v) => Ok(Outcome::Done(Some(v))),
+                        None => Err(e),
+                    };
+                }
             };
             let Some(raw) = raw else {
                 self.inner.stats.miss();
@@ -174,6 +181,7 @@ impl MemStache {
             cur.record("hit", true);
             cur.record("size", raw.len());
             let v = self.decode::<T>(&raw, &sk).await?;
+            self.fail_safe_keep(scope, &sk, &raw).await;
             self.inner.stats.hit();
             Ok(Outcome::Done(Some(v)))
         }
@@ -224,10 +232,22 @@ impl MemStache {
         tracing::Span::current().record("size", bytes.len());
         if expiry.is_due(now) {
             // Already expired: make sure an older value is not served either.
-            self.call(self.inner.backend.remove(sk)).await?;
+            self.fail_safe_forget(scope, sk).await;
+            self.b_remove(sk).await?;
             return Ok(());
         }
-        self.call(self.inner.backend.set(sk, bytes, expiry)).await?;
+        if self.inner.fail_safe.is_none() {
+            self.b_set(sk, bytes, expiry).await?;
+        } else {
+            match self.b_set(sk, bytes.clone(), expiry).await {
+                Ok(()) => self.fail_safe_keep(scope, sk, &bytes).await,
+                Err(e) => {
+                    // never serve a value the caller tried to replace
+                    self.fail_safe_forget(scope, sk).await;
+                    return Err(e);
+                }
+            }
+        }
         self.inner.stats.set();
         Ok(())
     }
@@ -236,7 +256,8 @@ impl MemStache {
         let span = op_span!("memstache.remove", self, scope, key);
         let r = async {
             let sk = self.key_in(scope, key)?;
-            self.call(self.inner.backend.remove(&sk)).await
+            self.fail_safe_forget(scope, &sk).await;
+            self.b_remove(&sk).await
         }
         .instrument(span.clone())
         .await
@@ -249,7 +270,7 @@ impl MemStache {
         let span = op_span!("memstache.exists", self, scope, key);
         let r = async {
             let sk = self.key_in(scope, key)?;
-            self.call(self.inner.backend.exists(&sk)).await
+            self.b_exists(&sk).await
         }
         .instrument(span.clone())
         .await
@@ -262,7 +283,7 @@ impl MemStache {
         let span = op_span!("memstache.refresh", self, scope, key);
         let r = async {
             let sk = self.key_in(scope, key)?;
-            self.call(self.inner.backend.touch(&sk)).await
+            self.b_touch(&sk).await
         }
         .instrument(span.clone())
         .await
@@ -331,69 +352,115 @@ impl MemStache {
                         Outcome::Stale(g) => return Ok(Outcome::Stale(g)),
                         Outcome::Done(None) => {}
                     }
+                    // Other instances: take the distributed lock, or wait for its holder.
+                    let mut held = None;
+                    if let Some(opts) = &self.inner.lock {
+                        match self.try_lock(&sk, opts).await {
+                            Lock::Held { key, token } => held = Some((key, token)),
+                            Lock::Unknown => {}
+                            Lock::Busy => {
+                                match self.wait_for_other_loader::<T>(scope, &sk, opts).await {
+                                    // dropping `guard` lets local waiters read it too
+                                    Some(Outcome::Done(Some(v))) => return Ok(Outcome::Done(v)),
+                                    Some(Outcome::Stale(g)) => return Ok(Outcome::Stale(g)),
+                                    _ => {} // waited out: the holder may be gone; load
+                                }
+                            }
+                        }
+                    }
                     let Some(load) = loader.take() else {
                         return Err(Error::internal("loader already used"));
                     };
                     self.inner.stats.loader_call();
                     tracing::Span::current().record("hit", false);
-                    match load().await {
-                        Ok(value) => {
-                            let plain = self.inner.pipeline.serialize(&value)?;
-                            if let Err(e) = self.store::<T>(scope, &sk, &plain, &options).await {
-                                self.inner.stats.error();
-                                let e = self.ctx(e, "get_or_set", scope, Some(key));
-                                tracing::warn!(error = %e, "memstache: storing the loaded value failed; returning it uncached");
+                    let loaded = load().await;
+                    let out = match loaded {
+                        Ok(value) => match self.inner.pipeline.serialize(&value) {
+                            Ok(plain) => {
+                                if let Err(e) = self.store::<T>(scope, &sk, &plain, &options).await
+                                {
+                                    self.inner.stats.error();
+                                    let e = self.ctx(e, "get_or_set", scope, Some(key));
+                                    tracing::warn!(error = %e, "memstache: storing the loaded value failed; returning it uncached");
+                                }
+                                guard.complete(Ok(Arc::new(plain)));
+                                Ok(Outcome::Done(value))
                             }
-                            guard.complete(Ok(Arc::new(plain)));
-                            return Ok(Outcome::Done(value));
-                        }
+                            Err(e) => Err(e),
+                        },
                         Err(e) => {
                             self.inner.stats.loader_error();
                             let shared = SharedLoaderError::new(e.into());
                             let err = shared.to_error();
                             guard.complete(Err(shared));
-                            return Err(err);
+                            Err(err)
                         }
+                    };
+                    if let Some((lock_key, token)) = held {
+                        self.unlock(&lock_key, token).await;
                     }
+                    return out;
                 }
             }
         }
     }
 
-    /// A read on the `get_or_set` path: errors count as misses (logged and counted).
+    /// A read on the `get_or_set` path: errors count as misses (logged and counted), unless
+    /// fail-safe answers for a failed backend.
     async fn read_for_load<T: DeserializeOwned>(
         &self,
         scope: &Scope<'_>,
         sk: &str,
     ) -> Outcome<Option<T>> {
-        let r: Result<Outcome<Option<T>>> = async {
-            match self.read_raw(scope, sk).await? {
-                Outcome::Done(Some(raw)) => {
-                    Ok(Outcome::Done(Some(self.decode::<T>(&raw, sk).await?)))
-                }
-                other => Ok(match other {
-                    Outcome::Stale(g) => Outcome::Stale(g),
-                    Outcome::Done(_) => Outcome::Done(None),
-                }),
+        let failed = |e: Error| {
+            self.inner.stats.error();
+            let e = e.with_operation("get_or_set");
+            tracing::warn!(error = %e, "memstache: cache read failed; loading instead");
+            Outcome::Done(None)
+        };
+        let raw = match self.read_raw(scope, sk).await {
+            Ok(Outcome::Done(raw)) => raw,
+            Ok(Outcome::Stale(g)) => return Outcome::Stale(g),
+            Err(e) => {
+                return match self.fail_safe_value::<T>(scope, sk, &e).await {
+                    Some(v) => Outcome::Done(Some(v)),
+                    None => failed(e),
+                };
             }
-        }
-        .await;
-        match r {
-            Ok(Outcome::Done(Some(v))) => {
+        };
+        let Some(raw) = raw else {
+            self.inner.stats.miss();
+            return Outcome::Done(None);
+        };
+        match self.decode::<T>(&raw, sk).await {
+            Ok(v) => {
+                self.fail_safe_keep(scope, sk, &raw).await;
                 self.inner.stats.hit();
                 tracing::Span::current().record("hit", true);
                 Outcome::Done(Some(v))
             }
-            Ok(Outcome::Done(None)) => {
-                self.inner.stats.miss();
-                Outcome::Done(None)
+            Err(e) => failed(e),
+        }
+    }
+
+    /// With a distributed lock held by another instance: reads every `poll` until the value
+    /// appears (`Some`) or `wait` has passed (`None`: load anyway).
+    async fn wait_for_other_loader<T: DeserializeOwned>(
+        &self,
+        scope: &Scope<'_>,
+        sk: &str,
+        opts: &LockOptions,
+    ) -> Option<Outcome<Option<T>>> {
+        let deadline = tokio::time::Instant::now() + opts.wait;
+        loop {
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return None;
             }
-            Ok(Outcome::Stale(g)) => Outcome::Stale(g),
-            Err(e) => {
-                self.inner.stats.error();
-                let e = e.with_operation("get_or_set");
-                tracing::warn!(error = %e, "memstache: cache read failed; loading instead");
-                Outcome::Done(None)
+            tokio::time::sleep(opts.poll.min(deadline - now)).await;
+            match self.read_for_load::<T>(scope, sk).await {
+                Outcome::Done(None) => {}
+                found => return Some(found),
             }
         }
     }
@@ -420,7 +487,7 @@ impl MemStache {
             for k in keys {
                 sks.push(self.key_in(scope, k.as_ref())?);
             }
-            let mut raws = self.call(self.inner.backend.get_many(&sks)).await?;
+            let mut raws = self.b_get_many(&sks).await?;
             if raws.len() != sks.len() {
                 return Err(Error::internal(
                     "backend returned the wrong number of values",
@@ -492,10 +559,10 @@ impl MemStache {
                 }
             }
             if !due.is_empty() {
-                self.call(self.inner.backend.remove_many(&due)).await?;
+                self.b_remove_many(&due).await?;
             }
             let n = entries.len() as u64;
-            self.call(self.inner.backend.set_many(entries)).await?;
+            self.b_set_many(entries).await?;
             self.inner.stats.sets(n);
             Ok(())
         }
@@ -524,7 +591,7 @@ impl MemStache {
                 .iter()
                 .map(|k| self.key_in(scope, k.as_ref()))
                 .collect::<Result<Vec<_>>>()?;
-            self.call(self.inner.backend.remove_many(&sks)).await
+            self.b_remove_many(&sks).await
         }
         .instrument(span.clone())
         .await

@@ -10,6 +10,7 @@ pub(crate) struct Stats {
     errors: AtomicU64,
     loader_calls: AtomicU64,
     loader_errors: AtomicU64,
+    fail_safe_hits: AtomicU64,
 }
 
 impl Stats {
@@ -38,6 +39,9 @@ impl Stats {
     pub(crate) fn loader_error(&self) {
         self.loader_errors.fetch_add(1, Relaxed);
     }
+    pub(crate) fn fail_safe_hit(&self) {
+        self.fail_safe_hits.fetch_add(1, Relaxed);
+    }
     pub(crate) fn snapshot(&self) -> StatsSnapshot {
         StatsSnapshot {
             hits: self.hits.load(Relaxed),
@@ -46,6 +50,7 @@ impl Stats {
             errors: self.errors.load(Relaxed),
             loader_calls: self.loader_calls.load(Relaxed),
             loader_errors: self.loader_errors.load(Relaxed),
+            fail_safe_hits: self.fail_safe_hits.load(Relaxed),
         }
     }
 }
@@ -74,6 +79,10 @@ pub struct StatsSnapshot {
     pub loader_calls: u64,
     /// Loader calls that failed.
     pub loader_errors: u64,
+    /// Reads answered from the fail-safe local tier because the backend failed (see
+    /// [`FailSafe`](crate::FailSafe)). Each also counts in `errors` (the backend call failed),
+    /// not in `hits`.
+    pub fail_safe_hits: u64,
 }
 
 impl StatsSnapshot {

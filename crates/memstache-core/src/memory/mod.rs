@@ -388,6 +388,16 @@ impl Backend for MemoryBackend {
         })
     }
 
+    async fn remove_if_equals(&self, key: &str, expected: &[u8]) -> Result<bool> {
+        // read + compare + remove under one shard lock: atomic for every caller
+        Ok(self.with_shard(key, |s, _, clock, out| {
+            match s.read(key, clock, true, out) {
+                Some(Some(v)) if v.as_ref() == expected => s.remove(key, clock, out),
+                _ => false,
+            }
+        }))
+    }
+
     async fn exists(&self, key: &str) -> Result<bool> {
         Ok(self.with_shard(key, |s, _, clock, out| s.exists(key, clock, out)))
     }

@@ -233,6 +233,19 @@ pub trait Backend: Debug + Send + Sync + 'static {
         Ok(true)
     }
 
+    /// Removes `key` only when it holds exactly `expected`; `true` when it removed.
+    ///
+    /// Distributed locks release with it (only the holder's token frees the lock). Distributed
+    /// backends MUST make this atomic (Redis: a compare-and-delete Lua script). Default: `get`
+    /// then `remove`, which is atomic only for a backend used by one process at a time. Like
+    /// `get`, the default re-arms a sliding window of an entry it does not remove.
+    async fn remove_if_equals(&self, key: &str, expected: &[u8]) -> Result<bool> {
+        match self.get(key).await? {
+            Some(v) if v.as_ref() == expected => self.remove(key).await,
+            _ => Ok(false),
+        }
+    }
+
     /// The entries at `keys`, in order. Default: one `get` per key.
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
         let mut out = Vec::with_capacity(keys.len());

@@ -9,12 +9,16 @@ mod clock;
 mod codec;
 mod eviction;
 mod keys;
+mod service;
 
 pub use backend::{Backend, BackendEntry, Capabilities, Expiry};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use codec::{Compressor, Encryptor, Serializer};
 pub use eviction::{EntryId, EntryMeta, EvictionPolicy, EvictionState};
 pub use keys::{KeyManager, KeyVersion, SecretKey, validate_key_id};
+pub use service::{
+    BackendFuture, BackendRequest, BackendResponse, BackendService, BoxBackendService,
+};
 
 pub use crate::envelope;
 pub use erased_serde;

@@ -1,0 +1,536 @@
+//! Backend layers, the operation timeout around them, fail-safe and the distributed lock,
+//! against mock backends (the real-Redis fault tests live in `memstache-resilience`).
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use tower::ServiceExt;
+
+use crate::memory::MemoryBackend;
+use crate::raw::{
+    Backend, BackendRequest, BackendResponse, BoxBackendService, Capabilities, Expiry, ManualClock,
+};
+use crate::{EntryOptions, Error, ErrorKind, FailSafe, LockOptions, MemStache, Result};
+
+/// A memory backend that fails every call with `fail_kind` while `down` is set.
+#[derive(Debug, Clone)]
+struct Flaky {
+    inner: MemoryBackend,
+    down: Arc<AtomicBool>,
+    kind: ErrorKind,
+    calls: Arc<AtomicU64>,
+}
+
+impl Flaky {
+    fn new(inner: MemoryBackend, kind: ErrorKind) -> Self {
+        Flaky {
+            inner,
+            down: Arc::default(),
+            kind,
+            calls: Arc::default(),
+        }
+    }
+    fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+    fn check(&self) -> Result<()> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if self.down.load(Ordering::SeqCst) {
+            Err(Error::new(self.kind, "injected failure"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait]
+impl Backend for Flaky {
+    fn name(&self) -> &'static str {
+        "flaky"
+    }
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        self.check()?;
+        self.inner.get(key).await
+    }
+    async fn set(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<()> {
+        self.check()?;
+        self.inner.set(key, value, expiry).await
+    }
+    async fn remove(&self, key: &str) -> Result<bool> {
+        self.check()?;
+        self.inner.remove(key).await
+    }
+    async fn exists(&self, key: &str) -> Result<bool> {
+        self.check()?;
+        self.inner.exists(key).await
+    }
+    async fn touch(&self, key: &str) -> Result<bool> {
+        self.check()?;
+        self.inner.touch(key).await
+    }
+    async fn set_if_absent(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<bool> {
+        self.check()?;
+        self.inner.set_if_absent(key, value, expiry).await
+    }
+    async fn remove_if_equals(&self, key: &str, expected: &[u8]) -> Result<bool> {
+        self.check()?;
+        self.inner.remove_if_equals(key, expected).await
+    }
+}
+
+fn tag_layer(
+    log: Arc<Mutex<Vec<&'static str>>>,
+    tag: &'static str,
+) -> tower::layer::LayerFn<impl Fn(BoxBackendService) -> BoxBackendService + Send + Sync + 'static>
+{
+    tower::layer::layer_fn(move |inner: BoxBackendService| {
+        let log = Arc::clone(&log);
+        BoxBackendService::new(inner.map_request(move |r: BackendRequest| {
+            log.lock().unwrap().push(tag);
+            r
+        }))
+    })
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn layers_stack_first_call_outermost() {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let cache = MemStache::builder()
+        .backend_layer(tag_layer(Arc::clone(&log), "outer"))
+        .backend_layer(tag_layer(Arc::clone(&log), "inner"))
+        .build()
+        .unwrap();
+    cache.set("k", &1u8, EntryOptions::default()).await.unwrap();
+    assert_eq!(cache.get::<u8>("k").await.unwrap(), Some(1));
+    assert!(cache.remove("k").await.unwrap());
+    assert_eq!(
+        *log.lock().unwrap(),
+        ["outer", "inner", "outer", "inner", "outer", "inner"]
+    );
+    // batch operations go through the stack too
+    cache
+        .set_many(&[("a", &1u8)], EntryOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(log.lock().unwrap().len(), 8);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn layer_errors_stay_typed() {
+    let cache = MemStache::builder()
+        .backend_layer(tower::layer::layer_fn(|_inner: BoxBackendService| {
+            tower::service_fn(|_req: BackendRequest| async {
+                Err::<BackendResponse, _>(Error::new(ErrorKind::CircuitOpen, "open"))
+            })
+        }))
+        .build()
+        .unwrap();
+    let e = cache.get::<u8>("k").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::CircuitOpen);
+    assert!(e.is_temporary());
+    assert_eq!(e.operation(), Some("get"));
+}
+
+/// A layer answering the wrong response kind is an `Internal` error, not a panic.
+#[tokio::test(flavor = "current_thread")]
+async fn wrong_response_kind_is_internal() {
+    let cache = MemStache::builder()
+        .backend_layer(tower::layer::layer_fn(|_inner: BoxBackendService| {
+            tower::service_fn(|_req: BackendRequest| async {
+                Ok::<_, Error>(BackendResponse::Done)
+            })
+        }))
+        .build()
+        .unwrap();
+    assert_eq!(
+        cache.get::<u8>("k").await.unwrap_err().kind(),
+        ErrorKind::Internal
+    );
+}
+
+/// The operation timeout is outside every layer: a layer that never answers cannot hold a
+/// call longer than it.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn operation_timeout_bounds_the_whole_stack() {
+    let cache = MemStache::builder()
+        .operation_timeout(Duration::from_millis(200))
+        .backend_layer(tower::layer::layer_fn(|inner: BoxBackendService| {
+            inner.and_then(|r| async move {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                Ok(r)
+            })
+        }))
+        .build()
+        .unwrap();
+    let t = tokio::time::Instant::now();
+    let e = cache.get::<u8>("k").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout);
+    assert!(e.is_temporary());
+    assert_eq!(t.elapsed(), Duration::from_millis(200));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn backend_service_dispatches_every_request() {
+    let svc = crate::raw::BackendService::new(Arc::new(MemoryBackend::new()));
+    let call = |r| svc.clone().oneshot(r);
+    let v = Bytes::from_static(b"v");
+    assert_eq!(
+        call(BackendRequest::SetIfAbsent {
+            key: "k".into(),
+            value: v.clone(),
+            expiry: Expiry::NEVER
+        })
+        .await
+        .unwrap(),
+        BackendResponse::Flag(true)
+    );
+    assert_eq!(
+        call(BackendRequest::Get { key: "k".into() }).await.unwrap(),
+        BackendResponse::Value(Some(v.clone()))
+    );
+    assert_eq!(
+        call(BackendRequest::RemoveIfEquals {
+            key: "k".into(),
+            expected: Bytes::from_static(b"x")
+        })
+        .await
+        .unwrap(),
+        BackendResponse::Flag(false)
+    );
+    assert_eq!(
+        call(BackendRequest::RemoveIfEquals {
+            key: "k".into(),
+            expected: v.clone()
+        })
+        .await
+        .unwrap(),
+        BackendResponse::Flag(true)
+    );
+    assert_eq!(
+        call(BackendRequest::GetMany {
+            keys: vec!["k".into()]
+        })
+        .await
+        .unwrap(),
+        BackendResponse::Values(vec![None])
+    );
+    assert_eq!(
+        call(BackendRequest::RemoveMany {
+            keys: vec!["k".into()]
+        })
+        .await
+        .unwrap(),
+        BackendResponse::Count(0)
+    );
+    let dbg = format!(
+        "{:?}",
+        BackendRequest::Set {
+            key: "secret-key".into(),
+            value: v,
+            expiry: Expiry::NEVER
+        }
+    );
+    assert!(!dbg.contains("secret-key") && dbg.contains("size"), "{dbg}");
+}
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+fn fail_safe_cache(kind: ErrorKind) -> (MemStache, Flaky, ManualClock) {
+    let clock = ManualClock::starting_now();
+    let shared = MemoryBackend::builder()
+        .clock(Arc::new(clock.clone()))
+        .build()
+        .unwrap();
+    let flaky = Flaky::new(shared, kind);
+    let local = MemoryBackend::builder()
+        .max_entries(100)
+        .clock(Arc::new(clock.clone()))
+        .build()
+        .unwrap();
+    let cache = MemStache::builder()
+        .backend(flaky.clone())
+        .clock(Arc::new(clock.clone()))
+        .fail_safe(FailSafe::new(Duration::from_secs(60)).local_tier(local))
+        .build()
+        .unwrap();
+    (cache, flaky, clock)
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn fail_safe_serves_last_good_value_within_max_staleness() {
+    let out = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .with_writer(out.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let (cache, flaky, clock) = fail_safe_cache(ErrorKind::Unavailable);
+    cache
+        .set("a", &"one".to_owned(), EntryOptions::default())
+        .await
+        .unwrap();
+    // a value only read (written by "another node") is kept too
+    let other = MemStache::builder()
+        .backend(flaky.clone())
+        .clock(Arc::new(clock.clone()))
+        .build()
+        .unwrap();
+    other
+        .set("b", &"two".to_owned(), EntryOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        cache.get::<String>("b").await.unwrap().as_deref(),
+        Some("two")
+    );
+
+    flaky.set_down(true);
+    assert_eq!(
+        cache.get::<String>("a").await.unwrap().as_deref(),
+        Some("one")
+    );
+    clock.advance(Duration::from_secs(59));
+    assert_eq!(
+        cache.get::<String>("b").await.unwrap().as_deref(),
+        Some("two")
+    );
+    // never seen: the error comes through
+    assert_eq!(
+        cache.get::<String>("c").await.unwrap_err().kind(),
+        ErrorKind::Unavailable
+    );
+    let s = cache.stats();
+    assert_eq!(s.fail_safe_hits, 2);
+    assert!(s.errors >= 3);
+    // get_or_set serves the fail-safe copy without running the loader
+    let v: String = cache
+        .get_or_set("a", EntryOptions::default(), || async {
+            Ok::<_, std::io::Error>("loaded".to_owned())
+        })
+        .await
+        .unwrap();
+    assert_eq!(v, "one");
+    assert_eq!(cache.stats().loader_calls, 0);
+
+    // older than max staleness: the error again
+    clock.advance(Duration::from_secs(2));
+    assert_eq!(
+        cache.get::<String>("a").await.unwrap_err().kind(),
+        ErrorKind::Unavailable
+    );
+
+    // back up: fresh values again
+    flaky.set_down(false);
+    assert_eq!(
+        cache.get::<String>("a").await.unwrap().as_deref(),
+        Some("one")
+    );
+    let logs = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("fail_safe=true"), "{logs}");
+    assert!(!logs.contains("\"one\"") && !logs.contains("two"), "{logs}");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn fail_safe_never_masks_permanent_errors_nor_removed_or_replaced_values() {
+    let (cache, flaky, _clock) = fail_safe_cache(ErrorKind::Backend);
+    cache
+        .set("a", &1u32, EntryOptions::default())
+        .await
+        .unwrap();
+    flaky.set_down(true);
+    assert_eq!(
+        cache.get::<u32>("a").await.unwrap_err().kind(),
+        ErrorKind::Backend
+    );
+    assert_eq!(cache.stats().fail_safe_hits, 0);
+
+    let (cache, flaky, _clock) = fail_safe_cache(ErrorKind::Timeout);
+    cache
+        .set("removed", &1u32, EntryOptions::default())
+        .await
+        .unwrap();
+    cache
+        .set("replaced", &1u32, EntryOptions::default())
+        .await
+        .unwrap();
+    cache
+        .set("kept", &1u32, EntryOptions::default())
+        .await
+        .unwrap();
+    flaky.set_down(true);
+    assert!(cache.remove("removed").await.is_err());
+    assert!(
+        cache
+            .set("replaced", &2u32, EntryOptions::default())
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        cache.get::<u32>("removed").await.unwrap_err().kind(),
+        ErrorKind::Timeout
+    );
+    assert_eq!(
+        cache.get::<u32>("replaced").await.unwrap_err().kind(),
+        ErrorKind::Timeout
+    );
+    assert_eq!(cache.get::<u32>("kept").await.unwrap(), Some(1));
+    // a copy that does not decode as the requested type is not served: the backend's error
+    assert_eq!(
+        cache
+            .get::<String>("kept")
+            .await
+            .map(|_| ())
+            .unwrap_err()
+            .kind(),
+        ErrorKind::Timeout
+    );
+    assert!(
+        FailSafe::new(Duration::ZERO)
+            .build(&(Arc::new(crate::raw::SystemClock) as Arc<dyn crate::raw::Clock>))
+            .is_err()
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn memory_remove_if_equals_compares_and_deletes() {
+    let b = MemoryBackend::new();
+    b.set("k", Bytes::from_static(b"mine"), Expiry::NEVER)
+        .await
+        .unwrap();
+    assert!(!b.remove_if_equals("k", b"theirs").await.unwrap());
+    assert!(b.exists("k").await.unwrap());
+    assert!(b.remove_if_equals("k", b"mine").await.unwrap());
+    assert!(!b.exists("k").await.unwrap());
+    assert!(!b.remove_if_equals("k", b"mine").await.unwrap());
+}
+
+/// N caches on one shared store (N "instances": no shared single-flight) × M tasks missing the
+/// same key: the loader runs once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn distributed_lock_runs_the_loader_about_once_across_instances() {
+    let shared = MemoryBackend::new();
+    let loads = Arc::new(AtomicU64::new(0));
+    let opts = LockOptions::new()
+        .wait(Duration::from_secs(30))
+        .poll(Duration::from_millis(5));
+    let instances: Vec<MemStache> = (0..4)
+        .map(|_| {
+            MemStache::builder()
+                .backend(shared.clone())
+                .distributed_lock(opts)
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let barrier = Arc::new(tokio::sync::Barrier::new(4 * 8));
+    let mut tasks = Vec::new();
+    for c in &instances {
+        for _ in 0..8 {
+            let (c, loads, barrier) = (c.clone(), Arc::clone(&loads), Arc::clone(&barrier));
+            tasks.push(tokio::spawn(async move {
+                barrier.wait().await;
+                c.get_or_set("hot", EntryOptions::default(), || async move {
+                    loads.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    Ok::<_, std::io::Error>(7u64)
+                })
+                .await
+                .unwrap()
+            }));
+        }
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 7);
+    }
+    assert_eq!(loads.load(Ordering::SeqCst), 1);
+    // the lock was released
+    let lk = instances[0].lock_key(&instances[0].storage_key("hot").unwrap());
+    assert!(!shared.exists(&lk).await.unwrap());
+}
+
+/// A holder that never releases (died): the others load after the bounded wait.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn dead_lock_holder_costs_at_most_the_wait() {
+    let shared = MemoryBackend::new();
+    let cache = MemStache::builder()
+        .backend(shared.clone())
+        .distributed_lock(
+            LockOptions::new()
+                .wait(Duration::from_millis(300))
+                .poll(Duration::from_millis(20)),
+        )
+        .build()
+        .unwrap();
+    let lk = cache.lock_key(&cache.storage_key("k").unwrap());
+    assert!(
+        shared
+            .set_if_absent(&lk, Bytes::from_static(b"dead-holder"), Expiry::NEVER)
+            .await
+            .unwrap()
+    );
+    let t = tokio::time::Instant::now();
+    let v: u8 = cache
+        .get_or_set("k", EntryOptions::default(), || async {
+            Ok::<_, std::io::Error>(3)
+        })
+        .await
+        .unwrap();
+    assert_eq!(v, 3);
+    assert_eq!(t.elapsed(), Duration::from_millis(300));
+    assert_eq!(cache.stats().loader_calls, 1);
+    // the foreign lock is left alone (only its holder's token may release it)
+    assert!(shared.exists(&lk).await.unwrap());
+}
+
+/// The lock cannot be taken (backend refuses): load anyway.
+#[tokio::test(flavor = "current_thread")]
+async fn unavailable_lock_does_not_block_loading() {
+    let flaky = Flaky::new(MemoryBackend::new(), ErrorKind::Unavailable);
+    flaky.set_down(true);
+    let cache = MemStache::builder()
+        .backend(flaky.clone())
+        .distributed_lock(LockOptions::new())
+        .build()
+        .unwrap();
+    let v: u8 = cache
+        .get_or_set("k", EntryOptions::default(), || async {
+            Ok::<_, std::io::Error>(9)
+        })
+        .await
+        .unwrap();
+    assert_eq!(v, 9);
+    assert!(
+        MemStache::builder()
+            .distributed_lock(LockOptions::new().poll(Duration::ZERO))
+            .build()
+            .is_err()
+    );
+}
