@@ -377,6 +377,33 @@ impl Backend for RedisBackend {
         r.map_err(|e| e.with_operation("set"))
     }
 
+    /// `SET key value NX PX ttl`: atomic on every topology.
+    async fn set_if_absent(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<bool> {
+        self.check_entry(&value, &expiry)
+            .map_err(|e| e.with_operation("set_if_absent"))?;
+        let r = match px_for(&expiry, now_ms()) {
+            Ok(px) => {
+                let stored = self.inner.client.set_nx_px(key, value, px).await;
+                if let Ok(true) = stored {
+                    self.inner.hints.learn(key, expiry.sliding.is_some());
+                }
+                stored
+            }
+            // Already due: nothing is stored.
+            Err(()) => Ok(false),
+        };
+        r.map_err(|e| e.with_operation("set_if_absent"))
+    }
+
+    /// A compare-and-delete Lua script: atomic on every topology.
+    async fn remove_if_equals(&self, key: &str, expected: &[u8]) -> Result<bool> {
+        self.inner
+            .client
+            .del_if_equals(key, Bytes::copy_from_slice(expected))
+            .await
+            .map_err(|e| e.with_operation("remove_if_equals"))
+    }
+
     async fn remove(&self, key: &str) -> Result<bool> {
         self.inner.hints.remove(key);
         self.inner

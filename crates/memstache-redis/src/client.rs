@@ -28,6 +28,10 @@ pub(crate) trait RawClient: Debug + Send + Sync + 'static {
     async fn set_px(&self, key: &str, value: Bytes, px_ms: Option<u64>) -> Result<()>;
     /// Every `SET … PX` pipelined (any slots: the client routes each command).
     async fn set_many_px(&self, entries: Vec<SetPx>) -> Result<()>;
+    /// `SET key value NX [PX ms]`; whether it stored.
+    async fn set_nx_px(&self, key: &str, value: Bytes, px_ms: Option<u64>) -> Result<bool>;
+    /// [`DEL_IF_EQUALS`](crate::scripts::DEL_IF_EQUALS) on `key`; whether it deleted.
+    async fn del_if_equals(&self, key: &str, expected: Bytes) -> Result<bool>;
     /// `UNLINK k…` (one slot); how many existed.
     async fn unlink(&self, keys: &[&str]) -> Result<u64>;
     /// `EXISTS key`.

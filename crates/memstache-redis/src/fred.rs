@@ -188,6 +188,28 @@ impl RawClient for FredClient {
             .map_err(from_fred)
     }
 
+    async fn set_nx_px(&self, key: &str, value: Bytes, px_ms: Option<u64>) -> Result<bool> {
+        let v: Value = self
+            .pool
+            .set(key, value, px(px_ms), Some(fred::types::SetOptions::NX), false)
+            .await
+            .map_err(from_fred)?;
+        Ok(!v.is_null())
+    }
+
+    async fn del_if_equals(&self, key: &str, expected: Bytes) -> Result<bool> {
+        let n: i64 = self
+            .pool
+            .eval(
+                crate::scripts::DEL_IF_EQUALS,
+                vec![key.to_owned()],
+                vec![Value::Bytes(expected)],
+            )
+            .await
+            .map_err(from_fred)?;
+        Ok(n > 0)
+    }
+
     async fn unlink(&self, keys: &[&str]) -> Result<u64> {
         let n: i64 = self.pool.unlink(owned(keys)).await.map_err(from_fred)?;
         Ok(u64::try_from(n).unwrap_or(0))

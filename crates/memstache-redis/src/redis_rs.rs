@@ -388,6 +388,23 @@ impl RawClient for RedisRsClient {
             .map(|_| ())
     }
 
+    async fn set_nx_px(&self, key: &str, value: Bytes, px_ms: Option<u64>) -> Result<bool> {
+        let mut c = set_cmd(key, &value, px_ms);
+        c.arg("NX");
+        let v: Value = self.run(&c).await?;
+        Ok(!matches!(v, Value::Nil))
+    }
+
+    async fn del_if_equals(&self, key: &str, expected: Bytes) -> Result<bool> {
+        let mut c = redis::cmd("EVAL");
+        c.arg(crate::scripts::DEL_IF_EQUALS)
+            .arg(1)
+            .arg(key)
+            .arg(expected.as_ref());
+        let n: i64 = self.run(&c).await?;
+        Ok(n > 0)
+    }
+
     async fn unlink(&self, keys: &[&str]) -> Result<u64> {
         self.run(redis::cmd("UNLINK").arg(keys)).await
     }

@@ -6,6 +6,10 @@
 /// epoch, 0 = none) and the sliding window (ms, 0 = none).
 use memstache_core::envelope::{DEADLINE_OFFSET, FORMAT_VERSION, MAGIC, SLIDING_OFFSET};
 
+/// Compare-and-delete: `KEYS[1]` is deleted only when it holds exactly `ARGV[1]` (a lock's
+/// token). Returns the number of keys deleted (0 or 1).
+pub(crate) const DEL_IF_EQUALS: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
+
 /// Sliding windows at or above this (about 317 years) are not re-armed: the TTL set on write
 /// stands. It keeps every number the script handles exact in Lua's doubles and inside
 /// `PEXPIRE`'s range, whatever bytes a corrupted header holds (the pipeline then rejects the
