@@ -191,7 +191,13 @@ impl RawClient for FredClient {
     async fn set_nx_px(&self, key: &str, value: Bytes, px_ms: Option<u64>) -> Result<bool> {
         let v: Value = self
             .pool
-            .set(key, value, px(px_ms), Some(fred::types::SetOptions::NX), false)
+            .set(
+                key,
+                value,
+                px(px_ms),
+                Some(fred::types::SetOptions::NX),
+                false,
+            )
             .await
             .map_err(from_fred)?;
         Ok(!v.is_null())
