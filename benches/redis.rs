@@ -51,7 +51,12 @@ fn process_cpu_ticks() -> u64 {
     let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
     let fields: Vec<&str> = after.split_whitespace().collect();
     // fields[0] is the state (field 3); utime and stime are fields 14 and 15
-    let get = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    let get = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     get(11) + get(12)
 }
 
@@ -155,47 +160,61 @@ fn main() {
     let raw_value = postcard::to_allocvec(&v).expect("postcard");
 
     // --- clients
-    let (fred, redisrs, cache, cache_script, cache_nt, backend) = rt.block_on(async {
-        let fred = fred::prelude::Builder::from_config(
-            fred::prelude::Config::from_url(&url).expect("fred url"),
-        )
-        .build()
-        .expect("fred client");
-        fred.init().await.expect("fred connect");
-        let redisrs = redis::Client::open(url.as_str())
-            .expect("redis-rs url")
-            .get_multiplexed_async_connection()
-            .await
-            .expect("redis-rs connect");
-        let backend = RedisBackend::connect(&url).await.expect("backend");
-        let cache = MemStache::builder()
-            .namespace("m")
-            .backend(backend.clone())
+    let (fred, redisrs, cache, cache_script, cache_fred, backend, backend_fred) =
+        rt.block_on(async {
+            let fred = fred::prelude::Builder::from_config(
+                fred::prelude::Config::from_url(&url).expect("fred url"),
+            )
             .build()
-            .expect("cache");
-        let cache_nt = MemStache::builder()
-            .namespace("m")
-            .backend(backend.clone())
-            .operation_timeout(None)
-            .build()
-            .expect("cache");
-        let script_backend = RedisBackend::connect(&format!("{url}?sliding_reads=script"))
-            .await
-            .expect("backend");
-        let cache_script = MemStache::builder()
-            .namespace("m")
-            .backend(script_backend)
-            .build()
-            .expect("cache");
-        for k in &keys {
-            let _: () = fred
-                .set(k.as_str(), raw_value.as_slice(), None, None, false)
+            .expect("fred client");
+            fred.init().await.expect("fred connect");
+            let redisrs = redis::Client::open(url.as_str())
+                .expect("redis-rs url")
+                .get_multiplexed_async_connection()
                 .await
-                .expect("set");
-            cache.set(k, &v, EntryOptions::default()).await.expect("set");
-        }
-        (fred, redisrs, cache, cache_script, cache_nt, backend)
-    });
+                .expect("redis-rs connect");
+            let backend = RedisBackend::connect(&url).await.expect("backend");
+            let cache = MemStache::builder()
+                .namespace("m")
+                .backend(backend.clone())
+                .build()
+                .expect("cache");
+            let backend_fred = RedisBackend::connect(&format!("{url}?client=fred"))
+                .await
+                .expect("backend");
+            let cache_fred = MemStache::builder()
+                .namespace("m")
+                .backend(backend_fred.clone())
+                .build()
+                .expect("cache");
+            let script_backend = RedisBackend::connect(&format!("{url}?sliding_reads=script"))
+                .await
+                .expect("backend");
+            let cache_script = MemStache::builder()
+                .namespace("m")
+                .backend(script_backend)
+                .build()
+                .expect("cache");
+            for k in &keys {
+                let _: () = fred
+                    .set(k.as_str(), raw_value.as_slice(), None, None, false)
+                    .await
+                    .expect("set");
+                cache
+                    .set(k, &v, EntryOptions::default())
+                    .await
+                    .expect("set");
+            }
+            (
+                fred,
+                redisrs,
+                cache,
+                cache_script,
+                cache_fred,
+                backend,
+                backend_fred,
+            )
+        });
 
     let mut b = Bench {
         rt,
@@ -203,7 +222,9 @@ fn main() {
         rows: Vec::new(),
         cpu: std::collections::HashMap::new(),
     };
-    println!("memstache on Redis: medians of {runs} runs, 1 KiB values, one connection per client\n");
+    println!(
+        "memstache on Redis: medians of {runs} runs, 1 KiB values, one connection per client\n"
+    );
     let mut r = std::collections::HashMap::new();
     for inflight in [1usize, 64] {
         let ops = if inflight == 1 { 10_000 } else { 100_000 };
@@ -237,60 +258,137 @@ fn main() {
         );
         r.insert(
             n("hand GET"),
-            b.row(&n("hand-rolled get (postcard + fred GET)"), "ops/s", 1, ops, inflight, |i| {
-                let fred = &fred;
-                let k = key(i);
-                async move {
-                    let x: Option<bytes::Bytes> = fred.get(k).await.expect("get");
-                    let s: String = postcard::from_bytes(&x.expect("hit")).expect("decode");
-                    std::hint::black_box(s);
-                }
-            }),
+            b.row(
+                &n("hand-rolled get (postcard + fred GET)"),
+                "ops/s",
+                1,
+                ops,
+                inflight,
+                |i| {
+                    let fred = &fred;
+                    let k = key(i);
+                    async move {
+                        let x: Option<bytes::Bytes> = fred.get(k).await.expect("get");
+                        let s: String = postcard::from_bytes(&x.expect("hit")).expect("decode");
+                        std::hint::black_box(s);
+                    }
+                },
+            ),
         );
         r.insert(
             n("memstache get"),
-            b.row(&n("memstache get"), "ops/s", 1, ops, inflight, |i| {
-                let cache = &cache;
-                let k = key(i);
-                async move {
-                    let s: Option<String> = cache.get(k).await.expect("get");
-                    assert!(s.is_some());
-                }
-            }),
+            b.row(
+                &n("memstache get on redis-rs"),
+                "ops/s",
+                1,
+                ops,
+                inflight,
+                |i| {
+                    let cache = &cache;
+                    let k = key(i);
+                    async move {
+                        let s: Option<String> = cache.get(k).await.expect("get");
+                        assert!(s.is_some());
+                    }
+                },
+            ),
         );
         r.insert(
             n("backend get"),
-            b.row(&n("RedisBackend::get (raw Backend, bytes)"), "ops/s", 1, ops, inflight, |i| {
-                let backend = &backend;
-                let k = key(i);
-                async move {
-                    use memstache_core::raw::Backend;
-                    let x = backend.get(k).await.expect("get");
-                    assert!(x.is_some());
-                }
-            }),
+            b.row(
+                &n("RedisBackend::get on redis-rs (raw Backend, bytes)"),
+                "ops/s",
+                1,
+                ops,
+                inflight,
+                |i| {
+                    let backend = &backend;
+                    let k = key(i);
+                    async move {
+                        use memstache_core::raw::Backend;
+                        let x = backend.get(k).await.expect("get");
+                        assert!(x.is_some());
+                    }
+                },
+            ),
         );
         r.insert(
-            n("memstache get nt"),
-            b.row(&n("memstache get (no operation_timeout)"), "ops/s", 1, ops, inflight, |i| {
-                let cache = &cache_nt;
-                let k = key(i);
-                async move {
-                    let s: Option<String> = cache.get(k).await.expect("get");
-                    assert!(s.is_some());
-                }
-            }),
+            n("backend get fred"),
+            b.row(
+                &n("RedisBackend::get on fred (raw Backend, bytes)"),
+                "ops/s",
+                1,
+                ops,
+                inflight,
+                |i| {
+                    let backend = &backend_fred;
+                    let k = key(i);
+                    async move {
+                        use memstache_core::raw::Backend;
+                        let x = backend.get(k).await.expect("get");
+                        assert!(x.is_some());
+                    }
+                },
+            ),
+        );
+        r.insert(
+            n("memstache get fred"),
+            b.row(
+                &n("memstache get on fred"),
+                "ops/s",
+                1,
+                ops,
+                inflight,
+                |i| {
+                    let cache = &cache_fred;
+                    let k = key(i);
+                    async move {
+                        let s: Option<String> = cache.get(k).await.expect("get");
+                        assert!(s.is_some());
+                    }
+                },
+            ),
+        );
+        r.insert(
+            n("hand GET rr"),
+            b.row(
+                &n("hand-rolled get (postcard + redis-rs GET)"),
+                "ops/s",
+                1,
+                ops,
+                inflight,
+                |i| {
+                    let mut c = redisrs.clone();
+                    let k = key(i);
+                    async move {
+                        let x: Option<Vec<u8>> = redis::cmd("GET")
+                            .arg(k)
+                            .query_async(&mut c)
+                            .await
+                            .expect("get");
+                        let s: String = postcard::from_bytes(&x.expect("hit")).expect("decode");
+                        std::hint::black_box(s);
+                    }
+                },
+            ),
         );
         r.insert(
             n("memstache get script"),
-            b.row(&n("memstache get (SlidingReads::Script)"), "ops/s", 1, ops, inflight, |i| {
-                let cache = &cache_script;
-                let k = key(i);
-                async move {
-                    let s: Option<String> = cache.get(k).await.expect("get");
-                    assert!(s.is_some());
-                }
-            }),
+            b.row(
+                &n("memstache get on redis-rs, SlidingReads::Script"),
+                "ops/s",
+                1,
+                ops,
+                inflight,
+                |i| {
+                    let cache = &cache_script;
+                    let k = key(i);
+                    async move {
+                        let s: Option<String> = cache.get(k).await.expect("get");
+                        assert!(s.is_some());
+                    }
+                },
+            ),
         );
         r.insert(
             n("fred SET"),
@@ -321,26 +419,88 @@ fn main() {
         );
         r.insert(
             n("hand SET"),
-            b.row(&n("hand-rolled set (postcard + fred SET)"), "ops/s", 1, ops, inflight, |i| {
-                let fred = &fred;
-                let k = format!("w:{}", i % KEYS);
-                let v = &v;
-                async move {
-                    let bytes = postcard::to_allocvec(v).expect("encode");
-                    let _: () = fred.set(k, bytes, None, None, false).await.expect("set");
-                }
-            }),
+            b.row(
+                &n("hand-rolled set (postcard + fred SET)"),
+                "ops/s",
+                1,
+                ops,
+                inflight,
+                |i| {
+                    let fred = &fred;
+                    let k = format!("w:{}", i % KEYS);
+                    let v = &v;
+                    async move {
+                        let bytes = postcard::to_allocvec(v).expect("encode");
+                        let _: () = fred.set(k, bytes, None, None, false).await.expect("set");
+                    }
+                },
+            ),
         );
         r.insert(
             n("memstache set"),
-            b.row(&n("memstache set"), "ops/s", 1, ops, inflight, |i| {
-                let cache = &cache;
-                let k = format!("w:{}", i % KEYS);
-                let v = &v;
-                async move {
-                    cache.set(&k, v, EntryOptions::default()).await.expect("set");
-                }
-            }),
+            b.row(
+                &n("memstache set on redis-rs"),
+                "ops/s",
+                1,
+                ops,
+                inflight,
+                |i| {
+                    let cache = &cache;
+                    let k = format!("w:{}", i % KEYS);
+                    let v = &v;
+                    async move {
+                        cache
+                            .set(&k, v, EntryOptions::default())
+                            .await
+                            .expect("set");
+                    }
+                },
+            ),
+        );
+        r.insert(
+            n("memstache set fred"),
+            b.row(
+                &n("memstache set on fred"),
+                "ops/s",
+                1,
+                ops,
+                inflight,
+                |i| {
+                    let cache = &cache_fred;
+                    let k = format!("w:{}", i % KEYS);
+                    let v = &v;
+                    async move {
+                        cache
+                            .set(&k, v, EntryOptions::default())
+                            .await
+                            .expect("set");
+                    }
+                },
+            ),
+        );
+        r.insert(
+            n("hand SET rr"),
+            b.row(
+                &n("hand-rolled set (postcard + redis-rs SET)"),
+                "ops/s",
+                1,
+                ops,
+                inflight,
+                |i| {
+                    let mut c = redisrs.clone();
+                    let k = format!("w:{}", i % KEYS);
+                    let v = &v;
+                    async move {
+                        let bytes = postcard::to_allocvec(v).expect("encode");
+                        let _: () = redis::cmd("SET")
+                            .arg(k)
+                            .arg(bytes)
+                            .query_async(&mut c)
+                            .await
+                            .expect("set");
+                    }
+                },
+            ),
         );
         println!();
     }
@@ -351,26 +511,55 @@ fn main() {
         &keys[start..start + BATCH]
     };
     let batches = 2_000;
-    let many = b.row("memstache get_many(100) @8", "keys/s", BATCH, batches, 8, |i| {
-        let cache = &cache;
-        let ks = batch(i);
-        async move {
-            let xs: Vec<Option<String>> = cache.get_many(ks).await.expect("get_many");
-            assert!(xs.iter().all(Option::is_some));
-        }
-    });
-    let singles = b.row("memstache 100 × get (100 in flight) @8", "keys/s", BATCH, batches / 4, 8, |i| {
-        let cache = &cache;
-        let ks = batch(i);
-        async move {
-            futures::stream::iter(ks)
-                .for_each_concurrent(BATCH, |k| async move {
-                    let s: Option<String> = cache.get(k).await.expect("get");
-                    assert!(s.is_some());
-                })
-                .await;
-        }
-    });
+    let many_fred = b.row(
+        "memstache get_many(100) on fred @8",
+        "keys/s",
+        BATCH,
+        batches,
+        8,
+        |i| {
+            let cache = &cache_fred;
+            let ks = batch(i);
+            async move {
+                let xs: Vec<Option<String>> = cache.get_many(ks).await.expect("get_many");
+                assert!(xs.iter().all(Option::is_some));
+            }
+        },
+    );
+    let many = b.row(
+        "memstache get_many(100) on redis-rs @8",
+        "keys/s",
+        BATCH,
+        batches,
+        8,
+        |i| {
+            let cache = &cache;
+            let ks = batch(i);
+            async move {
+                let xs: Vec<Option<String>> = cache.get_many(ks).await.expect("get_many");
+                assert!(xs.iter().all(Option::is_some));
+            }
+        },
+    );
+    let singles = b.row(
+        "memstache 100 × get on redis-rs (100 in flight) @8",
+        "keys/s",
+        BATCH,
+        batches / 4,
+        8,
+        |i| {
+            let cache = &cache;
+            let ks = batch(i);
+            async move {
+                futures::stream::iter(ks)
+                    .for_each_concurrent(BATCH, |k| async move {
+                        let s: Option<String> = cache.get(k).await.expect("get");
+                        assert!(s.is_some());
+                    })
+                    .await;
+            }
+        },
+    );
     let fred_mget = b.row("fred raw MGET(100) @8", "keys/s", BATCH, batches, 8, |i| {
         let fred = &fred;
         let ks: Vec<String> = batch(i).to_vec();
@@ -379,81 +568,179 @@ fn main() {
             assert_eq!(xs.len(), BATCH);
         }
     });
-    let rr_mget = b.row("redis-rs raw MGET(100) @8", "keys/s", BATCH, batches, 8, |i| {
-        let mut c = redisrs.clone();
-        let ks = batch(i);
-        async move {
-            let xs: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
-                .arg(ks)
-                .query_async(&mut c)
-                .await
-                .expect("mget");
-            assert_eq!(xs.len(), BATCH);
-        }
-    });
+    let rr_mget = b.row(
+        "redis-rs raw MGET(100) @8",
+        "keys/s",
+        BATCH,
+        batches,
+        8,
+        |i| {
+            let mut c = redisrs.clone();
+            let ks = batch(i);
+            async move {
+                let xs: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+                    .arg(ks)
+                    .query_async(&mut c)
+                    .await
+                    .expect("mget");
+                assert_eq!(xs.len(), BATCH);
+            }
+        },
+    );
 
     println!("\nclient CPU per op (64 in flight): ratio = CPU-bound throughput ratio");
     let c = |s: &str| b.cpu.get(s).copied().unwrap_or(f64::NAN);
     for (label, a, bb) in [
-        ("memstache get vs hand-rolled get", "memstache get @64", "hand-rolled get (postcard + fred GET) @64"),
-        ("memstache set vs hand-rolled set", "memstache set @64", "hand-rolled set (postcard + fred SET) @64"),
-        ("memstache get vs fred raw GET", "memstache get @64", "fred raw GET @64"),
-        ("memstache get vs redis-rs raw GET", "memstache get @64", "redis-rs raw GET @64"),
-        ("RedisBackend::get vs fred raw GET", "RedisBackend::get (raw Backend, bytes) @64", "fred raw GET @64"),
-        ("memstache get (no timeout) vs hand-rolled get", "memstache get (no operation_timeout) @64", "hand-rolled get (postcard + fred GET) @64"),
-        ("memstache get_many(100) vs fred MGET(100), per key", "memstache get_many(100) @8", "fred raw MGET(100) @8"),
-        ("memstache get_many(100) vs redis-rs MGET(100), per key", "memstache get_many(100) @8", "redis-rs raw MGET(100) @8"),
+        (
+            "memstache get vs hand-rolled get, redis-rs",
+            "memstache get on redis-rs @64",
+            "hand-rolled get (postcard + redis-rs GET) @64",
+        ),
+        (
+            "memstache get vs hand-rolled get, fred",
+            "memstache get on fred @64",
+            "hand-rolled get (postcard + fred GET) @64",
+        ),
+        (
+            "memstache set vs hand-rolled set, redis-rs",
+            "memstache set on redis-rs @64",
+            "hand-rolled set (postcard + redis-rs SET) @64",
+        ),
+        (
+            "memstache set vs hand-rolled set, fred",
+            "memstache set on fred @64",
+            "hand-rolled set (postcard + fred SET) @64",
+        ),
+        (
+            "memstache get (redis-rs) vs redis-rs raw GET",
+            "memstache get on redis-rs @64",
+            "redis-rs raw GET @64",
+        ),
+        (
+            "memstache get (fred) vs fred raw GET",
+            "memstache get on fred @64",
+            "fred raw GET @64",
+        ),
+        (
+            "RedisBackend::get vs raw GET, redis-rs",
+            "RedisBackend::get on redis-rs (raw Backend, bytes) @64",
+            "redis-rs raw GET @64",
+        ),
+        (
+            "RedisBackend::get vs raw GET, fred",
+            "RedisBackend::get on fred (raw Backend, bytes) @64",
+            "fred raw GET @64",
+        ),
+        (
+            "fred raw GET vs redis-rs raw GET",
+            "fred raw GET @64",
+            "redis-rs raw GET @64",
+        ),
+        (
+            "fred raw SET vs redis-rs raw SET",
+            "fred raw SET @64",
+            "redis-rs raw SET @64",
+        ),
+        (
+            "memstache get_many(100) (redis-rs) vs redis-rs MGET, per key",
+            "memstache get_many(100) on redis-rs @8",
+            "redis-rs raw MGET(100) @8",
+        ),
+        (
+            "memstache get_many(100) (fred) vs fred MGET, per key",
+            "memstache get_many(100) on fred @8",
+            "fred raw MGET(100) @8",
+        ),
     ] {
-        println!("{label:<62} {:>5.2}×  ({:.2} vs {:.2} µs)", c(bb) / c(a), c(a), c(bb));
+        println!(
+            "{label:<66} {:>5.2}×  ({:.2} vs {:.2} µs)",
+            c(bb) / c(a),
+            c(a),
+            c(bb)
+        );
     }
 
     println!("\nratios of wall-clock throughput (64 in flight unless noted)");
     let g = |s: &str| r.get(s).copied().unwrap_or(f64::NAN);
     ratio(
-        "memstache get / hand-rolled get (fred)",
+        "memstache get / hand-rolled get, redis-rs",
         g("memstache get @64"),
+        g("hand GET rr @64"),
+        Some(0.95),
+    );
+    ratio(
+        "memstache get / hand-rolled get, fred",
+        g("memstache get fred @64"),
         g("hand GET @64"),
         Some(0.95),
     );
     ratio(
-        "memstache set / hand-rolled set (fred)",
+        "memstache set / hand-rolled set, redis-rs",
         g("memstache set @64"),
+        g("hand SET rr @64"),
+        Some(0.95),
+    );
+    ratio(
+        "memstache set / hand-rolled set, fred",
+        g("memstache set fred @64"),
         g("hand SET @64"),
         Some(0.95),
     );
     let fastest_get = g("fred GET @64").max(g("redis-rs GET @64"));
     ratio(
-        "memstache get / raw GET of the fastest client",
+        "memstache get (redis-rs) / raw GET of the fastest client",
         g("memstache get @64"),
         fastest_get,
         Some(0.8),
     );
     ratio(
-        "memstache set / raw SET of the fastest client",
-        g("memstache set @64"),
-        g("fred SET @64").max(g("redis-rs SET @64")),
+        "memstache get (fred) / raw GET of the fastest client",
+        g("memstache get fred @64"),
+        fastest_get,
+        Some(0.8),
+    );
+    ratio(
+        "fred GET / redis-rs GET",
+        g("fred GET @64"),
+        g("redis-rs GET @64"),
         None,
     );
-    ratio("fred GET / redis-rs GET", g("fred GET @64"), g("redis-rs GET @64"), None);
-    ratio("fred SET / redis-rs SET", g("fred SET @64"), g("redis-rs SET @64"), None);
     ratio(
-        "memstache get: Auto / Script read path",
+        "fred SET / redis-rs SET",
+        g("fred SET @64"),
+        g("redis-rs SET @64"),
+        None,
+    );
+    ratio(
+        "memstache get: Auto / Script read path (redis-rs)",
         g("memstache get @64"),
         g("memstache get script @64"),
         None,
     );
+    let fastest_mget = fred_mget.max(rr_mget);
     ratio(
-        "memstache get_many(100) / fastest raw MGET(100), keys/s",
+        "memstache get_many(100) (redis-rs) / fastest raw MGET, keys/s",
         many,
-        fred_mget.max(rr_mget),
+        fastest_mget,
         Some(0.9),
     );
-    ratio("memstache get_many(100) / 100 single gets", many, singles, None);
+    ratio(
+        "memstache get_many(100) (fred) / fastest raw MGET, keys/s",
+        many_fred,
+        fastest_mget,
+        Some(0.9),
+    );
+    ratio(
+        "memstache get_many(100) / 100 single gets (redis-rs)",
+        many,
+        singles,
+        None,
+    );
     ratio("fred MGET / redis-rs MGET", fred_mget, rr_mget, None);
     ratio(
-        "memstache get / hand-rolled get @1 (latency)",
+        "memstache get / hand-rolled get @1, redis-rs (latency)",
         g("memstache get @1"),
-        g("hand GET @1"),
+        g("hand GET rr @1"),
         None,
     );
     drop(server);

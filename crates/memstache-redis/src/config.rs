@@ -161,8 +161,10 @@ pub struct RedisConfig {
     ///
     /// Default: `None` (database 0).
     pub database: Option<u8>,
-    /// Number of connections (per node); commands are spread over them round-robin. One
-    /// connection already pipelines every concurrent request.
+    /// Number of connections; commands are spread over them round-robin. One connection
+    /// already pipelines every concurrent request. fred opens this many per node; redis-rs uses
+    /// it for a standalone server (its cluster and Sentinel connections are one multiplexed
+    /// connection per node).
     ///
     /// Default: `1`.
     pub pool_size: usize,
@@ -184,7 +186,9 @@ pub struct RedisConfig {
     ///
     /// Default: `false` (RESP2; no RESP3 feature is needed by the backend).
     pub resp3: bool,
-    /// What to do when a connection drops.
+    /// What to do when a connection drops. Followed as closely as each client allows: redis-rs
+    /// applies it to standalone connections, and re-resolves a Sentinel primary on the next
+    /// command after an error; its cluster connection reconnects with its own backoff.
     ///
     /// Default: [`ReconnectPolicy::default`] (exponential 10 ms … 2 s, forever).
     pub reconnect: ReconnectPolicy,

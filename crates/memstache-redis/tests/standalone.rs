@@ -56,7 +56,6 @@ async fn standalone_backend() {
 }
 
 async fn standalone_checks(server: &RedisServer, url: &str) {
-    let server = server;
     let b = RedisBackend::connect(url).await.unwrap();
     let p = prefix(url.rsplit('=').next().unwrap_or("sa"));
     let k = |s: &str| format!("{p}:{s}");
@@ -77,7 +76,7 @@ async fn standalone_checks(server: &RedisServer, url: &str) {
         Some(Bytes::from_static(b"one"))
     );
     assert!(b.exists(&k("a")).await.unwrap());
-    assert_eq!(pttl(&server, &k("a")), -1, "no expiry → no PX");
+    assert_eq!(pttl(server, &k("a")), -1, "no expiry → no PX");
     b.set(&k("a"), Bytes::from_static(b"two"), Expiry::NEVER)
         .await
         .unwrap();
@@ -118,12 +117,12 @@ async fn standalone_checks(server: &RedisServer, url: &str) {
     )
     .await
     .unwrap();
-    let t = pttl(&server, &k("ttl"));
+    let t = pttl(server, &k("ttl"));
     assert!((55_000..=60_000).contains(&t), "PTTL {t}");
     // a plain hit does not change the TTL
     server.cmd(&["PEXPIRE", &k("ttl"), "30000"]);
     assert!(b.get(&k("ttl")).await.unwrap().is_some());
-    assert!(pttl(&server, &k("ttl")) <= 30_000);
+    assert!(pttl(server, &k("ttl")) <= 30_000);
 
     // --- a deadline already past: nothing written, older value removed
     b.set(&k("past"), Bytes::from_static(b"old"), Expiry::NEVER)
@@ -142,19 +141,19 @@ async fn standalone_checks(server: &RedisServer, url: &str) {
     let sliding = Expiry::new(Some(now_ms() + 600_000), Some(Duration::from_secs(20)));
     let v = envelope(sliding.deadline_ms.unwrap(), 20_000, b"session");
     b.set(&k("s"), v.clone(), sliding).await.unwrap();
-    let t = pttl(&server, &k("s"));
+    let t = pttl(server, &k("s"));
     assert!((15_000..=20_000).contains(&t), "initial PTTL {t}");
     server.cmd(&["PEXPIRE", &k("s"), "1000"]); // as if 19 s had passed
     assert_eq!(b.get(&k("s")).await.unwrap(), Some(v.clone()));
-    let t = pttl(&server, &k("s"));
+    let t = pttl(server, &k("s"));
     assert!(t > 15_000, "a sliding hit re-arms PTTL, got {t}");
     // exists does not re-arm
     server.cmd(&["PEXPIRE", &k("s"), "1000"]);
     assert!(b.exists(&k("s")).await.unwrap());
-    assert!(pttl(&server, &k("s")) <= 1_000);
+    assert!(pttl(server, &k("s")) <= 1_000);
     // touch re-arms
     assert!(b.touch(&k("s")).await.unwrap());
-    assert!(pttl(&server, &k("s")) > 15_000);
+    assert!(pttl(server, &k("s")) > 15_000);
     assert!(!b.touch(&k("nothing")).await.unwrap());
     // capped by the absolute deadline
     let cap = now_ms() + 3_000;
@@ -162,9 +161,9 @@ async fn standalone_checks(server: &RedisServer, url: &str) {
     b.set(&k("cap"), capped.clone(), Expiry::new(Some(cap), secs(60)))
         .await
         .unwrap();
-    assert!(pttl(&server, &k("cap")) <= 3_000);
+    assert!(pttl(server, &k("cap")) <= 3_000);
     assert_eq!(b.get(&k("cap")).await.unwrap(), Some(capped));
-    let t = pttl(&server, &k("cap"));
+    let t = pttl(server, &k("cap"));
     assert!(
         t <= 3_000 && t > 0,
         "re-arm never passes the deadline, got {t}"
@@ -193,11 +192,11 @@ async fn standalone_checks(server: &RedisServer, url: &str) {
         .unwrap();
     server.cmd(&["PEXPIRE", &k("f"), "1000"]);
     assert_eq!(b.get(&k("f")).await.unwrap(), Some(fv.clone()));
-    assert!(pttl(&server, &k("f")) > 15_000, "first plain read re-arms");
+    assert!(pttl(server, &k("f")) > 15_000, "first plain read re-arms");
     server.cmd(&["PEXPIRE", &k("f"), "1000"]);
     assert_eq!(b.get(&k("f")).await.unwrap(), Some(fv));
     assert!(
-        pttl(&server, &k("f")) > 15_000,
+        pttl(server, &k("f")) > 15_000,
         "later reads re-arm through the script"
     );
 
@@ -220,7 +219,7 @@ async fn standalone_checks(server: &RedisServer, url: &str) {
     }
     assert_eq!(got[50], None);
     assert_eq!(got[51], Some(Bytes::from_static(b"v7")));
-    assert!(pttl(&server, &k("m3")) > 50_000);
+    assert!(pttl(server, &k("m3")) > 50_000);
     assert!(b.get_many(&[]).await.unwrap().is_empty());
     let sv = envelope(now_ms() + 600_000, 20_000, b"s");
     foreign
@@ -231,7 +230,7 @@ async fn standalone_checks(server: &RedisServer, url: &str) {
     let got = b.get_many(&[k("m1"), k("gs")]).await.unwrap();
     assert_eq!(got[1], Some(sv));
     assert!(
-        pttl(&server, &k("gs")) > 15_000,
+        pttl(server, &k("gs")) > 15_000,
         "get_many re-arms sliding hits"
     );
     assert_eq!(b.remove_many(&keys).await.unwrap(), 50);
