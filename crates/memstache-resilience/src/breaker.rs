@@ -11,13 +11,13 @@ use memstache_core::raw::{BackendFuture, BackendRequest, BackendResponse};
 use memstache_core::{Error, ErrorKind, Result};
 use tower::{Layer, Service, ServiceExt};
 use tower_resilience::circuitbreaker::{
-    CircuitBreakerError, CircuitBreakerHandle, CircuitState, FailureClassifier,
+    CircuitBreakerError, CircuitBreakerHandle, CircuitState, FailureClassifier, SlidingWindowType,
 };
 
 /// Default failure rate (failed / recorded calls in the window) that opens the circuit.
 pub const DEFAULT_FAILURE_RATE: f64 = 0.5;
-/// Default number of most recent calls the failure rate is computed over.
-pub const DEFAULT_WINDOW: usize = 20;
+/// Default time window the failure rate is computed over.
+pub const DEFAULT_WINDOW: Duration = Duration::from_secs(5);
 /// Default fewest calls in the window before the rate counts.
 pub const DEFAULT_MIN_CALLS: usize = 10;
 /// Default time the circuit stays open before letting probes through.
@@ -31,8 +31,9 @@ pub const DEFAULT_HALF_OPEN_PROBES: usize = 3;
 /// the backend could not be reached. A permanent error (a script error, a wrong type, a bad
 /// request) means the backend answered, and counts as a success for the breaker.
 ///
-/// * **Closed**: calls pass; the breaker keeps the outcome of the last `window` calls. Once at
-///   least `min_calls` are recorded and the failure rate reaches `failure_rate`, it opens.
+/// * **Closed**: calls pass; the breaker keeps the outcome of the calls of the last `window`
+///   (a time-based sliding window). Once at least `min_calls` are in the window and the
+///   failure rate reaches `failure_rate`, it opens.
 /// * **Open**: every call fails at once with [`ErrorKind::CircuitOpen`] (temporary) without
 ///   reaching the backend, for `open_for`.
 /// * **Half-open**: `half_open_probes` calls pass; if they succeed the circuit closes,
@@ -41,15 +42,23 @@ pub const DEFAULT_HALF_OPEN_PROBES: usize = 3;
 /// ```
 /// use memstache_resilience::BreakerConfig;
 /// use std::time::Duration;
-/// let config = BreakerConfig::default().open_for(Duration::from_secs(2)).window(50);
+/// let config = BreakerConfig::default()
+///     .open_for(Duration::from_secs(2))
+///     .window(Duration::from_secs(10));
 /// # let _ = config;
 /// ```
+///
+/// Why a time window: tower-resilience 0.13's count-based window is not sliding (its counts
+/// run from the last state change), so after hours of healthy traffic a total outage would
+/// take as many failures as there were successes to open the circuit. Its time-based window
+/// slides; it keeps one record per call in the window and scans them on each *failure*
+/// (successes are O(1)), so keep the window short at high request rates.
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
 #[must_use]
 pub struct BreakerConfig {
     failure_rate: f64,
-    window: usize,
+    window: Duration,
     min_calls: usize,
     open_for: Duration,
     half_open_probes: usize,
@@ -73,9 +82,9 @@ impl BreakerConfig {
         self.failure_rate = rate;
         self
     }
-    /// Calls the failure rate is computed over (count-based window). Default: 20.
-    pub fn window(mut self, calls: usize) -> Self {
-        self.window = calls;
+    /// The sliding time window the failure rate is computed over. Default: 5 s.
+    pub fn window(mut self, window: Duration) -> Self {
+        self.window = window;
         self
     }
     /// Fewest recorded calls before the circuit may open. Default: 10.
@@ -190,7 +199,8 @@ impl CircuitBreakerLayer {
         let (t, o) = (Arc::clone(&transitions), Arc::clone(&opened));
         let (layer, handle) = tower_resilience::circuitbreaker::CircuitBreakerLayer::builder()
             .failure_rate_threshold(config.failure_rate)
-            .sliding_window_size(config.window)
+            .sliding_window_type(SlidingWindowType::TimeBased)
+            .sliding_window_duration(config.window)
             .minimum_number_of_calls(config.min_calls)
             .wait_duration_in_open(config.open_for)
             .permitted_calls_in_half_open(config.half_open_probes.max(1))

@@ -36,8 +36,8 @@ pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_millis(300);
 ///   `attempt_timeout` well below it, or retries have no time left to run.
 ///
 /// Defaults: retry [`RetryConfig::default`] (2 retries, 25 ms → 250 ms full jitter, budget
-/// 20 % + 10/s), breaker [`BreakerConfig::default`] (opens at 50 % failures over the last 20
-/// calls once 10 are recorded, open 5 s, 3 half-open probes), attempt timeout 300 ms.
+/// 20 % + 10/s), breaker [`BreakerConfig::default`] (opens at 50 % failures over the last 5 s
+/// once 10 calls are recorded, open 5 s, 3 half-open probes), attempt timeout 300 ms.
 ///
 /// ```
 /// use memstache_core::MemStache;

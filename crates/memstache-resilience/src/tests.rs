@@ -113,7 +113,7 @@ async fn breaker_opens_fails_fast_and_closes_after_probes() {
     let m = Mock::new(0, ErrorKind::Unavailable);
     let breaker = CircuitBreakerLayer::new(
         BreakerConfig::default()
-            .window(4)
+            .window(Duration::from_secs(10))
             .min_calls(4)
             .open_for(Duration::from_millis(100))
             .half_open_probes(1),
@@ -151,8 +151,12 @@ async fn breaker_opens_fails_fast_and_closes_after_probes() {
 #[tokio::test]
 async fn breaker_ignores_permanent_errors() {
     let m = Mock::new(u64::MAX, ErrorKind::Backend);
-    let breaker =
-        CircuitBreakerLayer::new(BreakerConfig::default().window(4).min_calls(4)).unwrap();
+    let breaker = CircuitBreakerLayer::new(
+        BreakerConfig::default()
+            .window(Duration::from_secs(10))
+            .min_calls(4),
+    )
+    .unwrap();
     let h = breaker.handle();
     let svc = breaker.layer(m.service());
     for _ in 0..20 {
@@ -198,7 +202,7 @@ async fn stack_opens_the_breaker_on_hangs() {
         ),
         Some(
             BreakerConfig::default()
-                .window(4)
+                .window(Duration::from_secs(10))
                 .min_calls(4)
                 .open_for(Duration::from_secs(60)),
         ),
