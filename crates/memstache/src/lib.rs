@@ -4,7 +4,7 @@
 pub use memstache_core::{
     Absolute, BoxError, DEFAULT_COMPRESS_THRESHOLD, DEFAULT_DISTRIBUTED_TIMEOUT, DEFAULT_KEY_ID,
     DEFAULT_MAX_KEY_LEN, DEFAULT_MAX_VALUE_SIZE, DEFAULT_NAMESPACE, EntryOptions, Error, ErrorKind,
-    MemStache, MemStacheBuilder, Result, StatsSnapshot, key_hash,
+    FailSafe, LockOptions, MemStache, MemStacheBuilder, Result, StatsSnapshot, key_hash,
 };
 
 /// The plugin SPI: traits for custom backends, serializers, compressors, encryptors, key
@@ -45,6 +45,14 @@ pub mod eviction {
 #[cfg(feature = "tenancy")]
 pub mod tenancy {
     pub use memstache_core::tenancy::*;
+}
+
+/// Resilience layers for the backend stack (`resilience`): retry, circuit breaker, attempt
+/// timeout, and the ready-made [`Resilience`](resilience::Resilience) stack. See
+/// `docs/resilience.md`.
+#[cfg(feature = "resilience")]
+pub mod resilience {
+    pub use memstache_resilience::*;
 }
 
 /// The Redis backend (`redis`).
