@@ -84,7 +84,7 @@ async fn kill_and_restart_under_load() {
                 n += 1;
                 let i = (t * 7 + n) % READ_KEYS;
                 let started = Instant::now();
-                let r = if n % 2 == 0 {
+                let r = if n.is_multiple_of(2) {
                     cache
                         .get::<String>(&format!("r{i}"))
                         .await
