@@ -1,15 +1,15 @@
-//! [`RawClient`] on redis-rs 1.x: a `ConnectionManager` per pooled connection (standalone),
-//! a `ClusterConnection` (cluster), or a multiplexed connection to the primary Sentinel names,
-//! re-resolved after a connection error or a `READONLY` reply (Sentinel).
+//! [`RawClient`] on redis-rs 1.x: reconnecting multiplexed connections (standalone; Sentinel,
+//! re-resolving the primary after a connection error or a `READONLY` reply), or a
+//! `ClusterConnection` (cluster).
 
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use memstache_core::{Error, ErrorKind, Result};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::aio::MultiplexedConnection;
 use redis::cluster_async::ClusterConnection;
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
 use redis::{
@@ -22,12 +22,12 @@ use crate::config::{ReconnectPolicy, RedisConfig, Topology};
 use crate::error::{from_redis_rs, is_noscript};
 
 enum Conn {
+    /// Standalone or Sentinel: `pool_size` reconnecting multiplexed connections.
     Single {
-        conns: Vec<ConnectionManager>,
+        conns: Vec<Reconnecting>,
         next: AtomicUsize,
     },
     Cluster(ClusterConnection),
-    Sentinel(Box<SentinelConn>),
 }
 
 /// A redis-rs connection set for one topology.
@@ -38,9 +38,8 @@ pub(crate) struct RedisRsClient {
 impl fmt::Debug for RedisRsClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = match &self.conn {
-            Conn::Single { conns, .. } => format!("standalone x{}", conns.len()),
+            Conn::Single { conns, .. } => format!("{} connection(s)", conns.len()),
             Conn::Cluster(_) => "cluster".to_owned(),
-            Conn::Sentinel(_) => "sentinel".to_owned(),
         };
         f.debug_struct("RedisRsClient")
             .field("conn", &kind)
@@ -100,47 +99,6 @@ fn none_if_zero(d: Duration) -> Option<Duration> {
     (!d.is_zero()).then_some(d)
 }
 
-fn manager_config(config: &RedisConfig) -> ConnectionManagerConfig {
-    let mut c = ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(config.connect_timeout))
-        .set_response_timeout(none_if_zero(config.command_timeout));
-    match config.reconnect {
-        ReconnectPolicy::Never => c = c.set_number_of_retries(0),
-        ReconnectPolicy::Constant {
-            delay,
-            max_attempts,
-        } => {
-            c = c
-                .set_min_delay(delay)
-                .set_max_delay(delay)
-                .set_exponent_base(1.0)
-                .set_number_of_retries(attempts(max_attempts));
-        }
-        ReconnectPolicy::Exponential {
-            min_delay,
-            max_delay,
-            max_attempts,
-        } => {
-            c = c
-                .set_min_delay(min_delay)
-                .set_max_delay(max_delay)
-                .set_exponent_base(2.0)
-                .set_number_of_retries(attempts(max_attempts));
-        }
-    }
-    c
-}
-
-/// redis-rs retries a reconnect `n` times per failure, then tries again on the next command;
-/// "forever" is a large count.
-fn attempts(max_attempts: u32) -> usize {
-    if max_attempts == 0 {
-        usize::MAX / 2
-    } else {
-        usize::try_from(max_attempts).unwrap_or(usize::MAX / 2)
-    }
-}
-
 async fn bounded<T>(limit: Duration, fut: impl Future<Output = Result<T>>) -> Result<T> {
     match tokio::time::timeout(limit, fut).await {
         Ok(r) => r,
@@ -159,26 +117,11 @@ impl RedisRsClient {
             Topology::Standalone { host, port } => {
                 let info = connection_info(config, host, *port)?;
                 let client = redis::Client::open(info).map_err(from_redis_rs)?;
-                // One plain connection first: the connection manager retries failed handshakes
-                // (a wrong password included) until our bound, hiding the real error.
-                let probe = redis::AsyncConnectionConfig::new()
-                    .set_connection_timeout(Some(config.connect_timeout));
-                bounded(limit, async {
-                    client
-                        .get_multiplexed_async_connection_with_config(&probe)
-                        .await
-                        .map_err(from_redis_rs)
-                })
-                .await?;
                 let mut conns = Vec::with_capacity(config.pool_size);
                 for _ in 0..config.pool_size {
-                    let m = bounded(limit, async {
-                        ConnectionManager::new_with_config(client.clone(), manager_config(config))
-                            .await
-                            .map_err(from_redis_rs)
-                    })
-                    .await?;
-                    conns.push(m);
+                    let c = Reconnecting::new(Connector::Direct(Box::new(client.clone())), config);
+                    c.connection().await?;
+                    conns.push(c);
                 }
                 Conn::Single {
                     conns,
@@ -249,14 +192,17 @@ impl RedisRsClient {
                         .set_client_to_sentinel_tls_mode(redis::TlsMode::Secure);
                 }
                 let client = b.build().map_err(from_redis_rs)?;
-                let s = SentinelConn {
-                    sentinel: tokio::sync::Mutex::new(client),
-                    current: parking_lot::RwLock::new(None),
-                    limit,
-                    command_timeout: none_if_zero(config.command_timeout),
-                };
-                s.connection().await?;
-                Conn::Sentinel(Box::new(s))
+                let sentinel = std::sync::Arc::new(tokio::sync::Mutex::new(client));
+                let mut conns = Vec::with_capacity(config.pool_size);
+                for _ in 0..config.pool_size {
+                    let c = Reconnecting::new(Connector::Sentinel(sentinel.clone()), config);
+                    c.connection().await?;
+                    conns.push(c);
+                }
+                Conn::Single {
+                    conns,
+                    next: AtomicUsize::new(0),
+                }
             }
         };
         Ok(RedisRsClient { conn })
@@ -270,47 +216,145 @@ impl RedisRsClient {
                 } else {
                     next.fetch_add(1, Ordering::Relaxed) % conns.len()
                 };
-                let mut c = conns[i].clone();
-                cmd.query_async(&mut c).await.map_err(from_redis_rs)
+                conns[i].run(cmd).await
             }
             Conn::Cluster(c) => {
                 let mut c = c.clone();
                 cmd.query_async(&mut c).await.map_err(from_redis_rs)
             }
-            Conn::Sentinel(s) => s.run(cmd).await,
         }
     }
 }
 
-/// The connection to the primary a Sentinel names; dropped after a connection error or a
-/// `READONLY` reply (the primary was demoted) so the next command asks the Sentinels again.
-struct SentinelConn {
-    sentinel: tokio::sync::Mutex<SentinelClient>,
-    current: parking_lot::RwLock<Option<MultiplexedConnection>>,
-    limit: Duration,
-    command_timeout: Option<Duration>,
+/// How a [`Reconnecting`] connection finds its server.
+enum Connector {
+    /// A fixed address.
+    Direct(Box<redis::Client>),
+    /// The primary the Sentinels name at the time of (re)connecting.
+    Sentinel(std::sync::Arc<tokio::sync::Mutex<SentinelClient>>),
 }
 
-impl SentinelConn {
+/// A multiplexed connection that is dropped after a connection error (or a `READONLY` reply:
+/// the primary was demoted) and re-established on a later command, pacing attempts by the
+/// [`ReconnectPolicy`]. redis-rs's `ConnectionManager` does the same job but costs about a
+/// microsecond of client CPU per command here (a shared future per request), which is most of
+/// a 64-in-flight `GET`'s budget; this keeps the hot path to a read lock and a clone.
+struct Reconnecting {
+    connector: Connector,
+    current: parking_lot::RwLock<Option<MultiplexedConnection>>,
+    gate: tokio::sync::Mutex<()>,
+    state: parking_lot::Mutex<Backoff>,
+    conn_config: redis::AsyncConnectionConfig,
+    policy: ReconnectPolicy,
+    limit: Duration,
+}
+
+#[derive(Default)]
+struct Backoff {
+    connected_once: bool,
+    failures: u32,
+    last_failure: Option<Instant>,
+}
+
+impl Reconnecting {
+    fn new(connector: Connector, config: &RedisConfig) -> Reconnecting {
+        Reconnecting {
+            connector,
+            current: parking_lot::RwLock::new(None),
+            gate: tokio::sync::Mutex::new(()),
+            state: parking_lot::Mutex::new(Backoff::default()),
+            conn_config: redis::AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(config.connect_timeout))
+                .set_response_timeout(none_if_zero(config.command_timeout)),
+            policy: config.reconnect,
+            limit: config.connect_timeout + config.connect_timeout / 2,
+        }
+    }
+
+    /// The wait before the next attempt after `failures` failed ones, and the attempt limit.
+    fn pacing(&self, failures: u32) -> (Duration, u32) {
+        match self.policy {
+            ReconnectPolicy::Never => (Duration::ZERO, 0),
+            ReconnectPolicy::Constant {
+                delay,
+                max_attempts,
+            } => (delay, max_attempts),
+            ReconnectPolicy::Exponential {
+                min_delay,
+                max_delay,
+                max_attempts,
+            } => {
+                let factor = 1u32 << failures.saturating_sub(1).min(20);
+                (
+                    min_delay.saturating_mul(factor).min(max_delay),
+                    max_attempts,
+                )
+            }
+        }
+    }
+
+    fn unavailable(message: &'static str) -> Error {
+        Error::new(ErrorKind::Unavailable, message).with_context("backend", "redis")
+    }
+
     async fn connection(&self) -> Result<MultiplexedConnection> {
         if let Some(c) = self.current.read().as_ref() {
             return Ok(c.clone());
         }
-        let mut sentinel = self.sentinel.lock().await;
+        let _gate = self.gate.lock().await;
         if let Some(c) = self.current.read().as_ref() {
             return Ok(c.clone());
         }
-        let cfg = redis::AsyncConnectionConfig::new().set_response_timeout(self.command_timeout);
-        let c = bounded(self.limit, async {
-            let client = sentinel.async_get_client().await.map_err(from_redis_rs)?;
+        {
+            let st = self.state.lock();
+            if st.connected_once && self.policy == ReconnectPolicy::Never {
+                return Err(Self::unavailable(
+                    "the Redis connection was lost and the reconnect policy is Never",
+                ));
+            }
+            if st.failures > 0 {
+                let (wait, max) = self.pacing(st.failures);
+                if max > 0 && st.failures >= max {
+                    return Err(Self::unavailable(
+                        "gave up reconnecting to Redis (reconnect policy attempts exhausted)",
+                    ));
+                }
+                if st.last_failure.is_some_and(|t| t.elapsed() < wait) {
+                    return Err(Self::unavailable("reconnecting to Redis (backing off)"));
+                }
+            }
+        }
+        let attempt = bounded(self.limit, async {
+            let client = match &self.connector {
+                Connector::Direct(c) => (**c).clone(),
+                Connector::Sentinel(s) => s
+                    .lock()
+                    .await
+                    .async_get_client()
+                    .await
+                    .map_err(from_redis_rs)?,
+            };
             client
-                .get_multiplexed_async_connection_with_config(&cfg)
+                .get_multiplexed_async_connection_with_config(&self.conn_config)
                 .await
                 .map_err(from_redis_rs)
         })
-        .await?;
-        *self.current.write() = Some(c.clone());
-        Ok(c)
+        .await;
+        let mut st = self.state.lock();
+        match attempt {
+            Ok(c) => {
+                st.connected_once = true;
+                st.failures = 0;
+                st.last_failure = None;
+                *self.current.write() = Some(c.clone());
+                Ok(c)
+            }
+            Err(e) => {
+                st.failures = st.failures.saturating_add(1);
+                st.last_failure = Some(Instant::now());
+                Err(e)
+            }
+        }
     }
 
     async fn run<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T> {
@@ -318,7 +362,11 @@ impl SentinelConn {
         match cmd.query_async(&mut c).await {
             Ok(v) => Ok(v),
             Err(e) => {
-                if e.is_io_error() || e.is_connection_dropped() || e.code() == Some("READONLY") {
+                if e.is_io_error()
+                    || e.is_connection_dropped()
+                    || e.is_connection_refusal()
+                    || e.code() == Some("READONLY")
+                {
                     *self.current.write() = None;
                 }
                 Err(from_redis_rs(e))
