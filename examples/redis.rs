@@ -51,7 +51,9 @@ async fn main() -> Result<(), memstache::Error> {
         name: "Alice".into(),
         roles: vec!["admin".into()],
     };
-    node_a.set("user:42", &alice, EntryOptions::default()).await?;
+    node_a
+        .set("user:42", &alice, EntryOptions::default())
+        .await?;
     let seen: Option<User> = node_b.get("user:42").await?;
     println!("node B reads what node A wrote: {seen:?}");
     assert_eq!(seen.as_ref(), Some(&alice));
