@@ -373,6 +373,24 @@ fn main() {
             ),
         );
         r.insert(
+            n("memstache get nt"),
+            b.row(
+                &n("memstache get on redis-rs, no operation_timeout"),
+                "ops/s",
+                1,
+                ops,
+                inflight,
+                |i| {
+                    let cache = &cache_nt;
+                    let k = key(i);
+                    async move {
+                        let s: Option<String> = cache.get(k).await.expect("get");
+                        assert!(s.is_some());
+                    }
+                },
+            ),
+        );
+        r.insert(
             n("memstache get script"),
             b.row(
                 &n("memstache get on redis-rs, SlidingReads::Script"),
@@ -453,6 +471,25 @@ fn main() {
                             .set(&k, v, EntryOptions::default())
                             .await
                             .expect("set");
+                    }
+                },
+            ),
+        );
+        r.insert(
+            n("backend set"),
+            b.row(
+                &n("RedisBackend::set on redis-rs (raw Backend, bytes)"),
+                "ops/s",
+                1,
+                ops,
+                inflight,
+                |i| {
+                    let backend = &backend;
+                    let k = format!("w:{}", i % KEYS);
+                    let val = bytes::Bytes::copy_from_slice(&raw_value);
+                    async move {
+                        use memstache_core::raw::{Backend, Expiry};
+                        backend.set(&k, val, Expiry::NEVER).await.expect("set");
                     }
                 },
             ),
@@ -557,6 +594,28 @@ fn main() {
                         assert!(s.is_some());
                     })
                     .await;
+            }
+        },
+    );
+    let hand_mget = b.row(
+        "hand-rolled MGET(100) + postcard, redis-rs @8",
+        "keys/s",
+        BATCH,
+        batches,
+        8,
+        |i| {
+            let mut c = redisrs.clone();
+            let ks = batch(i);
+            async move {
+                let xs: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+                    .arg(ks)
+                    .query_async(&mut c)
+                    .await
+                    .expect("mget");
+                for x in xs {
+                    let s: String = postcard::from_bytes(&x.expect("hit")).expect("decode");
+                    std::hint::black_box(s);
+                }
             }
         },
     );
@@ -737,6 +796,12 @@ fn main() {
         None,
     );
     ratio("fred MGET / redis-rs MGET", fred_mget, rr_mget, None);
+    ratio(
+        "memstache get_many(100) (redis-rs) / hand-rolled MGET + postcard",
+        many,
+        hand_mget,
+        None,
+    );
     ratio(
         "memstache get / hand-rolled get @1, redis-rs (latency)",
         g("memstache get @1"),

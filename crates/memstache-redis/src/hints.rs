@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 
@@ -16,6 +17,9 @@ pub(crate) struct SlidingHints {
     shards: Vec<Mutex<HashSet<u64>>>,
     per_shard: usize,
     hasher: RandomState,
+    /// Entries over all shards (approximate under races, exact when quiet): lets the common
+    /// case — no sliding entries at all — skip hashing and locking.
+    len: AtomicUsize,
 }
 
 impl SlidingHints {
@@ -24,6 +28,7 @@ impl SlidingHints {
             shards: (0..SHARDS).map(|_| Mutex::new(HashSet::new())).collect(),
             per_shard: capacity.div_ceil(SHARDS),
             hasher: RandomState::new(),
+            len: AtomicUsize::new(0),
         }
     }
 
@@ -34,7 +39,7 @@ impl SlidingHints {
     }
 
     pub(crate) fn contains(&self, key: &str) -> bool {
-        if self.per_shard == 0 {
+        if self.per_shard == 0 || self.len.load(Ordering::Relaxed) == 0 {
             return false;
         }
         let (shard, h) = self.locate(key);
@@ -48,17 +53,22 @@ impl SlidingHints {
         let (shard, h) = self.locate(key);
         let mut set = shard.lock();
         if set.len() >= self.per_shard && !set.contains(&h) {
+            self.len.fetch_sub(set.len(), Ordering::Relaxed);
             set.clear();
         }
-        set.insert(h);
+        if set.insert(h) {
+            self.len.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     pub(crate) fn remove(&self, key: &str) {
-        if self.per_shard == 0 {
+        if self.per_shard == 0 || self.len.load(Ordering::Relaxed) == 0 {
             return;
         }
         let (shard, h) = self.locate(key);
-        shard.lock().remove(&h);
+        if shard.lock().remove(&h) {
+            self.len.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 
     /// Records what a read or write learned about `key`.
@@ -83,6 +93,7 @@ mod tests {
         assert!(h.contains("a"));
         h.learn("a", false);
         assert!(!h.contains("a"));
+        assert_eq!(h.len.load(Ordering::Relaxed), 0);
         h.learn("b", true);
         assert!(h.contains("b"));
     }
@@ -95,6 +106,7 @@ mod tests {
         }
         let total: usize = h.shards.iter().map(|s| s.lock().len()).sum();
         assert!(total <= 64, "{total}");
+        assert_eq!(h.len.load(Ordering::Relaxed), total);
         let zero = SlidingHints::new(0);
         zero.insert("a");
         assert!(!zero.contains("a"));
