@@ -122,6 +122,27 @@ impl MemStache {
         self.remove_many_in(&self.root(), keys).await
     }
 
+    /// Runs an operation's body in its span, adds the error context in this one place, counts
+    /// the error when asked, and records the outcome on the span.
+    async fn traced<T>(
+        &self,
+        span: tracing::Span,
+        op: &'static str,
+        scope: &Scope<'_>,
+        key: Option<&str>,
+        count_errors: bool,
+        body: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let r = body.instrument(span.clone()).await.map_err(|e| {
+            if count_errors {
+                self.inner.stats.error();
+            }
+            self.ctx(e, op, scope, key)
+        });
+        record_outcome(&span, &r);
+        r
+    }
+
     // ---- scoped forms ------------------------------------------------------------------
 
     /// Reads `sk`, and the scope's guard in the same backend call when there is one.
@@ -160,7 +181,7 @@ impl MemStache {
         key: &str,
     ) -> Result<Outcome<Option<T>>> {
         let span = op_span!("memstache.get", self, scope, key);
-        let r = async {
+        self.traced(span, "get", scope, Some(key), true, async {
             let sk = self.key_in(scope, key)?;
             let raw = match self.read_raw(scope, &sk).await {
                 Ok(Outcome::Done(raw)) => raw,
@@ -184,15 +205,8 @@ impl MemStache {
             self.fail_safe_keep(scope, &sk, &raw).await;
             self.inner.stats.hit();
             Ok(Outcome::Done(Some(v)))
-        }
-        .instrument(span.clone())
+        })
         .await
-        .map_err(|e| {
-            self.inner.stats.error();
-            self.ctx(e, "get", scope, Some(key))
-        });
-        record_outcome(&span, &r);
-        r
     }
 
     pub(crate) async fn set_in<T: Serialize + ?Sized>(
@@ -203,19 +217,12 @@ impl MemStache {
         options: EntryOptions,
     ) -> Result<()> {
         let span = op_span!("memstache.set", self, scope, key);
-        let r = async {
+        self.traced(span, "set", scope, Some(key), true, async {
             let sk = self.key_in(scope, key)?;
             let plain = self.inner.pipeline.serialize(&value)?;
             self.store::<T>(scope, &sk, &plain, &options).await
-        }
-        .instrument(span.clone())
+        })
         .await
-        .map_err(|e| {
-            self.inner.stats.error();
-            self.ctx(e, "set", scope, Some(key))
-        });
-        record_outcome(&span, &r);
-        r
     }
 
     async fn store<T: ?Sized>(
@@ -254,42 +261,30 @@ impl MemStache {
 
     pub(crate) async fn remove_in(&self, scope: &Scope<'_>, key: &str) -> Result<bool> {
         let span = op_span!("memstache.remove", self, scope, key);
-        let r = async {
+        self.traced(span, "remove", scope, Some(key), false, async {
             let sk = self.key_in(scope, key)?;
             self.fail_safe_forget(scope, &sk).await;
             self.b_remove(&sk).await
-        }
-        .instrument(span.clone())
+        })
         .await
-        .map_err(|e| self.ctx(e, "remove", scope, Some(key)));
-        record_outcome(&span, &r);
-        r
     }
 
     pub(crate) async fn exists_in(&self, scope: &Scope<'_>, key: &str) -> Result<bool> {
         let span = op_span!("memstache.exists", self, scope, key);
-        let r = async {
+        self.traced(span, "exists", scope, Some(key), false, async {
             let sk = self.key_in(scope, key)?;
             self.b_exists(&sk).await
-        }
-        .instrument(span.clone())
+        })
         .await
-        .map_err(|e| self.ctx(e, "exists", scope, Some(key)));
-        record_outcome(&span, &r);
-        r
     }
 
     pub(crate) async fn refresh_in(&self, scope: &Scope<'_>, key: &str) -> Result<bool> {
         let span = op_span!("memstache.refresh", self, scope, key);
-        let r = async {
+        self.traced(span, "refresh", scope, Some(key), false, async {
             let sk = self.key_in(scope, key)?;
             self.b_touch(&sk).await
-        }
-        .instrument(span.clone())
+        })
         .await
-        .map_err(|e| self.ctx(e, "refresh", scope, Some(key)));
-        record_outcome(&span, &r);
-        r
     }
 
     /// `get_or_set` in a scope. The loader is taken out of `loader` only when it runs, so a
@@ -479,7 +474,7 @@ impl MemStache {
             hits = field::Empty,
             error = field::Empty,
         );
-        let r = async {
+        self.traced(span, "get_many", scope, None, false, async {
             let mut sks = Vec::with_capacity(keys.len() + 1);
             if let Some(g) = scope.guard {
                 sks.push(g.key.to_owned());
@@ -516,12 +511,8 @@ impl MemStache {
                 .hits(hits as u64, (out.len() - hits) as u64);
             tracing::Span::current().record("hits", hits);
             Ok(Outcome::Done(out))
-        }
-        .instrument(span.clone())
+        })
         .await
-        .map_err(|e| self.ctx(e, "get_many", scope, None));
-        record_outcome(&span, &r);
-        r
     }
 
     pub(crate) async fn set_many_in<T: Serialize, K: AsRef<str>>(
@@ -538,7 +529,7 @@ impl MemStache {
             keys = items.len(),
             error = field::Empty,
         );
-        let r = async {
+        self.traced(span, "set_many", scope, None, false, async {
             let now = self.inner.clock.now_ms();
             let mut entries = Vec::with_capacity(items.len());
             let mut due = Vec::new();
@@ -565,12 +556,8 @@ impl MemStache {
             self.b_set_many(entries).await?;
             self.inner.stats.sets(n);
             Ok(())
-        }
-        .instrument(span.clone())
+        })
         .await
-        .map_err(|e| self.ctx(e, "set_many", scope, None));
-        record_outcome(&span, &r);
-        r
     }
 
     pub(crate) async fn remove_many_in<K: AsRef<str>>(
@@ -586,17 +573,13 @@ impl MemStache {
             keys = keys.len(),
             error = field::Empty,
         );
-        let r = async {
+        self.traced(span, "remove_many", scope, None, false, async {
             let sks = keys
                 .iter()
                 .map(|k| self.key_in(scope, k.as_ref()))
                 .collect::<Result<Vec<_>>>()?;
             self.b_remove_many(&sks).await
-        }
-        .instrument(span.clone())
+        })
         .await
-        .map_err(|e| self.ctx(e, "remove_many", scope, None));
-        record_outcome(&span, &r);
-        r
     }
 }
