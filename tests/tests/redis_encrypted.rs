@@ -8,16 +8,15 @@ use std::sync::Arc;
 use bytes::Bytes;
 use memstache::compression::Zstd;
 use memstache::crypto::{Aes256Gcm, LocalKeyManager};
+use memstache::envelope::DEADLINE_OFFSET;
 use memstache::raw::{Backend, Expiry};
 use memstache::redis::RedisBackend;
 use memstache::{EntryOptions, ErrorKind, MemStache};
 use memstache_testkit::behaviour::{self, Configured, RealTimeHarness};
-use memstache_testkit::redis::{RedisServer, Reply};
+use memstache_testkit::redis::{RedisCluster, RedisSentinelSet, RedisServer, Reply};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn behaviour_suite_on_redis_with_zstd_and_aes() {
-    let server = RedisServer::start();
-    let backend = RedisBackend::connect(&server.url()).await.expect("connect");
+async fn encrypted_suite(url: &str) {
+    let backend = RedisBackend::connect(url).await.expect("connect");
     let keys = LocalKeyManager::generate();
     let h = Configured::new(RealTimeHarness::new(Arc::new(backend)), move |b| {
         b.compressor(Zstd::default())
@@ -26,6 +25,24 @@ async fn behaviour_suite_on_redis_with_zstd_and_aes() {
             .key_manager(keys.clone())
     });
     behaviour::run_all(&h).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behaviour_suite_on_redis_with_zstd_and_aes() {
+    let server = RedisServer::start();
+    encrypted_suite(&server.url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behaviour_suite_on_redis_sentinel_with_zstd_and_aes() {
+    let set = RedisSentinelSet::start();
+    encrypted_suite(&set.url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behaviour_suite_on_redis_cluster_with_zstd_and_aes() {
+    let cluster = RedisCluster::start();
+    encrypted_suite(&cluster.url()).await;
 }
 
 fn raw_get(server: &RedisServer, key: &str) -> Vec<u8> {
@@ -93,7 +110,12 @@ async fn tampering_through_a_raw_client_never_yields_a_value() {
             .set("shop:a", Bytes::from(b), Expiry::NEVER)
             .await
             .unwrap();
-        assert_rejected(cache.get::<String>("a").await.unwrap_err().kind());
+        match cache.get::<String>("a").await {
+            Err(e) => assert_rejected(e.kind()),
+            // a deadline moved into the past reads as expired: a miss, never data
+            Ok(None) if (DEADLINE_OFFSET..DEADLINE_OFFSET + 8).contains(&i) => {}
+            Ok(v) => panic!("byte {i}: tampered entry returned as {v:?}"),
+        }
         assert_eq!(cache.try_get::<String>("a").await, None);
     }
     backend

@@ -242,3 +242,32 @@ async fn msgpack_uses_named_fields() {
         .unwrap();
     assert_eq!(cache.get::<V2>("k").await.unwrap(), Some(V2 { b: 0, a: 5 }));
 }
+
+/// Tenant operations carry the tenant on their spans and errors (and still never the key).
+#[cfg(feature = "tenancy")]
+#[tokio::test(flavor = "current_thread")]
+async fn tenant_is_a_span_field() {
+    let out = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .with_writer(out.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let cache = MemStache::builder().build().unwrap();
+    let acme = crate::tenancy::TenantManager::new(cache)
+        .tenant("acme-corp")
+        .unwrap();
+    acme.set(SECRET_KEY, &SECRET_VALUE, EntryOptions::default())
+        .await
+        .unwrap();
+    let e = acme.get::<u64>(SECRET_KEY).await.unwrap_err();
+    assert_eq!(e.context_value("tenant"), Some("acme-corp"));
+    let logs = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("tenant=\"acme-corp\"") || logs.contains("tenant=acme-corp"),
+        "{logs}"
+    );
+    assert!(!logs.contains(SECRET_KEY) && !logs.contains(SECRET_VALUE));
+}
