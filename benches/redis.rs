@@ -160,8 +160,8 @@ fn main() {
     let raw_value = postcard::to_allocvec(&v).expect("postcard");
 
     // --- clients
-    let (fred, redisrs, cache, cache_script, cache_fred, backend, backend_fred) =
-        rt.block_on(async {
+    let (fred, redisrs, cache, cache_script, cache_fred, cache_nt, backend, backend_fred) = rt
+        .block_on(async {
             let fred = fred::prelude::Builder::from_config(
                 fred::prelude::Config::from_url(&url).expect("fred url"),
             )
@@ -205,12 +205,19 @@ fn main() {
                     .await
                     .expect("set");
             }
+            let cache_nt = MemStache::builder()
+                .namespace("m")
+                .backend(backend.clone())
+                .operation_timeout(None)
+                .build()
+                .expect("cache");
             (
                 fred,
                 redisrs,
                 cache,
                 cache_script,
                 cache_fred,
+                cache_nt,
                 backend,
                 backend_fred,
             )
