@@ -1,0 +1,85 @@
+//! `RedisBackend` through Sentinel on real processes (master + replica + one Sentinel): an
+//! entry written before the master dies is read back from the promoted replica, on each client.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::prefix;
+use memstache_core::raw::{Backend, Expiry};
+use memstache_redis::RedisBackend;
+use memstache_testkit::redis::{RedisSentinelSet, Reply, SERVICE_NAME};
+
+fn master_port(set: &RedisSentinelSet) -> Option<u16> {
+    match set
+        .sentinel()
+        .cmd(&["SENTINEL", "get-master-addr-by-name", SERVICE_NAME])
+    {
+        Reply::Array(a) if a.len() == 2 => a[1].as_text()?.parse().ok(),
+        _ => None,
+    }
+}
+
+async fn failover_checks(client: &str) {
+    let mut set = RedisSentinelSet::start();
+    let b = RedisBackend::connect(&format!("{}&client={client}", set.url()))
+        .await
+        .unwrap();
+    let key = format!("{}:durable", prefix(client));
+    b.set(&key, Bytes::from_static(b"survives"), Expiry::NEVER)
+        .await
+        .unwrap();
+    assert_eq!(
+        set.master().cmd(&["WAIT", "1", "5000"]),
+        Reply::Int(1),
+        "the replica acknowledged the write"
+    );
+    let old = set.master().port();
+    assert_eq!(master_port(&set), Some(old));
+    set.master_mut().kill();
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while master_port(&set) == Some(old) {
+        assert!(Instant::now() < deadline, "the Sentinel did not fail over");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(master_port(&set), Some(set.replica().port()));
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let value = loop {
+        match b.get(&key).await {
+            Ok(v) => break v,
+            Err(e) => {
+                assert!(e.is_temporary(), "failover errors are temporary: {e:?}");
+                assert!(Instant::now() < deadline, "still failing: {e:?}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    assert_eq!(value, Some(Bytes::from_static(b"survives")));
+    // writes reach the new master
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while let Err(e) = b
+        .set(&key, Bytes::from_static(b"again"), Expiry::NEVER)
+        .await
+    {
+        assert!(e.is_temporary(), "{e:?}");
+        assert!(Instant::now() < deadline, "writes still failing: {e:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        set.replica().cmd(&["GET", &key]),
+        Reply::Bulk(b"again".to_vec())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel_failover_redis_rs() {
+    failover_checks("redis-rs").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel_failover_fred() {
+    failover_checks("fred").await;
+}
