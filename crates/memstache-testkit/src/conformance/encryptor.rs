@@ -2,9 +2,12 @@
 //!
 //! Keys are generated here from a seed, [`key_len`](Encryptor::key_len) bytes long.
 //!
-//! ```no_run
-//! # fn cipher() -> Box<dyn memstache_core::raw::Encryptor> { unimplemented!() }
-//! memstache_testkit::conformance::encryptor::run_encryptor_suite(&*cipher());
+//! ```
+//! // in an encryptor crate's tests, e.g. memstache-aes:
+//! fn conformance(cipher: &dyn memstache_core::raw::Encryptor) {
+//!     memstache_testkit::conformance::encryptor::run_encryptor_suite(cipher);
+//! }
+//! # let _ = conformance;
 //! ```
 
 use std::collections::HashSet;
