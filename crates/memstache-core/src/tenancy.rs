@@ -307,13 +307,7 @@ impl TenantCache {
 
     /// [`MemStache::try_get`] for this tenant.
     pub async fn try_get<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
-        match self.get(key).await {
-            Ok(v) => v,
-            Err(e) => {
-                tracing::warn!(error = %e, "memstache.try_get failed; treated as a miss");
-                None
-            }
-        }
+        crate::cache::absorb(self.get(key).await)
     }
 
     /// [`MemStache::set`] for this tenant. Reads the generation first, so a write after a

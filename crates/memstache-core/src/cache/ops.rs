@@ -15,6 +15,15 @@ use super::{LockOptions, MemStache, Outcome, Scope, record_outcome};
 use crate::raw::BackendEntry;
 use crate::{BoxError, EntryOptions, Error, Result};
 
+/// `try_get`'s policy: an error is logged (it carries the key hash, never the key) and read as
+/// a miss. (The error was already counted by the failed `get`.)
+pub(crate) fn absorb<T>(r: Result<Option<T>>) -> Option<T> {
+    r.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "memstache.try_get failed; treated as a miss");
+        None
+    })
+}
+
 impl MemStache {
     /// The value at `key`, or `None` on a miss. A hit re-arms a sliding expiration.
     ///
@@ -32,13 +41,7 @@ impl MemStache {
     /// Like [`get`](Self::get), but never fails: any error is logged (with the key hash, never
     /// the key), counted in [`stats`](Self::stats), and reported as `None`.
     pub async fn try_get<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
-        match self.get(key).await {
-            Ok(v) => v,
-            Err(e) => {
-                tracing::warn!(error = %e, "memstache.try_get failed; treated as a miss");
-                None
-            }
-        }
+        absorb(self.get(key).await)
     }
 
     /// Stores `value` at `key`. `options` fields left unset take the cache defaults.
