@@ -21,7 +21,7 @@
 //! | 45+*k* | 4 | key version (0 when not encrypted) |
 //! | 49+*k* | 1 | nonce length *n* (0 when not encrypted) |
 //! | 50+*k* | *n* | nonce |
-//! | 50+*k*+*n* | … | body: the payload, then the AEAD tag when encrypted, or an 8-byte XXH3-64 trailer when not |
+//! | 50+*k*+*n* | … | body: the payload, then the AEAD tag when encrypted, or a 4-byte CRC-32 trailer when not |
 //!
 //! Decoding never panics on any input and never allocates: [`decode`] borrows from the input.
 
@@ -39,7 +39,7 @@ pub const SLIDING_OFFSET: usize = 24;
 /// Length of the header of an unencrypted envelope (the smallest header).
 pub const MIN_HEADER_LEN: usize = 50;
 /// Length of the checksum trailer of an unencrypted envelope.
-pub const CHECKSUM_LEN: usize = 8;
+pub const CHECKSUM_LEN: usize = 4;
 /// Longest nonce an envelope can carry.
 pub const MAX_NONCE_LEN: usize = 32;
 /// Longest key id an envelope can carry.
@@ -51,7 +51,7 @@ pub const FLAG_COMPRESSED: u8 = 1 << 0;
 pub const FLAG_ENCRYPTED: u8 = 1 << 1;
 /// Flag bit: the type fingerprint field is set.
 pub const FLAG_FINGERPRINT: u8 = 1 << 2;
-/// Flag bit: the body ends with an XXH3-64 trailer (always set when not encrypted).
+/// Flag bit: the body ends with a CRC-32 trailer (always set when not encrypted).
 pub const FLAG_CHECKSUM: u8 = 1 << 3;
 const KNOWN_FLAGS: u8 = FLAG_COMPRESSED | FLAG_ENCRYPTED | FLAG_FINGERPRINT | FLAG_CHECKSUM;
 
@@ -136,7 +136,7 @@ pub struct Envelope<'a> {
     /// The body: payload (plus tag when encrypted), without the checksum trailer.
     pub body: &'a [u8],
     /// The checksum trailer value, when present.
-    pub checksum: Option<u64>,
+    pub checksum: Option<u32>,
 }
 
 fn truncated() -> Error {
@@ -266,9 +266,9 @@ pub fn decode(bytes: &[u8], max_value_size: usize) -> Result<Envelope<'_>> {
     let rest = &bytes[header_len..];
     let (body, checksum) = if has_checksum {
         let split = rest.len().checked_sub(CHECKSUM_LEN).ok_or_else(truncated)?;
-        let mut c = [0u8; CHECKSUM_LEN];
+        let mut c = [0u8; 4];
         c.copy_from_slice(&rest[split..]);
-        (&rest[..split], Some(u64::from_le_bytes(c)))
+        (&rest[..split], Some(u32::from_le_bytes(c)))
     } else {
         (rest, None)
     };
@@ -296,12 +296,12 @@ pub fn decode(bytes: &[u8], max_value_size: usize) -> Result<Envelope<'_>> {
     })
 }
 
-/// The checksum of an unencrypted envelope: XXH3-64 over the header bytes, the storage
+/// The checksum of an unencrypted envelope: CRC-32 (IEEE) over the header bytes, the storage
 /// key's length (u32 LE) and bytes, and the body. Binding the storage key means an entry
 /// copied to another key is detected even without encryption (against accidents, not
 /// attackers: only encryption authenticates).
-pub fn checksum(header_bytes: &[u8], storage_key: &str, body: &[u8]) -> u64 {
-    let mut h = xxhash_rust::xxh3::Xxh3Default::new();
+pub fn checksum(header_bytes: &[u8], storage_key: &str, body: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
     h.update(header_bytes);
     h.update(
         &u32::try_from(storage_key.len())
@@ -310,7 +310,7 @@ pub fn checksum(header_bytes: &[u8], storage_key: &str, body: &[u8]) -> u64 {
     );
     h.update(storage_key.as_bytes());
     h.update(body);
-    h.digest()
+    h.finalize()
 }
 
 /// The AEAD associated data of an encrypted envelope: the header bytes, then the storage key's
