@@ -38,10 +38,6 @@ pub(crate) struct Pipeline {
     pub(crate) accept_unencrypted: bool,
 }
 
-/// memstache's postcard serializer id (stable; ids below 128 are reserved for memstache).
-#[cfg(feature = "postcard")]
-const POSTCARD_ID: u8 = 1;
-
 fn too_large() -> Error {
     Error::new(
         ErrorKind::ValueTooLarge,
@@ -51,24 +47,9 @@ fn too_large() -> Error {
 
 impl Pipeline {
     /// Serializes `value` on its own (used to hand a loaded value to single-flight waiters).
-    pub(crate) fn serialize<T: serde::Serialize + ?Sized>(&self, value: &T) -> Result<Vec<u8>> {
+    pub(crate) fn serialize(&self, value: &dyn erased_serde::Serialize) -> Result<Vec<u8>> {
         let mut out = Vec::new();
-        #[cfg(feature = "postcard")]
-        if self.serializer.id() == POSTCARD_ID {
-            // Ids below 128 are memstache's own: id 1 is always this crate's postcard, so the
-            // typed call gives the same bytes as the erased one, without the indirection.
-            out = postcard::to_extend(value, out).map_err(|e| {
-                Error::new(
-                    ErrorKind::Serialization,
-                    "value could not be serialized with postcard",
-                )
-                .with_source(e)
-            })?;
-        } else {
-            self.serializer.serialize(&value, &mut out)?;
-        }
-        #[cfg(not(feature = "postcard"))]
-        self.serializer.serialize(&value, &mut out)?;
+        self.serializer.serialize(value, &mut out)?;
         if out.len() > self.max_value_size {
             return Err(too_large());
         }
@@ -288,21 +269,6 @@ pub(crate) fn deserialize_with<T: DeserializeOwned>(
     serializer: &dyn Serializer,
     bytes: &[u8],
 ) -> Result<T> {
-    #[cfg(feature = "postcard")]
-    if serializer.id() == POSTCARD_ID {
-        // the typed fast path for memstache's own postcard (see `Pipeline::serialize`)
-        return match postcard::take_from_bytes::<T>(bytes) {
-            Ok((v, [])) => Ok(v),
-            Ok(_) => Err(Error::new(
-                ErrorKind::Serialization,
-                "stored value has trailing bytes (it was written for another type)",
-            )),
-            Err(_) => Err(Error::new(
-                ErrorKind::Serialization,
-                "stored value does not decode as the requested type",
-            )),
-        };
-    }
     let mut out: Option<T> = None;
     serializer.deserialize(bytes, &mut |de| {
         out = Some(erased_serde::deserialize::<T>(de).map_err(|_| {
