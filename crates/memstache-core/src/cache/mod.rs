@@ -164,6 +164,7 @@ macro_rules! op_span {
 
 // after the macro, which it uses
 mod ops;
+#[cfg(feature = "tenancy")]
 pub(crate) use ops::absorb;
 
 fn record_outcome<T>(span: &tracing::Span, r: &Result<T>) {
