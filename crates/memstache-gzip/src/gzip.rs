@@ -3,11 +3,11 @@
 use std::cell::RefCell;
 
 use flate2::{Compress, Compression, Crc, Decompress, FlushCompress, FlushDecompress, Status};
-use memstache_core::raw::Compressor;
+use memstache_core::raw::{Compressor, bounded_fill};
 use memstache_core::{Error, ErrorKind, Result};
 
 use crate::GzipConfig;
-use crate::error::{bad_format, corrupt, too_large};
+use crate::error::{bad_format, corrupt};
 
 /// The level of [`Gzip::default`].
 pub(crate) const DEFAULT_LEVEL: u32 = 1;
@@ -220,7 +220,7 @@ fn gunzip(state: &mut Decompress, input: &[u8], max_len: usize, out: &mut Vec<u8
         .min(FIRST_WINDOW_MAX);
 
     let start = out.len();
-    bounded_fill(out, max_len, hint, |window| {
+    bounded_fill(out, max_len, hint, "gzip", |window| {
         let before_in = state.total_in();
         let before_out = state.total_out();
         let consumed = usize::try_from(before_in).unwrap_or(usize::MAX);
@@ -302,55 +302,6 @@ fn parse_header(input: &[u8]) -> Result<usize> {
         pos += 2;
     }
     Ok(pos)
-}
-
-/// Runs a streaming decoder over output windows appended to `out`, so that the appended part
-/// never grows past `max_len + 1` bytes (the extra byte detects "too large").
-///
-/// `step` decodes into the window and returns `(written, progressed, done)`. Capacity is only
-/// ever reserved exactly, so the memory spent on the output stays within `max_len + 1` bytes
-/// beyond what `out` held before.
-fn bounded_fill(
-    out: &mut Vec<u8>,
-    max_len: usize,
-    hint: usize,
-    mut step: impl FnMut(&mut [u8]) -> Result<(usize, bool, bool)>,
-) -> Result<()> {
-    let start = out.len();
-    loop {
-        let produced = out.len() - start;
-        let left = max_len.saturating_add(1).saturating_sub(produced);
-        if left == 0 {
-            return Err(too_large());
-        }
-        let want = if produced == 0 {
-            hint.saturating_add(1).max(4096)
-        } else {
-            produced
-        };
-        let room = want.min(left);
-        let len = out.len();
-        out.reserve_exact(room);
-        out.resize(len + room, 0);
-        let stepped = step(&mut out[len..]);
-        let (written, progressed, done) = match stepped {
-            Ok(r) => r,
-            Err(e) => {
-                out.truncate(len);
-                return Err(e);
-            }
-        };
-        out.truncate(len + written.min(room));
-        if out.len() - start > max_len {
-            return Err(too_large());
-        }
-        if done {
-            return Ok(());
-        }
-        if !progressed {
-            return Err(bad_format("gzip data is truncated"));
-        }
-    }
 }
 
 #[cfg(test)]

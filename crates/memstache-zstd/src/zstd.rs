@@ -2,7 +2,7 @@
 
 use std::cell::RefCell;
 
-use memstache_core::raw::Compressor;
+use memstache_core::raw::{Compressor, bounded_fill};
 use memstache_core::{Error, ErrorKind, Result};
 use zstd::zstd_safe::{
     self, CCtx, CParameter, DCtx, DParameter, InBuffer, OutBuffer, ResetDirective,
@@ -294,67 +294,25 @@ fn stream_one_frame(
         .and_then(|_| dctx.set_parameter(DParameter::WindowLogMax(window_log.clamp(10, 30))))
         .map_err(|code| zstd_failed("cannot configure zstd", code))?;
     let mut in_buf = InBuffer::around(input);
-    bounded_fill(out, max_len, input.len().saturating_mul(4), |window| {
-        let before_in = in_buf.pos();
-        let mut out_buf = OutBuffer::around(window);
-        let hint = dctx
-            .decompress_stream(&mut out_buf, &mut in_buf)
-            .map_err(|code| zstd_failed("zstd data is corrupt", code))?;
-        let written = out_buf.pos();
-        Ok((written, written > 0 || in_buf.pos() != before_in, hint == 0))
-    })?;
+    bounded_fill(
+        out,
+        max_len,
+        input.len().saturating_mul(4),
+        "zstd",
+        |window| {
+            let before_in = in_buf.pos();
+            let mut out_buf = OutBuffer::around(window);
+            let hint = dctx
+                .decompress_stream(&mut out_buf, &mut in_buf)
+                .map_err(|code| zstd_failed("zstd data is corrupt", code))?;
+            let written = out_buf.pos();
+            Ok((written, written > 0 || in_buf.pos() != before_in, hint == 0))
+        },
+    )?;
     if in_buf.pos() != input.len() {
         return Err(bad_format("unexpected bytes after the zstd frame"));
     }
     Ok(())
-}
-
-/// Runs a streaming decoder over output windows appended to `out`, so that the appended part
-/// never grows past `max_len + 1` bytes (the extra byte detects "too large").
-///
-/// `step` decodes into the window and returns `(written, progressed, done)`. Capacity is only
-/// ever reserved exactly, so the memory spent on the output stays within `max_len + 1` bytes
-/// beyond what `out` held before.
-fn bounded_fill(
-    out: &mut Vec<u8>,
-    max_len: usize,
-    hint: usize,
-    mut step: impl FnMut(&mut [u8]) -> Result<(usize, bool, bool)>,
-) -> Result<()> {
-    let start = out.len();
-    loop {
-        let produced = out.len() - start;
-        let left = max_len.saturating_add(1).saturating_sub(produced);
-        if left == 0 {
-            return Err(too_large());
-        }
-        let want = if produced == 0 {
-            hint.saturating_add(1).max(4096)
-        } else {
-            produced
-        };
-        let room = want.min(left);
-        let len = out.len();
-        out.reserve_exact(room);
-        out.resize(len + room, 0);
-        let (written, progressed, done) = match step(&mut out[len..]) {
-            Ok(r) => r,
-            Err(e) => {
-                out.truncate(len);
-                return Err(e);
-            }
-        };
-        out.truncate(len + written.min(room));
-        if out.len() - start > max_len {
-            return Err(too_large());
-        }
-        if done {
-            return Ok(());
-        }
-        if !progressed {
-            return Err(bad_format("zstd data is truncated"));
-        }
-    }
 }
 
 #[cfg(test)]

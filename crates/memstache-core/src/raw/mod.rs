@@ -5,6 +5,7 @@
 //! MUST / SHOULD. The behaviour and conformance suites in `memstache-testkit` check them.
 
 mod backend;
+mod bounded;
 mod clock;
 mod codec;
 mod eviction;
@@ -12,6 +13,7 @@ mod keys;
 mod service;
 
 pub use backend::{Backend, BackendEntry, Capabilities, Expiry};
+pub use bounded::bounded_fill;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use codec::{Compressor, Encryptor, Serializer};
 pub use eviction::{EntryId, EntryMeta, EvictionPolicy, EvictionState};
