@@ -395,6 +395,8 @@ pub(crate) fn deserialize_for_tests<T: DeserializeOwned>(
 }
 
 #[cfg(test)]
+mod test_support;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_resilience;

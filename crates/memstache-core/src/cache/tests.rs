@@ -1,28 +1,6 @@
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
+use super::test_support::capture_logs;
 use super::*;
 use crate::memory::MemoryBackend;
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
 
 const SECRET_KEY: &str = "customer-4711-secret-key";
 const SECRET_VALUE: &str = "card-number-4111111111111111";
@@ -31,14 +9,7 @@ const SECRET_VALUE: &str = "card-number-4111111111111111";
 /// short key hash instead.
 #[tokio::test(flavor = "current_thread")]
 async fn logs_and_errors_never_contain_keys_or_values() {
-    let out = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
-        .with_writer(out.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (out, _guard) = capture_logs(tracing::Level::TRACE);
 
     let backend = MemoryBackend::new();
     let cache = MemStache::builder()
@@ -77,7 +48,7 @@ async fn logs_and_errors_never_contain_keys_or_values() {
             .unwrap_err(),
     );
 
-    let logs = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+    let logs = out.text();
     assert!(
         logs.contains("memstache.get"),
         "spans were captured: {logs}"
@@ -247,14 +218,7 @@ async fn msgpack_uses_named_fields() {
 #[cfg(feature = "tenancy")]
 #[tokio::test(flavor = "current_thread")]
 async fn tenant_is_a_span_field() {
-    let out = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
-        .with_writer(out.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (out, _guard) = capture_logs(tracing::Level::TRACE);
     let cache = MemStache::builder().build().unwrap();
     let acme = crate::tenancy::TenantManager::new(cache)
         .tenant("acme-corp")
@@ -264,7 +228,7 @@ async fn tenant_is_a_span_field() {
         .unwrap();
     let e = acme.get::<u64>(SECRET_KEY).await.unwrap_err();
     assert_eq!(e.context_value("tenant"), Some("acme-corp"));
-    let logs = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+    let logs = out.text();
     assert!(
         logs.contains("tenant=\"acme-corp\"") || logs.contains("tenant=acme-corp"),
         "{logs}"

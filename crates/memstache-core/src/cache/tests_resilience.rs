@@ -1,7 +1,6 @@
 //! Backend layers, the operation timeout around them, fail-safe and the distributed lock,
 //! against mock backends (the real-Redis fault tests live in `memstache-resilience`).
 
-use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -10,6 +9,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tower::ServiceExt;
 
+use super::test_support::capture_logs;
 use crate::memory::MemoryBackend;
 use crate::raw::{
     Backend, BackendRequest, BackendResponse, BoxBackendService, Capabilities, Expiry, ManualClock,
@@ -240,26 +240,6 @@ async fn backend_service_dispatches_every_request() {
     assert!(!dbg.contains("secret-key") && dbg.contains("size"), "{dbg}");
 }
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
 fn fail_safe_cache(kind: ErrorKind) -> (MemStache, Flaky, ManualClock) {
     let clock = ManualClock::starting_now();
     let shared = MemoryBackend::builder()
@@ -283,14 +263,7 @@ fn fail_safe_cache(kind: ErrorKind) -> (MemStache, Flaky, ManualClock) {
 
 #[tokio::test(flavor = "current_thread")]
 async fn fail_safe_serves_last_good_value_within_max_staleness() {
-    let out = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
-        .with_writer(out.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (out, _guard) = capture_logs(tracing::Level::DEBUG);
 
     let (cache, flaky, clock) = fail_safe_cache(ErrorKind::Unavailable);
     cache
@@ -353,7 +326,7 @@ async fn fail_safe_serves_last_good_value_within_max_staleness() {
         cache.get::<String>("a").await.unwrap().as_deref(),
         Some("one")
     );
-    let logs = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+    let logs = out.text();
     assert!(logs.contains("fail_safe=true"), "{logs}");
     assert!(!logs.contains("\"one\"") && !logs.contains("two"), "{logs}");
 }
