@@ -10,7 +10,7 @@ use memstache_core::raw::{
 };
 use memstache_core::{Error, ErrorKind, Result};
 
-use crate::client::{RawClient, SetPx};
+use crate::client::{Client, RawClient, SetPx};
 use crate::config::{RedisClient, RedisConfig, SlidingReads, Topology};
 use crate::hints::SlidingHints;
 use crate::scripts::sliding_script;
@@ -64,7 +64,7 @@ pub struct RedisBackend {
 }
 
 struct Inner {
-    client: Box<dyn RawClient>,
+    client: Client,
     topology: Topology,
     sliding: SlidingReads,
     script: String,
@@ -139,13 +139,13 @@ impl RedisBackend {
     /// As [`connect`](Self::connect).
     pub async fn from_config(config: RedisConfig) -> Result<RedisBackend> {
         config.validate()?;
-        let client: Box<dyn RawClient> = match config.client {
+        let client: Client = match config.client {
             #[cfg(feature = "redis-rs")]
             RedisClient::RedisRs => {
-                Box::new(crate::redis_rs::RedisRsClient::connect(&config).await?)
+                Client::RedisRs(crate::redis_rs::RedisRsClient::connect(&config).await?)
             }
             #[cfg(feature = "fred")]
-            RedisClient::Fred => Box::new(crate::fred::FredClient::connect(&config).await?),
+            RedisClient::Fred => Client::Fred(crate::fred::FredClient::connect(&config).await?),
             #[allow(
                 unreachable_patterns,
                 reason = "depends on the enabled client features"
@@ -296,25 +296,38 @@ impl RedisBackend {
         }
     }
 
+    /// One key, as [`SlidingReads`] says. The common case, a plain `GET` of a non-sliding
+    /// entry, keeps its future small: the script paths are boxed, so their state is not part
+    /// of (and copied with) every read's future.
     async fn read_one(&self, key: &str) -> Result<Option<Bytes>> {
-        let hints = &self.inner.hints;
-        match self.inner.sliding {
-            SlidingReads::Disabled => self.inner.client.get(key).await,
-            SlidingReads::Script => Ok(self.script(&[key], "g").await?.pop().flatten()),
-            _ if hints.contains(key) => {
-                let v = self.script(&[key], "g").await?.pop().flatten();
-                if let Some(b) = &v {
-                    hints.learn(key, is_sliding(b));
-                }
-                Ok(v)
-            }
-            _ => {
-                let mut v = [self.inner.client.get(key).await?];
-                self.rearm_plain_hits(&[key], &mut v).await?;
-                let [v] = v;
-                Ok(v)
-            }
+        let (script_first, learn) = match self.inner.sliding {
+            SlidingReads::Disabled => return self.inner.client.get(key).await,
+            SlidingReads::Script => (true, false),
+            _ => (self.inner.hints.contains(key), true),
+        };
+        if script_first {
+            return Box::pin(self.read_one_script(key, learn)).await;
         }
+        let v = self.inner.client.get(key).await?;
+        if !v.as_deref().is_some_and(is_sliding) {
+            return Ok(v);
+        }
+        Box::pin(async move {
+            let mut v = [v];
+            self.rearm_plain_hits(&[key], &mut v).await?;
+            let [v] = v;
+            Ok(v)
+        })
+        .await
+    }
+
+    /// A read through the script (`learn`: record what it found in the sliding hints).
+    async fn read_one_script(&self, key: &str, learn: bool) -> Result<Option<Bytes>> {
+        let v = self.script(&[key], "g").await?.pop().flatten();
+        if learn && let Some(b) = &v {
+            self.inner.hints.learn(key, is_sliding(b));
+        }
+        Ok(v)
     }
 
     /// Key index groups: per slot on a cluster, one group otherwise.

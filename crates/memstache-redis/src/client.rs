@@ -4,7 +4,6 @@
 
 use std::fmt::Debug;
 
-use async_trait::async_trait;
 use bytes::Bytes;
 use memstache_core::Result;
 
@@ -18,40 +17,116 @@ pub(crate) struct SetPx {
 
 /// What the backend needs from a Redis client. Multi-key methods receive keys of one hash slot
 /// when the client talks to a cluster (the backend groups them).
-#[async_trait]
+///
+/// Statically dispatched (through [`Client`]), not `dyn`: a boxed future per command costs an
+/// allocation and a copy of the whole future on every `GET`, which is measurable against the
+/// raw client at 64 requests in flight (docs/BENCHMARKS.md).
 pub(crate) trait RawClient: Debug + Send + Sync + 'static {
     /// A short name for `Debug` (`"fred"`).
     fn name(&self) -> &'static str;
     /// `GET key`.
-    async fn get(&self, key: &str) -> Result<Option<Bytes>>;
+    fn get(&self, key: &str) -> impl Future<Output = Result<Option<Bytes>>> + Send;
     /// `SET key value [PX ms]`.
-    async fn set_px(&self, key: &str, value: Bytes, px_ms: Option<u64>) -> Result<()>;
+    fn set_px(&self, key: &str, value: Bytes, px_ms: Option<u64>) -> impl Future<Output = Result<()>> + Send;
     /// Every `SET … PX` pipelined (any slots: the client routes each command).
-    async fn set_many_px(&self, entries: Vec<SetPx>) -> Result<()>;
+    fn set_many_px(&self, entries: Vec<SetPx>) -> impl Future<Output = Result<()>> + Send;
     /// `SET key value NX [PX ms]`; whether it stored.
-    async fn set_nx_px(&self, key: &str, value: Bytes, px_ms: Option<u64>) -> Result<bool>;
+    fn set_nx_px(&self, key: &str, value: Bytes, px_ms: Option<u64>) -> impl Future<Output = Result<bool>> + Send;
     /// [`DEL_IF_EQUALS`](crate::scripts::DEL_IF_EQUALS) on `key`; whether it deleted.
-    async fn del_if_equals(&self, key: &str, expected: Bytes) -> Result<bool>;
+    fn del_if_equals(&self, key: &str, expected: Bytes) -> impl Future<Output = Result<bool>> + Send;
     /// `UNLINK k…` (one slot); how many existed.
-    async fn unlink(&self, keys: &[&str]) -> Result<u64>;
+    fn unlink(&self, keys: &[&str]) -> impl Future<Output = Result<u64>> + Send;
     /// `EXISTS key`.
-    async fn exists(&self, key: &str) -> Result<bool>;
+    fn exists(&self, key: &str) -> impl Future<Output = Result<bool>> + Send;
     /// `MGET k…` (one slot), in order.
-    async fn mget(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>>;
+    fn mget(&self, keys: &[&str]) -> impl Future<Output = Result<Vec<Option<Bytes>>>> + Send;
     /// `EVALSHA sha n k… arg` for a script returning one bulk or nil per key; `Ok(None)` on
     /// `NOSCRIPT`.
+    fn evalsha(
+        &self,
+        sha: &str,
+        keys: &[&str],
+        arg: &str,
+    ) -> impl Future<Output = Result<Option<Vec<Option<Bytes>>>>> + Send;
+    /// `EVAL script n k… arg` (also caches the script on that node).
+    fn eval(&self, script: &str, keys: &[&str], arg: &str) -> impl Future<Output = Result<Vec<Option<Bytes>>>> + Send;
+    /// `SCRIPT LOAD script`; the SHA1.
+    fn script_load(&self, script: &str) -> impl Future<Output = Result<String>> + Send;
+    /// `CONFIG SET param value` on every primary.
+    fn config_set_all(&self, param: &str, value: &str) -> impl Future<Output = Result<()>> + Send;
+    /// Closes the connections.
+    fn quit(&self) -> impl Future<Output = ()> + Send;
+}
+
+/// The compiled-in clients, dispatched statically: no boxed future per command.
+#[derive(Debug)]
+pub(crate) enum Client {
+    /// redis-rs 1.x.
+    #[cfg(feature = "redis-rs")]
+    RedisRs(crate::redis_rs::RedisRsClient),
+    /// fred 10.
+    #[cfg(feature = "fred")]
+    Fred(crate::fred::FredClient),
+}
+
+/// Runs `$body` with `$c` bound to whichever client `$self` holds.
+macro_rules! dispatch {
+    ($self:ident, $c:ident => $body:expr) => {
+        match $self {
+            #[cfg(feature = "redis-rs")]
+            Client::RedisRs($c) => $body,
+            #[cfg(feature = "fred")]
+            Client::Fred($c) => $body,
+        }
+    };
+}
+
+impl RawClient for Client {
+    fn name(&self) -> &'static str {
+        dispatch!(self, c => c.name())
+    }
+    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        dispatch!(self, c => c.get(key).await)
+    }
+    async fn set_px(&self, key: &str, value: Bytes, px_ms: Option<u64>) -> Result<()> {
+        dispatch!(self, c => c.set_px(key, value, px_ms).await)
+    }
+    async fn set_many_px(&self, entries: Vec<SetPx>) -> Result<()> {
+        dispatch!(self, c => c.set_many_px(entries).await)
+    }
+    async fn set_nx_px(&self, key: &str, value: Bytes, px_ms: Option<u64>) -> Result<bool> {
+        dispatch!(self, c => c.set_nx_px(key, value, px_ms).await)
+    }
+    async fn del_if_equals(&self, key: &str, expected: Bytes) -> Result<bool> {
+        dispatch!(self, c => c.del_if_equals(key, expected).await)
+    }
+    async fn unlink(&self, keys: &[&str]) -> Result<u64> {
+        dispatch!(self, c => c.unlink(keys).await)
+    }
+    async fn exists(&self, key: &str) -> Result<bool> {
+        dispatch!(self, c => c.exists(key).await)
+    }
+    async fn mget(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
+        dispatch!(self, c => c.mget(keys).await)
+    }
     async fn evalsha(
         &self,
         sha: &str,
         keys: &[&str],
         arg: &str,
-    ) -> Result<Option<Vec<Option<Bytes>>>>;
-    /// `EVAL script n k… arg` (also caches the script on that node).
-    async fn eval(&self, script: &str, keys: &[&str], arg: &str) -> Result<Vec<Option<Bytes>>>;
-    /// `SCRIPT LOAD script`; the SHA1.
-    async fn script_load(&self, script: &str) -> Result<String>;
-    /// `CONFIG SET param value` on every primary.
-    async fn config_set_all(&self, param: &str, value: &str) -> Result<()>;
-    /// Closes the connections.
-    async fn quit(&self);
+    ) -> Result<Option<Vec<Option<Bytes>>>> {
+        dispatch!(self, c => c.evalsha(sha, keys, arg).await)
+    }
+    async fn eval(&self, script: &str, keys: &[&str], arg: &str) -> Result<Vec<Option<Bytes>>> {
+        dispatch!(self, c => c.eval(script, keys, arg).await)
+    }
+    async fn script_load(&self, script: &str) -> Result<String> {
+        dispatch!(self, c => c.script_load(script).await)
+    }
+    async fn config_set_all(&self, param: &str, value: &str) -> Result<()> {
+        dispatch!(self, c => c.config_set_all(param, value).await)
+    }
+    async fn quit(&self) {
+        dispatch!(self, c => c.quit().await)
+    }
 }

@@ -1,6 +1,5 @@
 //! [`RawClient`] on fred 10.
 
-use async_trait::async_trait;
 use bytes::Bytes;
 use fred::clients::Pool;
 use fred::interfaces::{
@@ -158,7 +157,6 @@ fn owned(keys: &[&str]) -> Vec<String> {
     keys.iter().map(|k| (*k).to_owned()).collect()
 }
 
-#[async_trait]
 impl RawClient for FredClient {
     fn name(&self) -> &'static str {
         "fred"

@@ -6,7 +6,6 @@ use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use bytes::Bytes;
 use memstache_core::{Error, ErrorKind, Result};
 use redis::aio::MultiplexedConnection;
@@ -358,7 +357,13 @@ impl Reconnecting {
     }
 
     async fn run<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T> {
-        let mut c = self.connection().await?;
+        // The hot path is a read lock and a clone; (re)connecting is boxed so its large future
+        // is not part of (and copied with) every command's future.
+        let current = self.current.read().clone();
+        let mut c = match current {
+            Some(c) => c,
+            None => Box::pin(self.connection()).await?,
+        };
         match cmd.query_async(&mut c).await {
             Ok(v) => Ok(v),
             Err(e) => {
@@ -409,7 +414,6 @@ fn script_cmd(name: &str, script_or_sha: &str, keys: &[&str], arg: &str) -> Cmd 
     c
 }
 
-#[async_trait]
 impl RawClient for RedisRsClient {
     fn name(&self) -> &'static str {
         "redis-rs"

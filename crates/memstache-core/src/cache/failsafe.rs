@@ -170,7 +170,7 @@ impl Tier {
 
 impl super::MemStache {
     /// The fail-safe tier for `scope` (tenant scopes do not use it).
-    fn tier_for(&self, scope: &super::Scope<'_>) -> Option<&Tier> {
+    pub(crate) fn tier_for(&self, scope: &super::Scope<'_>) -> Option<&Tier> {
         self.inner
             .fail_safe
             .as_ref()

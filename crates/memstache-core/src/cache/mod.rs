@@ -266,17 +266,24 @@ impl MemStache {
     }
 
     /// Runs a backend call under the operation timeout (the outermost bound: it covers every
-    /// layer, retries included).
-    pub(crate) async fn call<T>(&self, fut: impl Future<Output = Result<T>>) -> Result<T> {
+    /// layer, retries included). A combinator rather than an `async fn`, so `fut` is not kept
+    /// twice in the caller's future.
+    pub(crate) fn call<T>(
+        &self,
+        fut: impl Future<Output = Result<T>>,
+    ) -> impl Future<Output = Result<T>> {
+        use futures::FutureExt;
+        use futures::future::Either;
         match self.inner.operation_timeout {
-            None => fut.await,
-            Some(limit) => match tokio::time::timeout(limit, fut).await {
-                Ok(r) => r,
-                Err(_) => Err(Error::new(
-                    ErrorKind::Timeout,
-                    format!("backend did not answer within {limit:?}"),
-                )),
-            },
+            None => Either::Left(fut),
+            Some(limit) => Either::Right(tokio::time::timeout(limit, fut).map(move |r| {
+                r.unwrap_or_else(|_| {
+                    Err(Error::new(
+                        ErrorKind::Timeout,
+                        format!("backend did not answer within {limit:?}"),
+                    ))
+                })
+            })),
         }
     }
 
@@ -302,7 +309,7 @@ impl MemStache {
             .pipeline
             .open(bytes, storage_key, self.expected_fingerprint::<T>())
             .await?;
-        pipeline::deserialize_with(serializer.as_ref(), &plain)
+        pipeline::deserialize_with(&*serializer, &plain)
     }
 
     /// Computes the envelope expiry fields and the backend expiry for a write at `now_ms`.

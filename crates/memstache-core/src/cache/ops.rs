@@ -7,11 +7,13 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use futures::FutureExt;
+use futures::future::Either;
 use tracing::{Instrument, field};
 
 use super::flight::{self, Role, SharedLoaderError};
 use super::lock::Lock;
-use super::{LockOptions, MemStache, Outcome, Scope, record_outcome};
+use super::{Guard, LockOptions, MemStache, Outcome, Scope, record_outcome};
 use crate::raw::BackendEntry;
 use crate::{BoxError, EntryOptions, Error, Result};
 
@@ -126,29 +128,44 @@ impl MemStache {
     }
 
     /// Runs an operation's body in its span, adds the error context in this one place, counts
-    /// the error when asked, and records the outcome on the span.
-    async fn traced<T>(
-        &self,
-        span: tracing::Span,
+    /// the error when asked, and records the outcome on the span. A disabled span (no
+    /// subscriber wants it) is not entered at all: `Instrumented` costs an enter and an exit
+    /// per poll, which is measurable on a Redis hit.
+    ///
+    /// A combinator, not an `async fn`: an `async fn` would keep `body` twice in its state
+    /// (once as the argument, once while awaiting it), and every byte of an operation's
+    /// future is copied when the caller spawns or boxes it.
+    fn traced<'a, T: 'a>(
+        &'a self,
+        span: &tracing::Span,
         op: &'static str,
-        scope: &Scope<'_>,
-        key: Option<&str>,
+        scope: &'a Scope<'a>,
+        key: Option<&'a str>,
         count_errors: bool,
-        body: impl Future<Output = Result<T>>,
-    ) -> Result<T> {
-        let r = body.instrument(span.clone()).await.map_err(|e| {
-            if count_errors {
-                self.inner.stats.error();
-            }
-            self.ctx(e, op, scope, key)
-        });
-        record_outcome(&span, &r);
-        r
+        body: impl Future<Output = Result<T>> + 'a,
+    ) -> impl Future<Output = Result<T>> + 'a {
+        let span = span.clone();
+        let run = if span.is_disabled() {
+            Either::Left(body)
+        } else {
+            Either::Right(body.instrument(span.clone()))
+        };
+        run.map(move |r| {
+            let r = r.map_err(|e| {
+                if count_errors {
+                    self.inner.stats.error();
+                }
+                self.ctx(e, op, scope, key)
+            });
+            record_outcome(&span, &r);
+            r
+        })
     }
 
     // ---- scoped forms ------------------------------------------------------------------
 
-    /// Reads `sk`, and the scope's guard in the same backend call when there is one.
+    /// Reads `sk`, and the scope's guard in the same backend call when there is one (that
+    /// path is boxed, to keep the plain read's future small).
     async fn read_raw(&self, scope: &Scope<'_>, sk: &str) -> Result<Outcome<Option<Bytes>>> {
         match scope.guard {
             None => Ok(Outcome::Done(
@@ -156,25 +173,27 @@ impl MemStache {
                     .await?
                     .filter(|raw| !self.expired_by_header(raw)),
             )),
-            Some(g) => {
-                let keys = [g.key.to_owned(), sk.to_owned()];
-                let mut got = self.b_get_many(&keys).await?;
-                if got.len() != 2 {
-                    return Err(Error::internal(
-                        "backend returned the wrong number of values",
-                    ));
-                }
-                let value = got
-                    .pop()
-                    .flatten()
-                    .filter(|raw| !self.expired_by_header(raw));
-                let guard = got.pop().flatten();
-                if guard.as_deref() == Some(g.expected) {
-                    Ok(Outcome::Done(value))
-                } else {
-                    Ok(Outcome::Stale(guard))
-                }
-            }
+            Some(g) => Box::pin(self.read_guarded(g, sk)).await,
+        }
+    }
+
+    async fn read_guarded(&self, g: Guard<'_>, sk: &str) -> Result<Outcome<Option<Bytes>>> {
+        let keys = [g.key.to_owned(), sk.to_owned()];
+        let mut got = self.b_get_many(&keys).await?;
+        if got.len() != 2 {
+            return Err(Error::internal(
+                "backend returned the wrong number of values",
+            ));
+        }
+        let value = got
+            .pop()
+            .flatten()
+            .filter(|raw| !self.expired_by_header(raw));
+        let guard = got.pop().flatten();
+        if guard.as_deref() == Some(g.expected) {
+            Ok(Outcome::Done(value))
+        } else {
+            Ok(Outcome::Stale(guard))
         }
     }
 
@@ -184,13 +203,14 @@ impl MemStache {
         key: &str,
     ) -> Result<Outcome<Option<T>>> {
         let span = op_span!("memstache.get", self, scope, key);
-        self.traced(span, "get", scope, Some(key), true, async {
+        self.traced(&span, "get", scope, Some(key), true, async {
             let sk = self.key_in(scope, key)?;
             let raw = match self.read_raw(scope, &sk).await {
                 Ok(Outcome::Done(raw)) => raw,
                 Ok(Outcome::Stale(g)) => return Ok(Outcome::Stale(g)),
+                // boxed: the fail-safe path's state stays out of every read's future
                 Err(e) => {
-                    return match self.fail_safe_value::<T>(scope, &sk, &e).await {
+                    return match Box::pin(self.fail_safe_value::<T>(scope, &sk, &e)).await {
                         Some(v) => Ok(Outcome::Done(Some(v))),
                         None => Err(e),
                     };
@@ -198,14 +218,15 @@ impl MemStache {
             };
             let Some(raw) = raw else {
                 self.inner.stats.miss();
-                tracing::Span::current().record("hit", false);
+                span.record("hit", false);
                 return Ok(Outcome::Done(None));
             };
-            let cur = tracing::Span::current();
-            cur.record("hit", true);
-            cur.record("size", raw.len());
+            span.record("hit", true);
+            span.record("size", raw.len());
             let v = self.decode::<T>(&raw, &sk).await?;
-            self.fail_safe_keep(scope, &sk, &raw).await;
+            if self.tier_for(scope).is_some() {
+                Box::pin(self.fail_safe_keep(scope, &sk, &raw)).await;
+            }
             self.inner.stats.hit();
             Ok(Outcome::Done(Some(v)))
         })
@@ -220,7 +241,7 @@ impl MemStache {
         options: EntryOptions,
     ) -> Result<()> {
         let span = op_span!("memstache.set", self, scope, key);
-        self.traced(span, "set", scope, Some(key), true, async {
+        self.traced(&span, "set", scope, Some(key), true, async {
             let sk = self.key_in(scope, key)?;
             let plain = self.inner.pipeline.serialize(&value)?;
             self.store::<T>(scope, &sk, &plain, &options).await
@@ -264,7 +285,7 @@ impl MemStache {
 
     pub(crate) async fn remove_in(&self, scope: &Scope<'_>, key: &str) -> Result<bool> {
         let span = op_span!("memstache.remove", self, scope, key);
-        self.traced(span, "remove", scope, Some(key), false, async {
+        self.traced(&span, "remove", scope, Some(key), false, async {
             let sk = self.key_in(scope, key)?;
             self.fail_safe_forget(scope, &sk).await;
             self.b_remove(&sk).await
@@ -274,7 +295,7 @@ impl MemStache {
 
     pub(crate) async fn exists_in(&self, scope: &Scope<'_>, key: &str) -> Result<bool> {
         let span = op_span!("memstache.exists", self, scope, key);
-        self.traced(span, "exists", scope, Some(key), false, async {
+        self.traced(&span, "exists", scope, Some(key), false, async {
             let sk = self.key_in(scope, key)?;
             self.b_exists(&sk).await
         })
@@ -283,7 +304,7 @@ impl MemStache {
 
     pub(crate) async fn refresh_in(&self, scope: &Scope<'_>, key: &str) -> Result<bool> {
         let span = op_span!("memstache.refresh", self, scope, key);
-        self.traced(span, "refresh", scope, Some(key), false, async {
+        self.traced(&span, "refresh", scope, Some(key), false, async {
             let sk = self.key_in(scope, key)?;
             self.b_touch(&sk).await
         })
@@ -477,7 +498,7 @@ impl MemStache {
             hits = field::Empty,
             error = field::Empty,
         );
-        self.traced(span, "get_many", scope, None, false, async {
+        self.traced(&span, "get_many", scope, None, false, async {
             let mut sks = Vec::with_capacity(keys.len() + 1);
             if let Some(g) = scope.guard {
                 sks.push(g.key.to_owned());
@@ -532,7 +553,7 @@ impl MemStache {
             keys = items.len(),
             error = field::Empty,
         );
-        self.traced(span, "set_many", scope, None, false, async {
+        self.traced(&span, "set_many", scope, None, false, async {
             let now = self.inner.clock.now_ms();
             let mut entries = Vec::with_capacity(items.len());
             let mut due = Vec::new();
@@ -576,7 +597,7 @@ impl MemStache {
             keys = keys.len(),
             error = field::Empty,
         );
-        self.traced(span, "remove_many", scope, None, false, async {
+        self.traced(&span, "remove_many", scope, None, false, async {
             let sks = keys
                 .iter()
                 .map(|k| self.key_in(scope, k.as_ref()))

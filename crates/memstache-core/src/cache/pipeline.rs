@@ -170,13 +170,13 @@ impl Pipeline {
         bytes: &'a [u8],
         storage_key: &str,
         expected_fingerprint: u64,
-    ) -> Result<(Cow<'a, [u8]>, Arc<dyn Serializer>)> {
+    ) -> Result<(Cow<'a, [u8]>, SerializerRef<'_>)> {
         let env = envelope::decode(bytes, self.max_value_size)?;
         let h = env.header;
         let serializer = if h.serializer == self.serializer.id() {
-            Arc::clone(&self.serializer)
+            SerializerRef::Own(self.serializer.as_ref())
         } else {
-            crate::serializer::by_id(h.serializer).ok_or_else(|| {
+            SerializerRef::Other(crate::serializer::by_id(h.serializer).ok_or_else(|| {
                 Error::new(
                     ErrorKind::UnsupportedFormat,
                     format!(
@@ -184,7 +184,7 @@ impl Pipeline {
                         h.serializer
                     ),
                 )
-            })?
+            })?)
         };
         if expected_fingerprint != 0 && h.fingerprint != 0 && h.fingerprint != expected_fingerprint
         {
@@ -261,6 +261,23 @@ impl Pipeline {
             return Err(Error::integrity("entry length does not match its header"));
         }
         Ok((Cow::Owned(plain), serializer))
+    }
+}
+
+/// The serializer an entry was written with: the cache's own (borrowed: no reference-count
+/// traffic on the hot path) or another built-in one.
+pub(crate) enum SerializerRef<'a> {
+    Own(&'a dyn Serializer),
+    Other(Arc<dyn Serializer>),
+}
+
+impl std::ops::Deref for SerializerRef<'_> {
+    type Target = dyn Serializer;
+    fn deref(&self) -> &Self::Target {
+        match self {
+            SerializerRef::Own(s) => *s,
+            SerializerRef::Other(s) => s.as_ref(),
+        }
     }
 }
 
