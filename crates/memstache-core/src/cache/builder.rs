@@ -383,6 +383,7 @@ impl MemStacheBuilder {
                     key_manager: self.key_manager,
                     max_value_size: self.max_value_size,
                     accept_unencrypted: self.accept_unencrypted,
+                    size_hint: Arc::default(),
                 },
                 key_id: self.key_id,
                 defaults: self.defaults,

@@ -17,35 +17,37 @@ async fn through(stack: &BoxBackendService, req: BackendRequest) -> Result<Backe
 }
 
 impl MemStache {
+    // `get` and `set` are the hot calls: their layered branch is boxed, so the request and the
+    // `Oneshot` state of the tower stack are not part of (and copied with) every operation's
+    // future when no layer is configured.
+
     pub(crate) async fn b_get(&self, key: &str) -> Result<Option<Bytes>> {
         match &self.inner.stack {
             None => self.call(self.inner.backend.get(key)).await,
-            Some(s) => self
-                .call(through(
-                    s,
-                    BackendRequest::Get {
-                        key: key.to_owned(),
-                    },
-                ))
-                .await?
-                .into_value(),
+            Some(s) => Box::pin(self.call(through(
+                s,
+                BackendRequest::Get {
+                    key: key.to_owned(),
+                },
+            )))
+            .await?
+            .into_value(),
         }
     }
 
     pub(crate) async fn b_set(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<()> {
         match &self.inner.stack {
             None => self.call(self.inner.backend.set(key, value, expiry)).await,
-            Some(s) => self
-                .call(through(
-                    s,
-                    BackendRequest::Set {
-                        key: key.to_owned(),
-                        value,
-                        expiry,
-                    },
-                ))
-                .await?
-                .into_done(),
+            Some(s) => Box::pin(self.call(through(
+                s,
+                BackendRequest::Set {
+                    key: key.to_owned(),
+                    value,
+                    expiry,
+                },
+            )))
+            .await?
+            .into_done(),
         }
     }
 

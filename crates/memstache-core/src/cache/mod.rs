@@ -241,7 +241,11 @@ impl MemStache {
                 format!("key is longer than {} bytes", self.inner.max_key_len),
             ));
         }
-        if key.chars().any(char::is_control) {
+        // control characters are U+0000–U+001F and U+007F–U+009F; check bytes first (the
+        // common ASCII key never decodes chars)
+        if key.bytes().any(|b| b < 0x20 || b == 0x7f)
+            || (!key.is_ascii() && key.chars().any(char::is_control))
+        {
             return Err(Error::new(
                 ErrorKind::InvalidKey,
                 "key contains control characters",
@@ -333,14 +337,15 @@ impl MemStache {
         (deadline_ms, sliding_ms, expiry)
     }
 
-    async fn encode_serialized<T: ?Sized>(
+    /// The encoding parameters of a write at `now_ms` (after the option checks), and the
+    /// backend expiry.
+    fn encode_params<'a, T: ?Sized>(
         &self,
-        plain: &[u8],
-        storage_key: &str,
-        key_id: &str,
+        storage_key: &'a str,
+        key_id: &'a str,
         options: &EntryOptions,
         now_ms: u64,
-    ) -> Result<(Bytes, Expiry)> {
+    ) -> Result<(EncodeParams<'a>, Expiry)> {
         let o = options.or(&self.inner.defaults);
         let has_encryptor = self.inner.pipeline.encryptor.is_some();
         let encrypt = o.get_encrypt().unwrap_or(has_encryptor);
@@ -357,27 +362,25 @@ impl MemStache {
             ));
         }
         let (deadline_ms, sliding_ms, expiry) = self.expiry(options, now_ms);
-        let enc = self
-            .inner
-            .pipeline
-            .encode_serialized(
-                plain,
-                &EncodeParams {
-                    storage_key,
-                    key_id,
-                    compress: o.get_compress().unwrap_or(true),
-                    encrypt,
-                    now_ms,
-                    deadline_ms,
-                    sliding_ms,
-                    fingerprint: if self.inner.type_check {
-                        fingerprint_of::<T>()
-                    } else {
-                        0
-                    },
-                },
-            )
-            .await?;
+        let params = EncodeParams {
+            storage_key,
+            key_id,
+            compress: o.get_compress().unwrap_or(true),
+            encrypt,
+            now_ms,
+            deadline_ms,
+            sliding_ms,
+            fingerprint: if self.inner.type_check {
+                fingerprint_of::<T>()
+            } else {
+                0
+            },
+        };
+        Ok((params, expiry))
+    }
+
+    /// Rejects an encoded entry larger than the backend accepts.
+    fn check_backend_size(&self, enc: &[u8]) -> Result<()> {
         if self
             .inner
             .backend_max_value
@@ -388,6 +391,24 @@ impl MemStache {
                 "encoded entry is larger than the backend accepts",
             ));
         }
+        Ok(())
+    }
+
+    async fn encode_serialized<T: ?Sized>(
+        &self,
+        plain: &[u8],
+        storage_key: &str,
+        key_id: &str,
+        options: &EntryOptions,
+        now_ms: u64,
+    ) -> Result<(Bytes, Expiry)> {
+        let (params, expiry) = self.encode_params::<T>(storage_key, key_id, options, now_ms)?;
+        let enc = self
+            .inner
+            .pipeline
+            .encode_serialized(plain, &params)
+            .await?;
+        self.check_backend_size(&enc)?;
         Ok((enc, expiry))
     }
 }

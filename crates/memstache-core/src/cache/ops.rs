@@ -5,14 +5,15 @@ use std::future::Future;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use futures::FutureExt;
 use futures::future::Either;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use tracing::{Instrument, field};
 
 use super::flight::{self, Role, SharedLoaderError};
 use super::lock::Lock;
+use super::pipeline::Prepared;
 use super::{Guard, LockOptions, MemStache, Outcome, Scope, record_outcome};
 use crate::raw::BackendEntry;
 use crate::{BoxError, EntryOptions, Error, Result};
@@ -243,8 +244,20 @@ impl MemStache {
         let span = op_span!("memstache.set", self, scope, key);
         self.traced(&span, "set", scope, Some(key), true, async {
             let sk = self.key_in(scope, key)?;
-            let plain = self.inner.pipeline.serialize(&value)?;
-            self.store::<T>(scope, &sk, &plain, &options).await
+            let now = self.inner.clock.now_ms();
+            let (params, expiry) = self.encode_params::<T>(&sk, scope.key_id, &options, now)?;
+            let prepared = self.inner.pipeline.encode_value(&value, &params)?;
+            let bytes = match prepared {
+                Prepared::Done(b) => b,
+                Prepared::Serialized { buf, offset } => {
+                    self.inner
+                        .pipeline
+                        .encode_serialized(&buf[offset..], &params)
+                        .await?
+                }
+            };
+            self.check_backend_size(&bytes)?;
+            self.store_encoded(scope, &sk, bytes, expiry, now).await
         })
         .await
     }
@@ -260,6 +273,18 @@ impl MemStache {
         let (bytes, expiry) = self
             .encode_serialized::<T>(plain, sk, scope.key_id, options, now)
             .await?;
+        self.store_encoded(scope, sk, bytes, expiry, now).await
+    }
+
+    /// Writes an encoded entry (removes the key when its expiry is already due).
+    async fn store_encoded(
+        &self,
+        scope: &Scope<'_>,
+        sk: &str,
+        bytes: Bytes,
+        expiry: crate::raw::Expiry,
+        now: u64,
+    ) -> Result<()> {
         tracing::Span::current().record("size", bytes.len());
         if expiry.is_due(now) {
             // Already expired: make sure an older value is not served either.
@@ -267,20 +292,34 @@ impl MemStache {
             self.b_remove(sk).await?;
             return Ok(());
         }
-        if self.inner.fail_safe.is_none() {
+        if self.tier_for(scope).is_none() {
             self.b_set(sk, bytes, expiry).await?;
         } else {
-            match self.b_set(sk, bytes.clone(), expiry).await {
-                Ok(()) => self.fail_safe_keep(scope, sk, &bytes).await,
-                Err(e) => {
-                    // never serve a value the caller tried to replace
-                    self.fail_safe_forget(scope, sk).await;
-                    return Err(e);
-                }
-            }
+            // boxed: the fail-safe bookkeeping stays out of the plain write's future
+            Box::pin(self.store_fail_safe(scope, sk, bytes, expiry)).await?;
         }
         self.inner.stats.set();
         Ok(())
+    }
+
+    async fn store_fail_safe(
+        &self,
+        scope: &Scope<'_>,
+        sk: &str,
+        bytes: Bytes,
+        expiry: crate::raw::Expiry,
+    ) -> Result<()> {
+        match self.b_set(sk, bytes.clone(), expiry).await {
+            Ok(()) => {
+                self.fail_safe_keep(scope, sk, &bytes).await;
+                Ok(())
+            }
+            Err(e) => {
+                // never serve a value the caller tried to replace
+                self.fail_safe_forget(scope, sk).await;
+                Err(e)
+            }
+        }
     }
 
     pub(crate) async fn remove_in(&self, scope: &Scope<'_>, key: &str) -> Result<bool> {

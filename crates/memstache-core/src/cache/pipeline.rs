@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
@@ -25,6 +26,14 @@ pub(crate) struct EncodeParams<'a> {
     pub(crate) fingerprint: u64,
 }
 
+/// What [`Pipeline::encode_value`] produced.
+pub(crate) enum Prepared {
+    /// The finished envelope.
+    Done(Bytes),
+    /// The serialized value, at `buf[offset..]`, still to compress and/or encrypt.
+    Serialized { buf: Vec<u8>, offset: usize },
+}
+
 /// The configured stages.
 #[derive(Debug, Clone)]
 pub(crate) struct Pipeline {
@@ -36,6 +45,8 @@ pub(crate) struct Pipeline {
     pub(crate) max_value_size: usize,
     /// Read plaintext entries even though this cache encrypts.
     pub(crate) accept_unencrypted: bool,
+    /// The size of a recent serialized value: the capacity of the next write's buffer.
+    pub(crate) size_hint: Arc<AtomicUsize>,
 }
 
 fn too_large() -> Error {
@@ -59,6 +70,67 @@ impl Pipeline {
     /// Deserializes bytes produced by [`serialize`](Self::serialize).
     pub(crate) fn deserialize<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T> {
         deserialize_with(self.serializer.as_ref(), bytes)
+    }
+
+    /// Serializes `value` and encodes it into an envelope. A plaintext entry that is not
+    /// compressed (the common case without a compressor, or below its threshold) is written
+    /// in place: the value is serialized straight after room left for the header, the header
+    /// is written into that room and the checksum appended — one buffer, sized from the
+    /// previous write, no copy of the value. Anything else is returned serialized, for
+    /// [`encode_serialized`](Self::encode_serialized). Synchronous, so the `dyn Serialize`
+    /// (not `Sync`) is never held across an await.
+    pub(crate) fn encode_value(
+        &self,
+        value: &dyn erased_serde::Serialize,
+        p: &EncodeParams<'_>,
+    ) -> Result<Prepared> {
+        let plain_header = |plain_len: u32| Header {
+            flags: FLAG_CHECKSUM
+                | if p.fingerprint != 0 {
+                    FLAG_FINGERPRINT
+                } else {
+                    0
+                },
+            serializer: self.serializer.id(),
+            compressor: 0,
+            cipher: 0,
+            created_at_ms: p.now_ms,
+            deadline_ms: p.deadline_ms,
+            sliding_ms: p.sliding_ms,
+            fingerprint: p.fingerprint,
+            plain_len,
+            key_id: "",
+            key_version: 0,
+            nonce: &[],
+        };
+        let header_len = plain_header(0).encoded_len();
+        let hint = self.size_hint.load(Relaxed);
+        let mut out = Vec::with_capacity(header_len + hint + envelope::CHECKSUM_LEN);
+        out.resize(header_len, 0);
+        self.serializer.serialize(value, &mut out)?;
+        let plain_len = out.len() - header_len;
+        if plain_len > self.max_value_size {
+            return Err(too_large());
+        }
+        // remember sizes that grew, or shrank a lot, so the next buffer fits without regrowing
+        if plain_len > hint || plain_len < hint / 2 {
+            self.size_hint.store(plain_len, Relaxed);
+        }
+        let compresses =
+            self.compressor.is_some() && p.compress && plain_len >= self.compress_threshold;
+        if p.encrypt || compresses {
+            return Ok(Prepared::Serialized {
+                buf: out,
+                offset: header_len,
+            });
+        }
+        let plain_len = u32::try_from(plain_len).map_err(|_| too_large())?;
+        let mut header = Vec::with_capacity(header_len);
+        plain_header(plain_len).encode(&mut header);
+        out[..header_len].copy_from_slice(&header);
+        let sum = envelope::checksum(&out[..header_len], p.storage_key, &out[header_len..]);
+        out.extend_from_slice(&sum.to_le_bytes());
+        Ok(Prepared::Done(Bytes::from(out)))
     }
 
     /// Encodes an already-serialized value into an envelope.

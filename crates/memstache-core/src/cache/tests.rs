@@ -235,3 +235,62 @@ async fn tenant_is_a_span_field() {
     );
     assert!(!logs.contains(SECRET_KEY) && !logs.contains(SECRET_VALUE));
 }
+
+/// Keys with a control character (C0, DEL or C1) are rejected; any other text, ASCII or not,
+/// is a key.
+#[test]
+fn key_validation_rejects_every_control_character() {
+    let cache = MemStache::builder().build().unwrap();
+    for bad in [
+        "a\nb",
+        "\u{0}",
+        "x\u{7f}",
+        "tab\there",
+        "c1\u{85}",
+        "\u{9f}",
+        "é\u{80}",
+    ] {
+        let e = cache.storage_key(bad).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidKey, "{bad:?}");
+    }
+    for good in ["user:42", "émile", "ключ", "\u{a0}nbsp", "日本", "a b~"] {
+        assert!(cache.storage_key(good).is_ok(), "{good:?}");
+    }
+    // every char agrees with char::is_control
+    for c in (0u32..0x300).filter_map(char::from_u32) {
+        let key = format!("k{c}");
+        assert_eq!(
+            cache.storage_key(&key).is_err(),
+            c.is_control(),
+            "U+{:04X}",
+            c as u32
+        );
+    }
+}
+
+/// `set` encodes plaintext entries in place; the bytes are exactly those of the general
+/// path (serialize, then encode), for every size the size hint has to adapt to.
+#[tokio::test(flavor = "current_thread")]
+async fn in_place_encoding_matches_the_general_path() {
+    use super::pipeline::Prepared;
+    let cache = MemStache::builder().build().unwrap();
+    let opts = EntryOptions::default().absolute_expiration(std::time::Duration::from_secs(60));
+    for len in [0usize, 5, 1000, 10, 70_000, 3, 2_000] {
+        let value = "x".repeat(len);
+        let (params, _) = cache
+            .encode_params::<String>("ms:k", "default", &opts, 1_234)
+            .unwrap();
+        let Prepared::Done(direct) = cache.inner.pipeline.encode_value(&value, &params).unwrap()
+        else {
+            panic!("a plaintext entry without compression is encoded in place");
+        };
+        let plain = cache.inner.pipeline.serialize(&value).unwrap();
+        let general = cache
+            .inner
+            .pipeline
+            .encode_serialized(&plain, &params)
+            .await
+            .unwrap();
+        assert_eq!(direct, general, "len {len}");
+    }
+}
