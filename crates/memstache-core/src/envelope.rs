@@ -105,24 +105,35 @@ impl Header<'_> {
     /// Never for headers built by memstache; a key id over [`MAX_KEY_ID_LEN`] or a nonce over
     /// [`MAX_NONCE_LEN`] bytes is truncated in the length byte and a debug assertion fires.
     pub fn encode(&self, out: &mut Vec<u8>) {
-        debug_assert!(self.key_id.len() <= MAX_KEY_ID_LEN && self.nonce.len() <= MAX_NONCE_LEN);
         out.reserve(self.encoded_len());
-        out.extend_from_slice(&MAGIC);
-        out.push(FORMAT_VERSION);
-        out.push(self.flags);
-        out.push(self.serializer);
-        out.push(self.compressor);
-        out.push(self.cipher);
-        out.extend_from_slice(&self.created_at_ms.to_le_bytes());
-        out.extend_from_slice(&self.deadline_ms.to_le_bytes());
-        out.extend_from_slice(&self.sliding_ms.to_le_bytes());
-        out.extend_from_slice(&self.fingerprint.to_le_bytes());
-        out.extend_from_slice(&self.plain_len.to_le_bytes());
-        out.push(u8::try_from(self.key_id.len()).unwrap_or(u8::MAX));
-        out.extend_from_slice(self.key_id.as_bytes());
-        out.extend_from_slice(&self.key_version.to_le_bytes());
-        out.push(u8::try_from(self.nonce.len()).unwrap_or(u8::MAX));
-        out.extend_from_slice(self.nonce);
+        self.encode_to(out);
+    }
+
+    /// Writes the encoded header into `out` (a `Vec<u8>`, or a `&mut [u8]` left for it in
+    /// front of a payload).
+    ///
+    /// # Panics
+    ///
+    /// When `out` has less than [`encoded_len`](Self::encoded_len) bytes of room (a slice
+    /// too short); as [`encode`](Self::encode) for over-long key ids and nonces.
+    pub fn encode_to(&self, out: &mut impl bytes::BufMut) {
+        debug_assert!(self.key_id.len() <= MAX_KEY_ID_LEN && self.nonce.len() <= MAX_NONCE_LEN);
+        out.put_slice(&MAGIC);
+        out.put_u8(FORMAT_VERSION);
+        out.put_u8(self.flags);
+        out.put_u8(self.serializer);
+        out.put_u8(self.compressor);
+        out.put_u8(self.cipher);
+        out.put_u64_le(self.created_at_ms);
+        out.put_u64_le(self.deadline_ms);
+        out.put_u64_le(self.sliding_ms);
+        out.put_u64_le(self.fingerprint);
+        out.put_u32_le(self.plain_len);
+        out.put_u8(u8::try_from(self.key_id.len()).unwrap_or(u8::MAX));
+        out.put_slice(self.key_id.as_bytes());
+        out.put_u32_le(self.key_version);
+        out.put_u8(u8::try_from(self.nonce.len()).unwrap_or(u8::MAX));
+        out.put_slice(self.nonce);
     }
 }
 
@@ -301,14 +312,25 @@ pub fn decode(bytes: &[u8], max_value_size: usize) -> Result<Envelope<'_>> {
 /// copied to another key is detected even without encryption (against accidents, not
 /// attackers: only encryption authenticates).
 pub fn checksum(header_bytes: &[u8], storage_key: &str, body: &[u8]) -> u32 {
+    let key_len = u32::try_from(storage_key.len())
+        .unwrap_or(u32::MAX)
+        .to_le_bytes();
     let mut h = crc32fast::Hasher::new();
-    h.update(header_bytes);
-    h.update(
-        &u32::try_from(storage_key.len())
-            .unwrap_or(u32::MAX)
-            .to_le_bytes(),
-    );
-    h.update(storage_key.as_bytes());
+    // One update for header, key length and key when they fit a small stack buffer: short
+    // inputs take crc32fast's byte-wise path, so three of them cost more than the copy.
+    let prefix_len = header_bytes.len() + 4 + storage_key.len();
+    let mut prefix = [0u8; 384];
+    if prefix_len <= prefix.len() {
+        let (hd, rest) = prefix.split_at_mut(header_bytes.len());
+        hd.copy_from_slice(header_bytes);
+        rest[..4].copy_from_slice(&key_len);
+        rest[4..4 + storage_key.len()].copy_from_slice(storage_key.as_bytes());
+        h.update(&prefix[..prefix_len]);
+    } else {
+        h.update(header_bytes);
+        h.update(&key_len);
+        h.update(storage_key.as_bytes());
+    }
     h.update(body);
     h.finalize()
 }

@@ -27,13 +27,27 @@ pub(crate) trait RawClient: Debug + Send + Sync + 'static {
     /// `GET key`.
     fn get(&self, key: &str) -> impl Future<Output = Result<Option<Bytes>>> + Send;
     /// `SET key value [PX ms]`.
-    fn set_px(&self, key: &str, value: Bytes, px_ms: Option<u64>) -> impl Future<Output = Result<()>> + Send;
+    fn set_px(
+        &self,
+        key: &str,
+        value: Bytes,
+        px_ms: Option<u64>,
+    ) -> impl Future<Output = Result<()>> + Send;
     /// Every `SET … PX` pipelined (any slots: the client routes each command).
     fn set_many_px(&self, entries: Vec<SetPx>) -> impl Future<Output = Result<()>> + Send;
     /// `SET key value NX [PX ms]`; whether it stored.
-    fn set_nx_px(&self, key: &str, value: Bytes, px_ms: Option<u64>) -> impl Future<Output = Result<bool>> + Send;
+    fn set_nx_px(
+        &self,
+        key: &str,
+        value: Bytes,
+        px_ms: Option<u64>,
+    ) -> impl Future<Output = Result<bool>> + Send;
     /// [`DEL_IF_EQUALS`](crate::scripts::DEL_IF_EQUALS) on `key`; whether it deleted.
-    fn del_if_equals(&self, key: &str, expected: Bytes) -> impl Future<Output = Result<bool>> + Send;
+    fn del_if_equals(
+        &self,
+        key: &str,
+        expected: Bytes,
+    ) -> impl Future<Output = Result<bool>> + Send;
     /// `UNLINK k…` (one slot); how many existed.
     fn unlink(&self, keys: &[&str]) -> impl Future<Output = Result<u64>> + Send;
     /// `EXISTS key`.
@@ -49,7 +63,12 @@ pub(crate) trait RawClient: Debug + Send + Sync + 'static {
         arg: &str,
     ) -> impl Future<Output = Result<Option<Vec<Option<Bytes>>>>> + Send;
     /// `EVAL script n k… arg` (also caches the script on that node).
-    fn eval(&self, script: &str, keys: &[&str], arg: &str) -> impl Future<Output = Result<Vec<Option<Bytes>>>> + Send;
+    fn eval(
+        &self,
+        script: &str,
+        keys: &[&str],
+        arg: &str,
+    ) -> impl Future<Output = Result<Vec<Option<Bytes>>>> + Send;
     /// `SCRIPT LOAD script`; the SHA1.
     fn script_load(&self, script: &str) -> impl Future<Output = Result<String>> + Send;
     /// `CONFIG SET param value` on every primary.

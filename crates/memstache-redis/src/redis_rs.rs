@@ -425,7 +425,10 @@ impl RawClient for RedisRsClient {
     }
 
     async fn set_px(&self, key: &str, value: Bytes, px_ms: Option<u64>) -> Result<()> {
-        self.run(&set_cmd(key, &value, px_ms)).await
+        let cmd = set_cmd(key, &value, px_ms);
+        // the command holds its own copy: free the envelope now, not after the reply
+        drop(value);
+        self.run(&cmd).await
     }
 
     async fn set_many_px(&self, entries: Vec<SetPx>) -> Result<()> {

@@ -125,9 +125,7 @@ impl Pipeline {
             });
         }
         let plain_len = u32::try_from(plain_len).map_err(|_| too_large())?;
-        let mut header = Vec::with_capacity(header_len);
-        plain_header(plain_len).encode(&mut header);
-        out[..header_len].copy_from_slice(&header);
+        plain_header(plain_len).encode_to(&mut &mut out[..header_len]);
         let sum = envelope::checksum(&out[..header_len], p.storage_key, &out[header_len..]);
         out.extend_from_slice(&sum.to_le_bytes());
         Ok(Prepared::Done(Bytes::from(out)))

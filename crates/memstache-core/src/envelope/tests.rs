@@ -144,3 +144,23 @@ proptest! {
         let _ = decode(&b[..c], 1024);
     }
 }
+
+/// The checksum is CRC-32 of header ‖ key length (u32 LE) ‖ key ‖ body, whether the prefix is
+/// hashed from the stack buffer (short keys) or piecewise (long ones).
+#[test]
+fn checksum_is_crc32_of_the_concatenation() {
+    let header = [7u8; 50];
+    let body = b"payload bytes";
+    for key_len in [0usize, 1, 12, 300, 330, 331, 1000] {
+        let key = "k".repeat(key_len);
+        let mut all = header.to_vec();
+        all.extend_from_slice(&u32::try_from(key_len).unwrap().to_le_bytes());
+        all.extend_from_slice(key.as_bytes());
+        all.extend_from_slice(body);
+        assert_eq!(
+            checksum(&header, &key, body),
+            crc32fast::hash(&all),
+            "key length {key_len}"
+        );
+    }
+}
