@@ -1,31 +1,38 @@
 //! memstache on Redis beside the same work done by hand, and beside the raw clients, against a
 //! `redis-server` this bench starts itself (testkit harness), all in one run.
 //!
-//! `cargo bench -p memstache-benches --bench redis` — prints one table of medians of 5 runs
-//! (ops/s or keys/s) and the ratios the Redis issue sets as targets. For sequential-latency
-//! rows (1 in flight) to mean anything, run client and server on one vCPU:
+//! `cargo bench -p memstache-benches --bench redis` — prints one table of medians (ops/s or
+//! keys/s, and client CPU per operation) and the ratios the Redis issue sets as targets. For
+//! sequential-latency rows (1 in flight) to mean anything, run client and server on one vCPU:
 //! `taskset -c 0 cargo bench -p memstache-benches --bench redis` (the server inherits the
-//! affinity). Set `MEMSTACHE_BENCH_RUNS` to change the number of runs and
+//! affinity). Set `MEMSTACHE_BENCH_RUNS` to change the number of rounds and
 //! `MEMSTACHE_BENCH_FILTER` to run only rows whose name contains it.
 //!
 //! Rows, one connection each, 1 KiB values, postcard, no compression or encryption:
 //! * `fred` / `redis-rs` raw bytes `GET` / `SET`;
-//! * hand-rolled on fred: postcard + raw `GET` / `SET` (what memstache does, minus memstache);
-//! * memstache `get` / `set` over `RedisBackend` (fred), default `SlidingReads::Auto`, and `get`
-//!   with `SlidingReads::Script` (every read through the Lua script);
-//! * `get_many(100)` beside 100 single `get`s and raw `MGET` of 100 keys on both clients.
+//! * hand-rolled: postcard + raw `GET` / `SET` on each client (what memstache does, minus
+//!   memstache);
+//! * `RedisBackend` through the raw `Backend` trait, and memstache `get` / `set` over it, on
+//!   each client; `get` also without the operation timeout and with `SlidingReads::Script`;
+//! * `get_many(100)` beside 100 single `get`s, hand-rolled `MGET` + postcard, and raw `MGET`.
 //!
-//! This is not a criterion bench: it needs the ratios of rows measured in the same run, from the
-//! same server, so it runs its own fixed-count loops and reports medians.
+//! Not a criterion bench: the targets are ratios of rows that must come from the same run and
+//! the same server. Rows are measured in **interleaved rounds** (every row of a group once per
+//! round, in a rotating order), so a ratio is the median of per-round ratios of measurements
+//! taken seconds apart: on a shared VM whose speed drifts by ±30 % over a minute, running one
+//! row's five runs and then the other's would measure the drift, not the code.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::time::Instant;
 
 use fred::prelude::{ClientLike, KeysInterface};
 use futures::StreamExt;
 use memstache::{EntryOptions, MemStache};
+use memstache_core::raw::{Backend, Expiry};
 use memstache_redis::RedisBackend;
 use memstache_testkit::redis::RedisServer;
+use tokio::runtime::Runtime;
 
 const KEYS: usize = 1_000;
 const BATCH: usize = 100;
@@ -60,9 +67,9 @@ fn process_cpu_ticks() -> u64 {
     get(11) + get(12)
 }
 
-/// Runs `ops` calls of `f` with at most `inflight` at once; returns (calls per second of wall
-/// time, client CPU µs per call).
-async fn drive<F, Fut>(ops: usize, inflight: usize, f: F) -> (f64, f64)
+/// Runs `ops` calls of `f` with at most `inflight` at once; returns (wall seconds, client CPU
+/// ticks).
+async fn drive<F, Fut>(ops: usize, inflight: usize, f: F) -> (f64, u64)
 where
     F: Fn(usize) -> Fut,
     Fut: Future<Output = ()>,
@@ -73,74 +80,153 @@ where
         .for_each_concurrent(inflight, &f)
         .await;
     let wall = start.elapsed().as_secs_f64();
-    let cpu_us = (process_cpu_ticks() - cpu0) as f64 * 10_000.0;
-    (ops as f64 / wall, cpu_us / ops as f64)
+    (wall, process_cpu_ticks() - cpu0)
 }
 
-struct Bench {
-    rt: tokio::runtime::Runtime,
-    runs: usize,
-    rows: Vec<(String, &'static str, f64)>,
-    /// Client CPU µs per call, by row name (median).
-    cpu: std::collections::HashMap<String, f64>,
+/// A row's workload: runs `n` calls on the runtime; (wall seconds, client CPU ticks).
+type Workload<'a> = Box<dyn FnMut(&Runtime, usize) -> (f64, u64) + 'a>;
+
+/// One row: a name and its workload. The workload is boxed per *run* (one dynamic
+/// call per few hundred milliseconds), never per operation, so every row pays the same
+/// harness cost.
+struct Row<'a> {
+    name: String,
+    unit: &'static str,
+    per_call: usize,
+    ops: usize,
+    run: Workload<'a>,
 }
 
-impl Bench {
-    /// Median of `runs` measurements (after one warm-up) of `ops` calls at `inflight`,
-    /// multiplied by `per_call` (keys per call for batch rows).
-    fn row<F, Fut>(
-        &mut self,
-        name: &str,
-        unit: &'static str,
-        per_call: usize,
-        ops: usize,
-        inflight: usize,
-        f: F,
-    ) -> f64
-    where
-        F: Fn(usize) -> Fut,
-        Fut: Future<Output = ()>,
-    {
-        if std::env::var("MEMSTACHE_BENCH_FILTER").is_ok_and(|f| !name.contains(&f)) {
-            return f64::NAN;
-        }
-        let mut xs: Vec<f64> = Vec::new();
-        let mut cpus: Vec<f64> = Vec::new();
-        self.rt.block_on(async {
-            drive(ops / 4, inflight, &f).await;
-            for _ in 0..self.runs {
-                let (rate, cpu) = drive(ops, inflight, &f).await;
-                xs.push(rate * per_call as f64);
-                cpus.push(cpu / per_call as f64);
-            }
-        });
-        xs.sort_by(f64::total_cmp);
-        cpus.sort_by(f64::total_cmp);
-        let median = xs[xs.len() / 2];
-        let cpu = cpus[cpus.len() / 2];
-        self.cpu.insert(name.to_owned(), cpu);
-        println!(
-            "{name:<46} {:>10.0} {unit} {cpu:>6.2} µs CPU/{}  (runs: {})",
-            median,
-            if per_call == 1 { "op" } else { "key" },
-            xs.iter()
-                .map(|x| format!("{:.0}k", x / 1000.0))
-                .collect::<Vec<_>>()
-                .join(" ")
-        );
-        self.rows.push((name.to_owned(), unit, median));
-        median
+fn row<'a, F, Fut>(
+    name: impl Into<String>,
+    unit: &'static str,
+    per_call: usize,
+    ops: usize,
+    inflight: usize,
+    f: F,
+) -> Row<'a>
+where
+    F: Fn(usize) -> Fut + 'a,
+    Fut: Future<Output = ()> + 'a,
+{
+    Row {
+        name: name.into(),
+        unit,
+        per_call,
+        ops,
+        run: Box::new(move |rt: &Runtime, n: usize| rt.block_on(drive(n, inflight, &f))),
     }
 }
 
-fn ratio(label: &str, a: f64, b: f64, target: Option<f64>) {
-    let r = a / b;
-    let verdict = match target {
-        Some(t) if r >= t => format!("(target ≥ {t:.2}: met)"),
-        Some(t) => format!("(target ≥ {t:.2}: NOT met)"),
-        None => String::new(),
-    };
-    println!("{label:<62} {r:>5.2}× {verdict}");
+/// What a row measured: throughput per round (units/s: calls × `per_call`), client CPU µs per
+/// unit over all rounds.
+#[derive(Debug, Clone)]
+struct Measured {
+    rates: Vec<f64>,
+    cpu_us: f64,
+}
+
+impl Measured {
+    fn median(&self) -> f64 {
+        median(&self.rates)
+    }
+}
+
+fn median(xs: &[f64]) -> f64 {
+    let mut v: Vec<f64> = xs.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+struct Bench {
+    rt: Runtime,
+    runs: usize,
+    filter: Option<String>,
+    results: HashMap<String, Measured>,
+}
+
+impl Bench {
+    /// Measures `rows` in interleaved rounds: a warm-up of each, then `runs` rounds that run
+    /// every row once, starting one row later each round.
+    fn group(&mut self, title: &str, rows: Vec<Row<'_>>) {
+        let mut rows: Vec<Row<'_>> = rows
+            .into_iter()
+            .filter(|r| self.filter.as_ref().is_none_or(|f| r.name.contains(f)))
+            .collect();
+        if rows.is_empty() {
+            return;
+        }
+        println!("{title}");
+        let mut rates = vec![Vec::new(); rows.len()];
+        let mut ticks = vec![0u64; rows.len()];
+        for r in rows.iter_mut() {
+            (r.run)(&self.rt, r.ops / 4);
+        }
+        for round in 0..self.runs {
+            for j in 0..rows.len() {
+                let i = (j + round) % rows.len();
+                let r = &mut rows[i];
+                let (wall, t) = (r.run)(&self.rt, r.ops);
+                rates[i].push(r.ops as f64 * r.per_call as f64 / wall);
+                ticks[i] += t;
+            }
+        }
+        for (i, r) in rows.iter().enumerate() {
+            let units = (r.ops * r.per_call * self.runs) as f64;
+            let m = Measured {
+                rates: rates[i].clone(),
+                cpu_us: ticks[i] as f64 * 10_000.0 / units,
+            };
+            println!(
+                "  {:<58} {:>9.0} {} {:>5.2} µs CPU/{}  (rounds: {})",
+                r.name,
+                m.median(),
+                r.unit,
+                m.cpu_us,
+                if r.per_call == 1 { "op" } else { "key" },
+                m.rates
+                    .iter()
+                    .map(|x| format!("{:.0}k", x / 1000.0))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+            self.results.insert(r.name.clone(), m);
+        }
+        println!();
+    }
+
+    /// Prints `a / b`: the median of per-round throughput ratios (and the ratio of client CPU
+    /// per unit, `b / a`: the CPU-bound throughput ratio), against an optional target.
+    fn ratio(&self, label: &str, a: &str, b: &str, target: Option<f64>) {
+        let (Some(x), Some(y)) = (self.results.get(a), self.results.get(b)) else {
+            return;
+        };
+        let per_round: Vec<f64> = x.rates.iter().zip(&y.rates).map(|(p, q)| p / q).collect();
+        let r = median(&per_round);
+        let verdict = match target {
+            Some(t) if r >= t => format!("target ≥ {t:.2}: met"),
+            Some(t) => format!("target ≥ {t:.2}: NOT met"),
+            None => String::new(),
+        };
+        println!(
+            "{label:<66} {r:>5.2}×  CPU {:>5.2}×  (per round: {})  {verdict}",
+            y.cpu_us / x.cpu_us,
+            per_round
+                .iter()
+                .map(|p| format!("{p:.2}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+    }
+
+    /// The name of whichever of `a`, `b` had the higher median throughput.
+    fn faster<'n>(&self, a: &'n str, b: &'n str) -> &'n str {
+        let m = |n: &str| self.results.get(n).map_or(f64::NAN, Measured::median);
+        if m(a) >= m(b) { a } else { b }
+    }
 }
 
 fn main() {
@@ -159,98 +245,90 @@ fn main() {
     let keys: Vec<String> = (0..KEYS).map(|i| format!("bench:{i}")).collect();
     let raw_value = postcard::to_allocvec(&v).expect("postcard");
 
-    // --- clients
-    let (fred, redisrs, cache, cache_script, cache_fred, cache_nt, backend, backend_fred) = rt
-        .block_on(async {
-            let fred = fred::prelude::Builder::from_config(
-                fred::prelude::Config::from_url(&url).expect("fred url"),
-            )
+    // --- clients: raw fred and redis-rs, and RedisBackend + MemStache on each
+    let (fred, redisrs, backends, caches, cache_nt, cache_script) = rt.block_on(async {
+        let fred = fred::prelude::Builder::from_config(
+            fred::prelude::Config::from_url(&url).expect("fred url"),
+        )
+        .build()
+        .expect("fred client");
+        fred.init().await.expect("fred connect");
+        let redisrs = redis::Client::open(url.as_str())
+            .expect("redis-rs url")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("redis-rs connect");
+        let cache_on = |backend: RedisBackend| {
+            MemStache::builder()
+                .namespace("m")
+                .backend(backend)
+                .build()
+                .expect("cache")
+        };
+        let rr = RedisBackend::connect(&url).await.expect("backend");
+        let fr = RedisBackend::connect(&format!("{url}?client=fred"))
+            .await
+            .expect("backend");
+        let script = RedisBackend::connect(&format!("{url}?sliding_reads=script"))
+            .await
+            .expect("backend");
+        let caches = [
+            ("fred", cache_on(fr.clone())),
+            ("redis-rs", cache_on(rr.clone())),
+        ];
+        for k in &keys {
+            let _: () = fred
+                .set(k.as_str(), raw_value.as_slice(), None, None, false)
+                .await
+                .expect("set");
+            caches[1]
+                .1
+                .set(k, &v, EntryOptions::default())
+                .await
+                .expect("set");
+        }
+        let cache_nt = MemStache::builder()
+            .namespace("m")
+            .backend(rr.clone())
+            .operation_timeout(None)
             .build()
-            .expect("fred client");
-            fred.init().await.expect("fred connect");
-            let redisrs = redis::Client::open(url.as_str())
-                .expect("redis-rs url")
-                .get_multiplexed_async_connection()
-                .await
-                .expect("redis-rs connect");
-            let backend = RedisBackend::connect(&url).await.expect("backend");
-            let cache = MemStache::builder()
-                .namespace("m")
-                .backend(backend.clone())
-                .build()
-                .expect("cache");
-            let backend_fred = RedisBackend::connect(&format!("{url}?client=fred"))
-                .await
-                .expect("backend");
-            let cache_fred = MemStache::builder()
-                .namespace("m")
-                .backend(backend_fred.clone())
-                .build()
-                .expect("cache");
-            let script_backend = RedisBackend::connect(&format!("{url}?sliding_reads=script"))
-                .await
-                .expect("backend");
-            let cache_script = MemStache::builder()
-                .namespace("m")
-                .backend(script_backend)
-                .build()
-                .expect("cache");
-            for k in &keys {
-                let _: () = fred
-                    .set(k.as_str(), raw_value.as_slice(), None, None, false)
-                    .await
-                    .expect("set");
-                cache
-                    .set(k, &v, EntryOptions::default())
-                    .await
-                    .expect("set");
-            }
-            let cache_nt = MemStache::builder()
-                .namespace("m")
-                .backend(backend.clone())
-                .operation_timeout(None)
-                .build()
-                .expect("cache");
-            (
-                fred,
-                redisrs,
-                cache,
-                cache_script,
-                cache_fred,
-                cache_nt,
-                backend,
-                backend_fred,
-            )
-        });
+            .expect("cache");
+        (
+            fred,
+            redisrs,
+            [("fred", fr), ("redis-rs", rr)],
+            caches,
+            cache_nt,
+            cache_on(script),
+        )
+    });
 
     let mut b = Bench {
         rt,
         runs,
-        rows: Vec::new(),
-        cpu: std::collections::HashMap::new(),
+        filter: std::env::var("MEMSTACHE_BENCH_FILTER").ok(),
+        results: HashMap::new(),
     };
     println!(
-        "memstache on Redis: medians of {runs} runs, 1 KiB values, one connection per client\n"
+        "memstache on Redis: {runs} interleaved rounds, 1 KiB values, one connection per client\n"
     );
-    let mut r = std::collections::HashMap::new();
+    let key = |i: usize| keys[i % KEYS].as_str();
+    let wkey = |i: usize| format!("w:{}", i % KEYS);
     for inflight in [1usize, 64] {
         let ops = if inflight == 1 { 10_000 } else { 100_000 };
-        let key = |i: usize| keys[i % KEYS].as_str();
         let n = |s: &str| format!("{s} @{inflight}");
-        r.insert(
-            n("fred GET"),
-            b.row(&n("fred raw GET"), "ops/s", 1, ops, inflight, |i| {
-                let fred = &fred;
+        let (fred, redisrs, v, raw_value) = (&fred, &redisrs, &v, &raw_value);
+
+        // --- reads
+        let mut rows = vec![
+            row(n("fred raw GET"), "ops/s", 1, ops, inflight, move |i| {
                 let k = key(i);
                 async move {
                     let x: Option<bytes::Bytes> = fred.get(k).await.expect("get");
                     assert!(x.is_some());
                 }
             }),
-        );
-        r.insert(
-            n("redis-rs GET"),
-            b.row(&n("redis-rs raw GET"), "ops/s", 1, ops, inflight, |i| {
+            row(n("redis-rs raw GET"), "ops/s", 1, ops, inflight, move |i| {
                 let mut c = redisrs.clone();
                 let k = key(i);
                 async move {
@@ -262,17 +340,13 @@ fn main() {
                     assert!(x.is_some());
                 }
             }),
-        );
-        r.insert(
-            n("hand GET"),
-            b.row(
-                &n("hand-rolled get (postcard + fred GET)"),
+            row(
+                n("hand-rolled get (postcard + fred GET)"),
                 "ops/s",
                 1,
                 ops,
                 inflight,
-                |i| {
-                    let fred = &fred;
+                move |i| {
                     let k = key(i);
                     async move {
                         let x: Option<bytes::Bytes> = fred.get(k).await.expect("get");
@@ -281,90 +355,13 @@ fn main() {
                     }
                 },
             ),
-        );
-        r.insert(
-            n("memstache get"),
-            b.row(
-                &n("memstache get on redis-rs"),
+            row(
+                n("hand-rolled get (postcard + redis-rs GET)"),
                 "ops/s",
                 1,
                 ops,
                 inflight,
-                |i| {
-                    let cache = &cache;
-                    let k = key(i);
-                    async move {
-                        let s: Option<String> = cache.get(k).await.expect("get");
-                        assert!(s.is_some());
-                    }
-                },
-            ),
-        );
-        r.insert(
-            n("backend get"),
-            b.row(
-                &n("RedisBackend::get on redis-rs (raw Backend, bytes)"),
-                "ops/s",
-                1,
-                ops,
-                inflight,
-                |i| {
-                    let backend = &backend;
-                    let k = key(i);
-                    async move {
-                        use memstache_core::raw::Backend;
-                        let x = backend.get(k).await.expect("get");
-                        assert!(x.is_some());
-                    }
-                },
-            ),
-        );
-        r.insert(
-            n("backend get fred"),
-            b.row(
-                &n("RedisBackend::get on fred (raw Backend, bytes)"),
-                "ops/s",
-                1,
-                ops,
-                inflight,
-                |i| {
-                    let backend = &backend_fred;
-                    let k = key(i);
-                    async move {
-                        use memstache_core::raw::Backend;
-                        let x = backend.get(k).await.expect("get");
-                        assert!(x.is_some());
-                    }
-                },
-            ),
-        );
-        r.insert(
-            n("memstache get fred"),
-            b.row(
-                &n("memstache get on fred"),
-                "ops/s",
-                1,
-                ops,
-                inflight,
-                |i| {
-                    let cache = &cache_fred;
-                    let k = key(i);
-                    async move {
-                        let s: Option<String> = cache.get(k).await.expect("get");
-                        assert!(s.is_some());
-                    }
-                },
-            ),
-        );
-        r.insert(
-            n("hand GET rr"),
-            b.row(
-                &n("hand-rolled get (postcard + redis-rs GET)"),
-                "ops/s",
-                1,
-                ops,
-                inflight,
-                |i| {
+                move |i| {
                     let mut c = redisrs.clone();
                     let k = key(i);
                     async move {
@@ -378,162 +375,106 @@ fn main() {
                     }
                 },
             ),
-        );
-        r.insert(
-            n("memstache get nt"),
-            b.row(
-                &n("memstache get on redis-rs, no operation_timeout"),
+        ];
+        for ((client, backend), (_, cache)) in backends.iter().zip(&caches) {
+            rows.push(row(
+                n(&format!(
+                    "RedisBackend::get on {client} (raw Backend, bytes)"
+                )),
                 "ops/s",
                 1,
                 ops,
                 inflight,
-                |i| {
-                    let cache = &cache_nt;
+                move |i| {
+                    let k = key(i);
+                    async move {
+                        let x = backend.get(k).await.expect("get");
+                        assert!(x.is_some());
+                    }
+                },
+            ));
+            rows.push(row(
+                n(&format!("memstache get on {client}")),
+                "ops/s",
+                1,
+                ops,
+                inflight,
+                move |i| {
                     let k = key(i);
                     async move {
                         let s: Option<String> = cache.get(k).await.expect("get");
                         assert!(s.is_some());
                     }
                 },
-            ),
-        );
-        r.insert(
-            n("memstache get script"),
-            b.row(
-                &n("memstache get on redis-rs, SlidingReads::Script"),
+            ));
+        }
+        for (label, cache) in [
+            ("no operation_timeout", &cache_nt),
+            ("SlidingReads::Script", &cache_script),
+        ] {
+            rows.push(row(
+                n(&format!("memstache get on redis-rs, {label}")),
                 "ops/s",
                 1,
                 ops,
                 inflight,
-                |i| {
-                    let cache = &cache_script;
+                move |i| {
                     let k = key(i);
                     async move {
                         let s: Option<String> = cache.get(k).await.expect("get");
                         assert!(s.is_some());
                     }
                 },
-            ),
-        );
-        r.insert(
-            n("fred SET"),
-            b.row(&n("fred raw SET"), "ops/s", 1, ops, inflight, |i| {
-                let fred = &fred;
-                let k = format!("w:{}", i % KEYS);
-                let val = raw_value.as_slice();
+            ));
+        }
+        b.group(&format!("reads, {inflight} in flight"), rows);
+
+        // --- writes
+        let mut rows = vec![
+            row(n("fred raw SET"), "ops/s", 1, ops, inflight, move |i| {
+                let k = wkey(i);
                 async move {
-                    let _: () = fred.set(k, val, None, None, false).await.expect("set");
+                    let _: () = fred
+                        .set(k, raw_value.as_slice(), None, None, false)
+                        .await
+                        .expect("set");
                 }
             }),
-        );
-        r.insert(
-            n("redis-rs SET"),
-            b.row(&n("redis-rs raw SET"), "ops/s", 1, ops, inflight, |i| {
+            row(n("redis-rs raw SET"), "ops/s", 1, ops, inflight, move |i| {
                 let mut c = redisrs.clone();
-                let k = format!("w:{}", i % KEYS);
-                let val = raw_value.as_slice();
+                let k = wkey(i);
                 async move {
                     let _: () = redis::cmd("SET")
                         .arg(k)
-                        .arg(val)
+                        .arg(raw_value.as_slice())
                         .query_async(&mut c)
                         .await
                         .expect("set");
                 }
             }),
-        );
-        r.insert(
-            n("hand SET"),
-            b.row(
-                &n("hand-rolled set (postcard + fred SET)"),
+            row(
+                n("hand-rolled set (postcard + fred SET)"),
                 "ops/s",
                 1,
                 ops,
                 inflight,
-                |i| {
-                    let fred = &fred;
-                    let k = format!("w:{}", i % KEYS);
-                    let v = &v;
+                move |i| {
+                    let k = wkey(i);
                     async move {
                         let bytes = postcard::to_allocvec(v).expect("encode");
                         let _: () = fred.set(k, bytes, None, None, false).await.expect("set");
                     }
                 },
             ),
-        );
-        r.insert(
-            n("memstache set"),
-            b.row(
-                &n("memstache set on redis-rs"),
+            row(
+                n("hand-rolled set (postcard + redis-rs SET)"),
                 "ops/s",
                 1,
                 ops,
                 inflight,
-                |i| {
-                    let cache = &cache;
-                    let k = format!("w:{}", i % KEYS);
-                    let v = &v;
-                    async move {
-                        cache
-                            .set(&k, v, EntryOptions::default())
-                            .await
-                            .expect("set");
-                    }
-                },
-            ),
-        );
-        r.insert(
-            n("backend set"),
-            b.row(
-                &n("RedisBackend::set on redis-rs (raw Backend, bytes)"),
-                "ops/s",
-                1,
-                ops,
-                inflight,
-                |i| {
-                    let backend = &backend;
-                    let k = format!("w:{}", i % KEYS);
-                    let val = bytes::Bytes::copy_from_slice(&raw_value);
-                    async move {
-                        use memstache_core::raw::{Backend, Expiry};
-                        backend.set(&k, val, Expiry::NEVER).await.expect("set");
-                    }
-                },
-            ),
-        );
-        r.insert(
-            n("memstache set fred"),
-            b.row(
-                &n("memstache set on fred"),
-                "ops/s",
-                1,
-                ops,
-                inflight,
-                |i| {
-                    let cache = &cache_fred;
-                    let k = format!("w:{}", i % KEYS);
-                    let v = &v;
-                    async move {
-                        cache
-                            .set(&k, v, EntryOptions::default())
-                            .await
-                            .expect("set");
-                    }
-                },
-            ),
-        );
-        r.insert(
-            n("hand SET rr"),
-            b.row(
-                &n("hand-rolled set (postcard + redis-rs SET)"),
-                "ops/s",
-                1,
-                ops,
-                inflight,
-                |i| {
+                move |i| {
                     let mut c = redisrs.clone();
-                    let k = format!("w:{}", i % KEYS);
-                    let v = &v;
+                    let k = wkey(i);
                     async move {
                         let bytes = postcard::to_allocvec(v).expect("encode");
                         let _: () = redis::cmd("SET")
@@ -545,8 +486,42 @@ fn main() {
                     }
                 },
             ),
-        );
-        println!();
+        ];
+        for ((client, backend), (_, cache)) in backends.iter().zip(&caches) {
+            rows.push(row(
+                n(&format!(
+                    "RedisBackend::set on {client} (raw Backend, bytes)"
+                )),
+                "ops/s",
+                1,
+                ops,
+                inflight,
+                move |i| {
+                    let k = wkey(i);
+                    let val = bytes::Bytes::copy_from_slice(raw_value);
+                    async move {
+                        backend.set(&k, val, Expiry::NEVER).await.expect("set");
+                    }
+                },
+            ));
+            rows.push(row(
+                n(&format!("memstache set on {client}")),
+                "ops/s",
+                1,
+                ops,
+                inflight,
+                move |i| {
+                    let k = wkey(i);
+                    async move {
+                        cache
+                            .set(&k, v, EntryOptions::default())
+                            .await
+                            .expect("set");
+                    }
+                },
+            ));
+        }
+        b.group(&format!("writes, {inflight} in flight"), rows);
     }
 
     // --- batches of 100 keys, 8 batches in flight
@@ -555,92 +530,88 @@ fn main() {
         &keys[start..start + BATCH]
     };
     let batches = 2_000;
-    let many_fred = b.row(
-        "memstache get_many(100) on fred @8",
-        "keys/s",
-        BATCH,
-        batches,
-        8,
-        |i| {
-            let cache = &cache_fred;
-            let ks = batch(i);
-            async move {
-                let xs: Vec<Option<String>> = cache.get_many(ks).await.expect("get_many");
-                assert!(xs.iter().all(Option::is_some));
-            }
-        },
-    );
-    let many = b.row(
-        "memstache get_many(100) on redis-rs @8",
-        "keys/s",
-        BATCH,
-        batches,
-        8,
-        |i| {
-            let cache = &cache;
-            let ks = batch(i);
-            async move {
-                let xs: Vec<Option<String>> = cache.get_many(ks).await.expect("get_many");
-                assert!(xs.iter().all(Option::is_some));
-            }
-        },
-    );
-    let singles = b.row(
-        "memstache 100 × get on redis-rs (100 in flight) @8",
-        "keys/s",
-        BATCH,
-        batches / 4,
-        8,
-        |i| {
-            let cache = &cache;
-            let ks = batch(i);
-            async move {
-                futures::stream::iter(ks)
-                    .for_each_concurrent(BATCH, |k| async move {
-                        let s: Option<String> = cache.get(k).await.expect("get");
-                        assert!(s.is_some());
-                    })
-                    .await;
-            }
-        },
-    );
-    let hand_mget = b.row(
-        "hand-rolled MGET(100) + postcard, redis-rs @8",
-        "keys/s",
-        BATCH,
-        batches,
-        8,
-        |i| {
-            let mut c = redisrs.clone();
-            let ks = batch(i);
-            async move {
-                let xs: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
-                    .arg(ks)
-                    .query_async(&mut c)
-                    .await
-                    .expect("mget");
-                for x in xs {
-                    let s: String = postcard::from_bytes(&x.expect("hit")).expect("decode");
-                    std::hint::black_box(s);
+    let (fred, redisrs) = (&fred, &redisrs);
+    let mut rows = Vec::new();
+    for (client, cache) in &caches {
+        rows.push(row(
+            format!("memstache get_many(100) on {client} @8"),
+            "keys/s",
+            BATCH,
+            batches,
+            8,
+            move |i| {
+                let ks = batch(i);
+                async move {
+                    let xs: Vec<Option<String>> = cache.get_many(ks).await.expect("get_many");
+                    assert!(xs.iter().all(Option::is_some));
                 }
+            },
+        ));
+    }
+    let rr_cache = &caches[1].1;
+    rows.extend([
+        row(
+            "memstache 100 × get on redis-rs (100 in flight) @8",
+            "keys/s",
+            BATCH,
+            batches / 4,
+            8,
+            move |i| {
+                let ks = batch(i);
+                async move {
+                    futures::stream::iter(ks)
+                        .for_each_concurrent(BATCH, |k| async move {
+                            let s: Option<String> = rr_cache.get(k).await.expect("get");
+                            assert!(s.is_some());
+                        })
+                        .await;
+                }
+            },
+        ),
+        row(
+            "hand-rolled MGET(100) + postcard, redis-rs @8",
+            "keys/s",
+            BATCH,
+            batches,
+            8,
+            move |i| {
+                let mut c = redisrs.clone();
+                let ks = batch(i);
+                async move {
+                    let xs: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+                        .arg(ks)
+                        .query_async(&mut c)
+                        .await
+                        .expect("mget");
+                    for x in xs {
+                        let s: String = postcard::from_bytes(&x.expect("hit")).expect("decode");
+                        std::hint::black_box(s);
+                    }
+                }
+            },
+        ),
+    ]);
+    rows.push(row(
+        "fred raw MGET(100) @8",
+        "keys/s",
+        BATCH,
+        batches,
+        8,
+        move |i| {
+            let ks: Vec<String> = batch(i).to_vec();
+            async move {
+                let xs: Vec<Option<bytes::Bytes>> = fred.mget(ks).await.expect("mget");
+                assert_eq!(xs.len(), BATCH);
             }
         },
-    );
-    let fred_mget = b.row("fred raw MGET(100) @8", "keys/s", BATCH, batches, 8, |i| {
-        let fred = &fred;
-        let ks: Vec<String> = batch(i).to_vec();
-        async move {
-            let xs: Vec<Option<bytes::Bytes>> = fred.mget(ks).await.expect("mget");
-            assert_eq!(xs.len(), BATCH);
-        }
-    });
-    let rr_mget = b.row(
+    ));
+    rows.push(row(
         "redis-rs raw MGET(100) @8",
         "keys/s",
         BATCH,
         batches,
         8,
-        |i| {
+        move |i| {
             let mut c = redisrs.clone();
             let ks = batch(i);
             async move {
@@ -652,168 +623,101 @@ fn main() {
                 assert_eq!(xs.len(), BATCH);
             }
         },
-    );
+    ));
+    b.group("batches of 100 keys, 8 in flight", rows);
 
-    println!("\nclient CPU per op (64 in flight): ratio = CPU-bound throughput ratio");
-    let c = |s: &str| b.cpu.get(s).copied().unwrap_or(f64::NAN);
+    println!(
+        "ratios: median of per-round throughput ratios; CPU = ratio of client CPU per unit (the \
+         CPU-bound throughput ratio)"
+    );
+    for client in ["redis-rs", "fred"] {
+        b.ratio(
+            &format!("memstache get / hand-rolled get, {client} @64"),
+            &format!("memstache get on {client} @64"),
+            &format!("hand-rolled get (postcard + {client} GET) @64"),
+            Some(0.95),
+        );
+        b.ratio(
+            &format!("memstache set / hand-rolled set, {client} @64"),
+            &format!("memstache set on {client} @64"),
+            &format!("hand-rolled set (postcard + {client} SET) @64"),
+            Some(0.95),
+        );
+    }
+    let fastest_get = b.faster("fred raw GET @64", "redis-rs raw GET @64");
+    for client in ["redis-rs", "fred"] {
+        b.ratio(
+            &format!("memstache get ({client}) / {fastest_get} (fastest raw GET)"),
+            &format!("memstache get on {client} @64"),
+            fastest_get,
+            Some(0.8),
+        );
+    }
+    let fastest_mget = b.faster("fred raw MGET(100) @8", "redis-rs raw MGET(100) @8");
+    for client in ["redis-rs", "fred"] {
+        b.ratio(
+            &format!("memstache get_many(100) ({client}) / {fastest_mget}"),
+            &format!("memstache get_many(100) on {client} @8"),
+            fastest_mget,
+            Some(0.9),
+        );
+    }
+    for client in ["redis-rs", "fred"] {
+        b.ratio(
+            &format!("RedisBackend::get / raw GET, {client} @64"),
+            &format!("RedisBackend::get on {client} (raw Backend, bytes) @64"),
+            &format!("{client} raw GET @64"),
+            None,
+        );
+    }
     for (label, a, bb) in [
         (
-            "memstache get vs hand-rolled get, redis-rs",
-            "memstache get on redis-rs @64",
-            "hand-rolled get (postcard + redis-rs GET) @64",
-        ),
-        (
-            "memstache get vs hand-rolled get, fred",
-            "memstache get on fred @64",
-            "hand-rolled get (postcard + fred GET) @64",
-        ),
-        (
-            "memstache set vs hand-rolled set, redis-rs",
-            "memstache set on redis-rs @64",
-            "hand-rolled set (postcard + redis-rs SET) @64",
-        ),
-        (
-            "memstache set vs hand-rolled set, fred",
-            "memstache set on fred @64",
-            "hand-rolled set (postcard + fred SET) @64",
-        ),
-        (
-            "memstache get (redis-rs) vs redis-rs raw GET",
-            "memstache get on redis-rs @64",
-            "redis-rs raw GET @64",
-        ),
-        (
-            "memstache get (fred) vs fred raw GET",
-            "memstache get on fred @64",
-            "fred raw GET @64",
-        ),
-        (
-            "RedisBackend::get vs raw GET, redis-rs",
-            "RedisBackend::get on redis-rs (raw Backend, bytes) @64",
-            "redis-rs raw GET @64",
-        ),
-        (
-            "RedisBackend::get vs raw GET, fred",
-            "RedisBackend::get on fred (raw Backend, bytes) @64",
-            "fred raw GET @64",
-        ),
-        (
-            "fred raw GET vs redis-rs raw GET",
+            "fred GET / redis-rs GET @64",
             "fred raw GET @64",
             "redis-rs raw GET @64",
         ),
         (
-            "fred raw SET vs redis-rs raw SET",
+            "fred SET / redis-rs SET @64",
             "fred raw SET @64",
             "redis-rs raw SET @64",
         ),
         (
-            "memstache get_many(100) (redis-rs) vs redis-rs MGET, per key",
+            "memstache get: no operation timeout / default, redis-rs @64",
+            "memstache get on redis-rs, no operation_timeout @64",
+            "memstache get on redis-rs @64",
+        ),
+        (
+            "memstache get: Auto / Script read path, redis-rs @64",
+            "memstache get on redis-rs @64",
+            "memstache get on redis-rs, SlidingReads::Script @64",
+        ),
+        (
+            "memstache get_many(100) / 100 single gets, redis-rs",
             "memstache get_many(100) on redis-rs @8",
+            "memstache 100 × get on redis-rs (100 in flight) @8",
+        ),
+        (
+            "fred MGET / redis-rs MGET",
+            "fred raw MGET(100) @8",
             "redis-rs raw MGET(100) @8",
         ),
         (
-            "memstache get_many(100) (fred) vs fred MGET, per key",
-            "memstache get_many(100) on fred @8",
-            "fred raw MGET(100) @8",
+            "memstache get_many(100) / hand-rolled MGET + postcard, redis-rs",
+            "memstache get_many(100) on redis-rs @8",
+            "hand-rolled MGET(100) + postcard, redis-rs @8",
+        ),
+        (
+            "memstache get / hand-rolled get @1, redis-rs (latency)",
+            "memstache get on redis-rs @1",
+            "hand-rolled get (postcard + redis-rs GET) @1",
+        ),
+        (
+            "memstache set / hand-rolled set @1, redis-rs (latency)",
+            "memstache set on redis-rs @1",
+            "hand-rolled set (postcard + redis-rs SET) @1",
         ),
     ] {
-        println!(
-            "{label:<66} {:>5.2}×  ({:.2} vs {:.2} µs)",
-            c(bb) / c(a),
-            c(a),
-            c(bb)
-        );
+        b.ratio(label, a, bb, None);
     }
-
-    println!("\nratios of wall-clock throughput (64 in flight unless noted)");
-    let g = |s: &str| r.get(s).copied().unwrap_or(f64::NAN);
-    ratio(
-        "memstache get / hand-rolled get, redis-rs",
-        g("memstache get @64"),
-        g("hand GET rr @64"),
-        Some(0.95),
-    );
-    ratio(
-        "memstache get / hand-rolled get, fred",
-        g("memstache get fred @64"),
-        g("hand GET @64"),
-        Some(0.95),
-    );
-    ratio(
-        "memstache set / hand-rolled set, redis-rs",
-        g("memstache set @64"),
-        g("hand SET rr @64"),
-        Some(0.95),
-    );
-    ratio(
-        "memstache set / hand-rolled set, fred",
-        g("memstache set fred @64"),
-        g("hand SET @64"),
-        Some(0.95),
-    );
-    let fastest_get = g("fred GET @64").max(g("redis-rs GET @64"));
-    ratio(
-        "memstache get (redis-rs) / raw GET of the fastest client",
-        g("memstache get @64"),
-        fastest_get,
-        Some(0.8),
-    );
-    ratio(
-        "memstache get (fred) / raw GET of the fastest client",
-        g("memstache get fred @64"),
-        fastest_get,
-        Some(0.8),
-    );
-    ratio(
-        "fred GET / redis-rs GET",
-        g("fred GET @64"),
-        g("redis-rs GET @64"),
-        None,
-    );
-    ratio(
-        "fred SET / redis-rs SET",
-        g("fred SET @64"),
-        g("redis-rs SET @64"),
-        None,
-    );
-    ratio(
-        "memstache get: Auto / Script read path (redis-rs)",
-        g("memstache get @64"),
-        g("memstache get script @64"),
-        None,
-    );
-    let fastest_mget = fred_mget.max(rr_mget);
-    ratio(
-        "memstache get_many(100) (redis-rs) / fastest raw MGET, keys/s",
-        many,
-        fastest_mget,
-        Some(0.9),
-    );
-    ratio(
-        "memstache get_many(100) (fred) / fastest raw MGET, keys/s",
-        many_fred,
-        fastest_mget,
-        Some(0.9),
-    );
-    ratio(
-        "memstache get_many(100) / 100 single gets (redis-rs)",
-        many,
-        singles,
-        None,
-    );
-    ratio("fred MGET / redis-rs MGET", fred_mget, rr_mget, None);
-    ratio(
-        "memstache get_many(100) (redis-rs) / hand-rolled MGET + postcard",
-        many,
-        hand_mget,
-        None,
-    );
-    ratio(
-        "memstache get / hand-rolled get @1, redis-rs (latency)",
-        g("memstache get @1"),
-        g("hand GET rr @1"),
-        None,
-    );
     drop(server);
 }
