@@ -72,6 +72,36 @@ impl Pipeline {
         deserialize_with(self.serializer.as_ref(), bytes)
     }
 
+    /// The header of a checksummed (not encrypted) entry, compressed by `compressor` if any.
+    fn plain_header(
+        &self,
+        p: &EncodeParams<'_>,
+        compressor: Option<u8>,
+        plain_len: u32,
+    ) -> Header<'static> {
+        let mut flags = FLAG_CHECKSUM;
+        if compressor.is_some() {
+            flags |= FLAG_COMPRESSED;
+        }
+        if p.fingerprint != 0 {
+            flags |= FLAG_FINGERPRINT;
+        }
+        Header {
+            flags,
+            serializer: self.serializer.id(),
+            compressor: compressor.unwrap_or(0),
+            cipher: 0,
+            created_at_ms: p.now_ms,
+            deadline_ms: p.deadline_ms,
+            sliding_ms: p.sliding_ms,
+            fingerprint: p.fingerprint,
+            plain_len,
+            key_id: "",
+            key_version: 0,
+            nonce: &[],
+        }
+    }
+
     /// Serializes `value` and encodes it into an envelope. A plaintext entry that is not
     /// compressed (the common case without a compressor, or below its threshold) is written
     /// in place: the value is serialized straight after room left for the header, the header
@@ -84,26 +114,7 @@ impl Pipeline {
         value: &dyn erased_serde::Serialize,
         p: &EncodeParams<'_>,
     ) -> Result<Prepared> {
-        let plain_header = |plain_len: u32| Header {
-            flags: FLAG_CHECKSUM
-                | if p.fingerprint != 0 {
-                    FLAG_FINGERPRINT
-                } else {
-                    0
-                },
-            serializer: self.serializer.id(),
-            compressor: 0,
-            cipher: 0,
-            created_at_ms: p.now_ms,
-            deadline_ms: p.deadline_ms,
-            sliding_ms: p.sliding_ms,
-            fingerprint: p.fingerprint,
-            plain_len,
-            key_id: "",
-            key_version: 0,
-            nonce: &[],
-        };
-        let header_len = plain_header(0).encoded_len();
+        let header_len = self.plain_header(p, None, 0).encoded_len();
         let hint = self.size_hint.load(Relaxed);
         let mut out = Vec::with_capacity(header_len + hint + envelope::CHECKSUM_LEN);
         out.resize(header_len, 0);
@@ -125,7 +136,8 @@ impl Pipeline {
             });
         }
         let plain_len = u32::try_from(plain_len).map_err(|_| too_large())?;
-        plain_header(plain_len).encode_to(&mut &mut out[..header_len]);
+        self.plain_header(p, None, plain_len)
+            .encode_to(&mut &mut out[..header_len]);
         let sum = envelope::checksum(&out[..header_len], p.storage_key, &out[header_len..]);
         out.extend_from_slice(&sum.to_le_bytes());
         Ok(Prepared::Done(Bytes::from(out)))
@@ -210,20 +222,7 @@ impl Pipeline {
             return Ok(Bytes::from(out));
         }
 
-        let header = Header {
-            flags: flags | FLAG_CHECKSUM,
-            serializer: self.serializer.id(),
-            compressor: compressor_id,
-            cipher: 0,
-            created_at_ms: p.now_ms,
-            deadline_ms: p.deadline_ms,
-            sliding_ms: p.sliding_ms,
-            fingerprint: p.fingerprint,
-            plain_len,
-            key_id: "",
-            key_version: 0,
-            nonce: &[],
-        };
+        let header = self.plain_header(p, compressed.as_ref().map(|(id, _)| *id), plain_len);
         let header_len = header.encoded_len();
         let mut out = Vec::with_capacity(header_len + payload.len() + envelope::CHECKSUM_LEN);
         header.encode(&mut out);
