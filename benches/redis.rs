@@ -104,6 +104,23 @@ async fn rr_mget(
         .expect("mget")
 }
 
+/// A `MemStache::get` row over the bench keys (every read a hit).
+fn get_row<'a>(
+    name: String,
+    ops: usize,
+    inflight: usize,
+    cache: &'a MemStache,
+    keys: &'a [String],
+) -> Row<'a> {
+    row(name, "ops/s", 1, ops, inflight, move |i| {
+        let k = keys[i % KEYS].as_str();
+        async move {
+            let s: Option<String> = cache.get(k).await.expect("get");
+            assert!(s.is_some());
+        }
+    })
+}
+
 /// A row's workload: runs `n` calls on the runtime; (wall seconds, client CPU ticks).
 type Workload<'a> = Box<dyn FnMut(&Runtime, usize) -> (f64, u64) + 'a>;
 
@@ -405,38 +422,24 @@ fn main() {
                     }
                 },
             ));
-            rows.push(row(
+            rows.push(get_row(
                 n(&format!("memstache get on {client}")),
-                "ops/s",
-                1,
                 ops,
                 inflight,
-                move |i| {
-                    let k = key(i);
-                    async move {
-                        let s: Option<String> = cache.get(k).await.expect("get");
-                        assert!(s.is_some());
-                    }
-                },
+                cache,
+                &keys,
             ));
         }
         for (label, cache) in [
             ("no operation_timeout", &cache_nt),
             ("SlidingReads::Script", &cache_script),
         ] {
-            rows.push(row(
+            rows.push(get_row(
                 n(&format!("memstache get on redis-rs, {label}")),
-                "ops/s",
-                1,
                 ops,
                 inflight,
-                move |i| {
-                    let k = key(i);
-                    async move {
-                        let s: Option<String> = cache.get(k).await.expect("get");
-                        assert!(s.is_some());
-                    }
-                },
+                cache,
+                &keys,
             ));
         }
         b.group(&format!("reads, {inflight} in flight"), rows);
