@@ -145,10 +145,18 @@ pub struct RedisConfig {
     ///
     /// Default: `Standalone { host: "127.0.0.1", port: 6379 }`.
     pub topology: Topology,
-    /// Connect with TLS (rustls, the platform's root certificates; `rediss://` URLs).
+    /// Connect with TLS (rustls; `rediss://` URLs). Server certificates are verified against
+    /// [`tls_ca_pem`](Self::tls_ca_pem) when set, the platform's root certificates otherwise;
+    /// there is no way to turn verification off.
     ///
     /// Default: `false`.
     pub tls: bool,
+    /// Root certificates (PEM, one or more) that the servers' TLS certificates must chain to,
+    /// instead of the platform's roots: for Redis behind a private CA. Needs `tls`. URL:
+    /// `tls_ca_file=/path/to/ca.pem` (the file is read when the URL is parsed).
+    ///
+    /// Default: `None` (the platform's root certificates).
+    pub tls_ca_pem: Option<Vec<u8>>,
     /// ACL user name (`AUTH user pass`).
     ///
     /// Default: `None` (the `default` user).
@@ -215,6 +223,7 @@ impl Default for RedisConfig {
                 port: 6379,
             },
             tls: false,
+            tls_ca_pem: None,
             username: None,
             password: None,
             database: None,
@@ -235,6 +244,13 @@ impl fmt::Debug for RedisConfig {
         f.debug_struct("RedisConfig")
             .field("topology", &self.topology)
             .field("tls", &self.tls)
+            .field(
+                "tls_ca_pem",
+                &self
+                    .tls_ca_pem
+                    .as_ref()
+                    .map(|p| format!("{} bytes", p.len())),
+            )
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "[REDACTED]"))
             .field("database", &self.database)
@@ -311,8 +327,8 @@ impl RedisConfig {
     /// * Parameters, all optional: `node=host:port` (repeatable: more cluster seeds or
     ///   Sentinels), `service_name` (Sentinel; `sentinelServiceName` is accepted too),
     ///   `pool_size`, `connect_timeout_ms`, `command_timeout_ms`, `protocol=resp2|resp3`,
-    ///   `sliding_reads=auto|script|disabled`, `client=redis-rs|fred`. Anything else is an
-    ///   error.
+    ///   `sliding_reads=auto|script|disabled`, `client=redis-rs|fred`, `tls_ca_file=path`
+    ///   (PEM root certificates for a private CA; `rediss` only). Anything else is an error.
     ///
     /// Errors are [`ErrorKind::InvalidConfig`] and never contain the URL (it may hold a
     /// password).
@@ -421,6 +437,12 @@ impl RedisConfig {
                         _ => return Err(invalid("client must be redis-rs or fred")),
                     }
                 }
+                "tls_ca_file" => {
+                    config.tls_ca_pem = Some(std::fs::read(v.as_ref()).map_err(|e| {
+                        Error::new(ErrorKind::InvalidConfig, "cannot read tls_ca_file")
+                            .with_source(e)
+                    })?);
+                }
                 _ => return Err(invalid("unknown URL parameter")),
             }
         }
@@ -458,6 +480,11 @@ impl RedisConfig {
     pub fn validate(&self) -> Result<()> {
         if self.pool_size == 0 {
             return Err(invalid("pool_size must be at least 1"));
+        }
+        if self.tls_ca_pem.is_some() && !self.tls {
+            return Err(invalid(
+                "tls_ca_pem is set but TLS is off (use a rediss URL or set tls)",
+            ));
         }
         match &self.topology {
             Topology::Standalone { host, .. } if host.is_empty() => {

@@ -4,6 +4,7 @@
 //! | cause | kind | temporary |
 //! |---|---|---|
 //! | connection refused / reset / closed, I/O, no node for a slot, `CLUSTERDOWN`, `LOADING`, `MASTERDOWN`, `TRYAGAIN`, `READONLY`, Sentinel lookup | `Unavailable` | yes |
+//! | a failed TLS handshake, including a server certificate that does not verify (both clients report it as an I/O failure; `source()` names the cause) | `Unavailable` | yes |
 //! | command or connect timeout | `Timeout` | yes |
 //! | authentication, bad URL or client configuration | `InvalidConfig` | no |
 //! | any other server error reply (script error, wrong type, protocol error) | `Backend` | no |

@@ -26,6 +26,36 @@ fn millis_u32(d: std::time::Duration) -> u32 {
     u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
 }
 
+/// rustls with the platform's roots, or with the configured private roots only.
+#[cfg(feature = "tls")]
+fn tls_connector(config: &RedisConfig) -> Result<fred::types::config::TlsConnector> {
+    use fred::types::config::TlsConnector;
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+
+    let Some(pem) = &config.tls_ca_pem else {
+        return TlsConnector::default_rustls().map_err(from_fred);
+    };
+    let bad = |message: &'static str| Error::new(ErrorKind::InvalidConfig, message);
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(pem) {
+        let cert = cert.map_err(|e| bad("tls_ca_pem is not valid PEM").with_source(e))?;
+        roots
+            .add(cert)
+            .map_err(|e| bad("tls_ca_pem holds a certificate rustls cannot use").with_source(e))?;
+    }
+    if roots.is_empty() {
+        return Err(bad("tls_ca_pem holds no certificate"));
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad("rustls refused its default protocol versions").with_source(e))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(TlsConnector::from(tls))
+}
+
 fn to_fred_config(config: &RedisConfig) -> Result<Config> {
     let server = match &config.topology {
         Topology::Standalone { host, port } => ServerConfig::new_centralized(host.as_str(), *port),
@@ -56,11 +86,7 @@ fn to_fred_config(config: &RedisConfig) -> Result<Config> {
     if config.tls {
         #[cfg(feature = "tls")]
         {
-            fc.tls = Some(
-                fred::types::config::TlsConnector::default_rustls()
-                    .map_err(from_fred)?
-                    .into(),
-            );
+            fc.tls = Some(tls_connector(config)?.into());
         }
         #[cfg(not(feature = "tls"))]
         {

@@ -94,6 +94,28 @@ fn connection_info(config: &RedisConfig, host: &str, port: u16) -> Result<Connec
     Ok(info.set_redis_settings(redis_info(config)))
 }
 
+/// The configured private root certificates, for redis-rs.
+#[cfg(feature = "tls")]
+fn tls_certs(config: &RedisConfig) -> Option<redis::TlsCertificates> {
+    config
+        .tls_ca_pem
+        .as_ref()
+        .map(|pem| redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(pem.clone()),
+        })
+}
+
+/// A client for one server, verifying TLS against the configured roots when there are any.
+fn open_client(config: &RedisConfig, info: ConnectionInfo) -> Result<redis::Client> {
+    #[cfg(feature = "tls")]
+    if let Some(certs) = tls_certs(config) {
+        return redis::Client::build_with_tls(info, certs).map_err(from_redis_rs);
+    }
+    let _ = config;
+    redis::Client::open(info).map_err(from_redis_rs)
+}
+
 fn none_if_zero(d: Duration) -> Option<Duration> {
     (!d.is_zero()).then_some(d)
 }
@@ -115,7 +137,7 @@ impl RedisRsClient {
         let conn = match &config.topology {
             Topology::Standalone { host, port } => {
                 let info = connection_info(config, host, *port)?;
-                let client = redis::Client::open(info).map_err(from_redis_rs)?;
+                let client = open_client(config, info)?;
                 let mut conns = Vec::with_capacity(config.pool_size);
                 for _ in 0..config.pool_size {
                     let c = Reconnecting::new(Connector::Direct(Box::new(client.clone())), config);
@@ -149,11 +171,15 @@ impl RedisRsClient {
                     b = b.response_timeout(t);
                 }
                 if config.tls {
-                    if cfg!(feature = "tls") {
+                    #[cfg(feature = "tls")]
+                    {
                         b = b.tls(redis::TlsMode::Secure);
-                    } else {
-                        return Err(tls_unavailable());
+                        if let Some(certs) = tls_certs(config) {
+                            b = b.certs(certs);
+                        }
                     }
+                    #[cfg(not(feature = "tls"))]
+                    return Err(tls_unavailable());
                 }
                 let client = b.build().map_err(from_redis_rs)?;
                 let c = bounded(limit, async {
@@ -189,6 +215,12 @@ impl RedisRsClient {
                     b = b
                         .set_client_to_redis_tls_mode(redis::TlsMode::Secure)
                         .set_client_to_sentinel_tls_mode(redis::TlsMode::Secure);
+                    #[cfg(feature = "tls")]
+                    if let Some(certs) = tls_certs(config) {
+                        b = b
+                            .set_client_to_redis_certificates(certs.clone())
+                            .set_client_to_sentinel_certificates(certs);
+                    }
                 }
                 let client = b.build().map_err(from_redis_rs)?;
                 let sentinel = std::sync::Arc::new(tokio::sync::Mutex::new(client));

@@ -236,6 +236,39 @@ pub struct RedisServer {
     launch: Launch,
     proc: Option<Proc>,
     dir: TempDir,
+    tls: Option<Tls>,
+}
+
+/// The TLS side of a server started with [`RedisServer::start_tls`].
+#[derive(Debug)]
+struct Tls {
+    port: u16,
+    ca_pem: Vec<u8>,
+    /// Holds the CA and server certificate and key files.
+    _dir: TempDir,
+}
+
+/// A throwaway CA and a server certificate it signed, for `localhost` and `127.0.0.1`:
+/// (CA PEM, server certificate PEM, server key PEM).
+fn test_certificates() -> Result<(String, String, String), rcgen::Error> {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    };
+    let ca_key = KeyPair::generate()?;
+    let mut ca = CertificateParams::new(Vec::<String>::new())?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    ca.distinguished_name
+        .push(DnType::CommonName, "memstache-testkit throwaway CA");
+    let ca_cert = ca.self_signed(&ca_key)?;
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate()?;
+    let mut server = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])?;
+    server
+        .distinguished_name
+        .push(DnType::CommonName, "memstache-testkit redis-server");
+    let cert = server.signed_by(&key, &issuer)?;
+    Ok((ca_cert.pem(), cert.pem(), key.serialize_pem()))
 }
 
 impl RedisServer {
@@ -260,23 +293,105 @@ impl RedisServer {
 
     pub(crate) fn launch(launch: Launch, label: &str) -> RedisServer {
         require_binary("redis-server");
+        Self::try_launch(launch, label, 10)
+            .unwrap_or_else(|last| panic!("could not start redis-server after 10 attempts: {last}"))
+    }
+
+    /// Up to `attempts` starts on fresh free ports; the last error when none came up.
+    fn try_launch(launch: Launch, label: &str, attempts: usize) -> Result<RedisServer, String> {
         let mut last = String::new();
-        for _ in 0..10 {
+        for _ in 0..attempts {
             let port = free_port();
             let dir = TempDir::new(label);
             match spawn(&launch, port, dir.path()) {
                 Ok(proc) => {
-                    return RedisServer {
+                    return Ok(RedisServer {
                         port,
                         launch,
                         proc: Some(proc),
                         dir,
-                    };
+                        tls: None,
+                    });
                 }
                 Err(e) => last = e,
             }
         }
-        panic!("could not start redis-server after 10 attempts: {last}");
+        Err(last)
+    }
+
+    /// Starts a server that also serves TLS on a second loopback port, with a certificate for
+    /// `localhost` and `127.0.0.1` signed by a CA made for this server alone (see
+    /// [`tls_url`](Self::tls_url) and [`tls_ca_pem`](Self::tls_ca_pem)). Clients are not asked
+    /// for certificates. The plain port stays open for [`cmd`](Self::cmd).
+    ///
+    /// # Panics
+    ///
+    /// As [`start`](Self::start), and when the certificates cannot be made.
+    pub fn start_tls() -> RedisServer {
+        let (ca, cert, key) =
+            test_certificates().unwrap_or_else(|e| panic!("test certificates: {e}"));
+        let dir = TempDir::new("redis-tls");
+        let file = |name: &str, content: &str| {
+            let path = dir.path().join(name);
+            fs::write(&path, content).unwrap_or_else(|e| panic!("write {name}: {e}"));
+            path.display().to_string()
+        };
+        let (ca_file, cert_file, key_file) = (
+            file("ca.pem", &ca),
+            file("server.pem", &cert),
+            file("server.key", &key),
+        );
+        // the TLS port is part of the arguments, so pick it afresh on each attempt
+        require_binary("redis-server");
+        let mut last = String::new();
+        for _ in 0..10 {
+            let tls_port = free_port();
+            let port_arg = tls_port.to_string();
+            let launch = Launch::plain(&[
+                "--tls-port",
+                &port_arg,
+                "--tls-cert-file",
+                &cert_file,
+                "--tls-key-file",
+                &key_file,
+                "--tls-ca-cert-file",
+                &ca_file,
+                "--tls-auth-clients",
+                "no",
+            ]);
+            match Self::try_launch(launch, "redis", 1) {
+                Ok(mut server) => {
+                    server.tls = Some(Tls {
+                        port: tls_port,
+                        ca_pem: ca.into_bytes(),
+                        _dir: dir,
+                    });
+                    return server;
+                }
+                Err(e) => last = e,
+            }
+        }
+        panic!("could not start a TLS redis-server after 10 attempts: {last}");
+    }
+
+    /// `rediss://127.0.0.1:<tls port>`, for a server started with
+    /// [`start_tls`](Self::start_tls).
+    ///
+    /// # Panics
+    ///
+    /// When the server does not serve TLS.
+    pub fn tls_url(&self) -> String {
+        let tls = self.tls.as_ref().expect("started with start_tls");
+        format!("rediss://127.0.0.1:{}", tls.port)
+    }
+
+    /// The PEM certificate of the CA that signed this server's TLS certificate.
+    ///
+    /// # Panics
+    ///
+    /// When the server does not serve TLS.
+    pub fn tls_ca_pem(&self) -> &[u8] {
+        &self.tls.as_ref().expect("started with start_tls").ca_pem
     }
 
     /// `redis://127.0.0.1:<port>`.
