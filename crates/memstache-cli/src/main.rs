@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+mod bench;
 mod demo;
 mod report;
 mod zipf;
@@ -27,6 +28,44 @@ enum Command {
     /// concurrent tasks. The simulated source sleeps for --source-latency-ms and counts its
     /// calls; every answer is checked against what the source returns for that key.
     Demo(DemoArgs),
+    /// Measure memstache beside its raw peer in one run: moka on the embedded backend, or
+    /// hand-rolled postcard + redis-rs and raw redis-rs with --redis.
+    ///
+    /// Rows run in interleaved rounds; each ratio is the median of per-round ratios. The
+    /// issue targets are printed beside the Redis ratios. Nothing here fails on a number.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+struct BenchArgs {
+    /// Operations per row and round.
+    #[arg(long, default_value_t = 100_000, value_name = "N")]
+    ops: usize,
+    /// Interleaved rounds (the figures are medians over rounds).
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    rounds: usize,
+    /// Requests in flight on Redis (the embedded rows run sequentially).
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    inflight: usize,
+    /// Size of the `String` value in bytes.
+    #[arg(long, default_value_t = 1024, value_name = "BYTES")]
+    value_bytes: usize,
+    /// Measure against Redis at URL (plain `redis://`; keys go to a fresh namespace and are
+    /// removed afterwards). Needs the `redis` feature; hidden without it.
+    #[arg(long, value_name = "URL", hide = !cfg!(feature = "redis"))]
+    redis: Option<String>,
+}
+
+impl BenchArgs {
+    fn into_config(self) -> bench::BenchConfig {
+        bench::BenchConfig {
+            ops: self.ops,
+            rounds: self.rounds,
+            inflight: self.inflight,
+            value_bytes: self.value_bytes,
+            redis: self.redis,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -81,6 +120,16 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Demo(args) => run_demo(args.into_config()),
+        Command::Bench(args) => match bench::run(&args.into_config()) {
+            Ok(report) => {
+                print!("{report}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("memstache bench: error: {e}");
+                ExitCode::from(2)
+            }
+        },
     }
 }
 
@@ -151,7 +200,9 @@ mod tests {
             "9",
         ])
         .unwrap();
-        let Command::Demo(args) = cli.command;
+        let Command::Demo(args) = cli.command else {
+            panic!("`demo` parses as the demo command");
+        };
         let c = args.into_config();
         assert_eq!(
             (c.requests, c.keys, c.concurrency, c.capacity),
@@ -165,7 +216,10 @@ mod tests {
 
     #[test]
     fn defaults_match_the_documented_workload() {
-        let Command::Demo(args) = Cli::try_parse_from(["memstache", "demo"]).unwrap().command;
+        let Command::Demo(args) = Cli::try_parse_from(["memstache", "demo"]).unwrap().command
+        else {
+            panic!("`demo` parses as the demo command");
+        };
         let c = args.into_config();
         assert_eq!((c.requests, c.keys, c.concurrency), (200_000, 20_000, 64));
         assert_eq!(c.source_latency, Duration::from_millis(2));
@@ -181,5 +235,29 @@ mod tests {
             .to_string();
         assert!(help.contains("--source-latency-ms"));
         assert_eq!(help.contains("--redis"), cfg!(feature = "redis"));
+    }
+
+    #[test]
+    fn bench_flags_parse_into_the_config() {
+        let cli = Cli::try_parse_from([
+            "memstache",
+            "bench",
+            "--ops",
+            "7",
+            "--rounds",
+            "3",
+            "--inflight",
+            "9",
+            "--value-bytes",
+            "10",
+        ])
+        .unwrap();
+        let Command::Bench(args) = cli.command else {
+            panic!("`bench` parses as the bench command");
+        };
+        let c = args.into_config();
+        assert_eq!((c.ops, c.rounds, c.inflight, c.value_bytes), (7, 3, 9, 10));
+        assert!(c.redis.is_none());
+        assert!(c.validate().is_ok());
     }
 }
