@@ -2,18 +2,9 @@
 //! prints: every row with a positive throughput, every ratio finite. No number is held
 //! against a threshold: the bench reports, it does not judge.
 
-use std::process::{Command, Output};
+mod common;
 
-fn memstache(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_memstache"))
-        .args(args)
-        .output()
-        .expect("run the memstache binary")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8(bytes.to_vec()).expect("UTF-8 output")
-}
+use common::{memstache, text};
 
 /// Runs the bench and returns stdout, asserting success.
 fn bench(extra: &[&str]) -> String {

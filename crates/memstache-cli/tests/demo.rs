@@ -1,18 +1,10 @@
 //! Runs the real `memstache` binary and checks what it prints.
 
+mod common;
+
 use std::collections::HashMap;
-use std::process::{Command, Output};
 
-fn memstache(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_memstache"))
-        .args(args)
-        .output()
-        .expect("run the memstache binary")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8(bytes.to_vec()).expect("UTF-8 output")
-}
+use common::{memstache, text};
 
 /// The demo table as label → value.
 fn table(stdout: &str) -> HashMap<String, String> {
