@@ -26,6 +26,9 @@ pub(crate) struct EncodeParams<'a> {
     pub(crate) fingerprint: u64,
 }
 
+/// The most [`Pipeline::encode_value`] reserves up front from the size of earlier values.
+const MAX_HINT: usize = 64 * 1024;
+
 /// What [`Pipeline::encode_value`] produced.
 pub(crate) enum Prepared {
     /// The finished envelope.
@@ -116,7 +119,9 @@ impl Pipeline {
     ) -> Result<Prepared> {
         let header_len = self.plain_header(p, None, 0).encoded_len();
         let hint = self.size_hint.load(Relaxed);
-        let mut out = Vec::with_capacity(header_len + hint + envelope::CHECKSUM_LEN);
+        // a hint, not a promise: never reserve more than MAX_HINT up front for it
+        let reserve = hint.min(MAX_HINT);
+        let mut out = Vec::with_capacity(header_len + reserve + envelope::CHECKSUM_LEN);
         out.resize(header_len, 0);
         self.serializer.serialize(value, &mut out)?;
         let plain_len = out.len() - header_len;
@@ -140,6 +145,11 @@ impl Pipeline {
             .encode_to(&mut &mut out[..header_len]);
         let sum = envelope::checksum(&out[..header_len], p.storage_key, &out[header_len..]);
         out.extend_from_slice(&sum.to_le_bytes());
+        // The envelope keeps its allocation for as long as it is stored (the memory backend
+        // and the fail-safe tier count `len`): give back a buffer sized for a larger value.
+        if out.capacity() - out.len() > out.len() / 8 {
+            out.shrink_to_fit();
+        }
         Ok(Prepared::Done(Bytes::from(out)))
     }
 

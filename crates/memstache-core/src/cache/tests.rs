@@ -294,3 +294,32 @@ async fn in_place_encoding_matches_the_general_path() {
         assert_eq!(direct, general, "len {len}");
     }
 }
+
+/// An envelope written after a much larger one does not keep the larger one's buffer: stored
+/// entries are counted by their length, so their allocation must be close to it.
+#[tokio::test(flavor = "current_thread")]
+async fn in_place_encoding_does_not_keep_an_oversized_buffer() {
+    use super::pipeline::Prepared;
+    let cache = MemStache::builder().build().unwrap();
+    let opts = EntryOptions::default();
+    let mut sizes = vec![];
+    for len in [50_000usize, 30_000, 200, 40_000, 26_000] {
+        let value = "y".repeat(len);
+        let (params, _) = cache
+            .encode_params::<String>("ms:k", "default", &opts, 1)
+            .unwrap();
+        let Prepared::Done(b) = cache.inner.pipeline.encode_value(&value, &params).unwrap() else {
+            panic!("plaintext is encoded in place");
+        };
+        // Bytes made from a Vec whose capacity exceeds its length keeps the Vec; check it
+        // through the Vec it converts back into (no copy when unique)
+        let v: Vec<u8> = b.into();
+        assert!(
+            v.capacity() - v.len() <= v.len() / 8,
+            "len {len}: cap {}",
+            v.capacity()
+        );
+        sizes.push(v.len());
+    }
+    assert!(sizes.windows(2).all(|w| w[0] != w[1]));
+}
