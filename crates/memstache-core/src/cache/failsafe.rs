@@ -34,8 +34,10 @@ pub const DEFAULT_FAIL_SAFE_BYTES: u64 = 64 << 20;
 ///
 /// Permanent errors (integrity, serialization, a backend error reply) are never masked. A
 /// `remove` drops the local copy before calling the backend, and a failed `set` drops it too,
-/// so fail-safe never serves a value the caller removed or tried to replace. Tenant scopes,
-/// `get_many` and `exists` do not use fail-safe.
+/// so fail-safe never serves a value the caller removed or tried to replace. `get_many` keeps
+/// every hit and, when the backend fails, is served from the local tier only if *every* key
+/// has a usable copy (all or nothing: a key never seen is not reported as a miss). Tenant
+/// scopes and `exists` do not use fail-safe.
 ///
 /// ```
 /// use memstache_core::{FailSafe, MemStache};
@@ -149,6 +151,50 @@ impl Tier {
         }
     }
 
+    /// Keeps several envelopes at once (one local batch call).
+    pub(crate) async fn keep_many(&self, entries: &[(&str, &Bytes)], now_ms: u64) {
+        if entries.is_empty() {
+            return;
+        }
+        let expiry = Expiry::new(Some(now_ms.saturating_add(self.max_staleness_ms)), None);
+        let batch = entries
+            .iter()
+            .map(|(sk, envelope)| {
+                let mut b = BytesMut::with_capacity(8 + envelope.len());
+                b.put_u64_le(now_ms);
+                b.extend_from_slice(envelope);
+                crate::raw::BackendEntry {
+                    key: (*sk).to_owned(),
+                    value: b.freeze(),
+                    expiry,
+                }
+            })
+            .collect();
+        if let Err(e) = self.local.set_many(batch).await {
+            tracing::debug!(error = %e, "memstache: fail-safe local tier refused entries");
+        }
+    }
+
+    /// The local copies of `sks`, each `None` when missing or older than `max_staleness`.
+    pub(crate) async fn recall_many(&self, sks: &[String], now_ms: u64) -> Vec<Option<Stale>> {
+        let Ok(raws) = self.local.get_many(sks).await else {
+            return sks.iter().map(|_| None).collect();
+        };
+        raws.into_iter()
+            .map(|raw| self.unstamp(raw?, now_ms))
+            .collect()
+    }
+
+    /// A local entry as a [`Stale`] copy, when confirmed recently enough.
+    fn unstamp(&self, raw: Bytes, now_ms: u64) -> Option<Stale> {
+        let stamp: [u8; 8] = raw.get(..8)?.try_into().ok()?;
+        let age_ms = now_ms.saturating_sub(u64::from_le_bytes(stamp));
+        (age_ms <= self.max_staleness_ms).then(|| Stale {
+            envelope: raw.slice(8..),
+            age_ms,
+        })
+    }
+
     /// Drops the local copy of `sk`.
     pub(crate) async fn forget(&self, sk: &str) {
         if let Err(e) = self.local.remove(sk).await {
@@ -159,12 +205,7 @@ impl Tier {
     /// The local copy of `sk`, when it was confirmed at most `max_staleness` before `now_ms`.
     pub(crate) async fn recall(&self, sk: &str, now_ms: u64) -> Option<Stale> {
         let raw = self.local.get(sk).await.ok()??;
-        let stamp: [u8; 8] = raw.get(..8)?.try_into().ok()?;
-        let age_ms = now_ms.saturating_sub(u64::from_le_bytes(stamp));
-        (age_ms <= self.max_staleness_ms).then(|| Stale {
-            envelope: raw.slice(8..),
-            age_ms,
-        })
+        self.unstamp(raw, now_ms)
     }
 }
 
@@ -194,6 +235,48 @@ impl super::MemStache {
         if let Some(t) = self.tier_for(scope) {
             t.forget(sk).await;
         }
+    }
+
+    /// After a batch read failed with `err`: every key's local copy, decoded, when fail-safe
+    /// may serve them *all*; `None` (the caller returns `err`) when any key has no usable
+    /// copy. All or nothing, like [`fail_safe_value`](Self::fail_safe_value) for one key: a
+    /// key never seen cannot be told apart from a key that holds a value, so it is never
+    /// reported as a miss. Records `fail_safe = true` on `span` and counts one fail-safe hit.
+    pub(crate) async fn fail_safe_values<T: serde::de::DeserializeOwned>(
+        &self,
+        scope: &super::Scope<'_>,
+        sks: &[String],
+        err: &Error,
+        span: &tracing::Span,
+    ) -> Option<Vec<Option<T>>> {
+        if !err.is_temporary() {
+            return None;
+        }
+        let tier = self.tier_for(scope)?;
+        let stale = tier.recall_many(sks, self.inner.clock.now_ms()).await;
+        let mut out = Vec::with_capacity(sks.len());
+        let mut oldest = 0;
+        for (copy, sk) in stale.into_iter().zip(sks) {
+            let copy = copy?;
+            match self.decode::<T>(&copy.envelope, sk).await {
+                Ok(v) => out.push(Some(v)),
+                Err(e) => {
+                    tracing::debug!(error = %e, "memstache: fail-safe copy did not decode");
+                    return None;
+                }
+            }
+            oldest = oldest.max(copy.age_ms);
+        }
+        self.inner.stats.error();
+        self.inner.stats.fail_safe_hit();
+        span.record("fail_safe", true);
+        tracing::debug!(
+            error = %err,
+            keys = sks.len(),
+            oldest_age_ms = oldest,
+            "memstache: backend failed; served the batch from fail-safe copies"
+        );
+        Some(out)
     }
 
     /// After the backend failed with `err`: the local copy of `sk`, decoded, when fail-safe

@@ -535,6 +535,7 @@ impl MemStache {
             tenant = scope.tenant,
             keys = keys.len(),
             hits = field::Empty,
+            fail_safe = field::Empty,
             error = field::Empty,
         );
         self.traced(&span, "get_many", scope, None, false, async {
@@ -545,7 +546,17 @@ impl MemStache {
             for k in keys {
                 sks.push(self.key_in(scope, k.as_ref())?);
             }
-            let mut raws = self.b_get_many(&sks).await?;
+            let mut raws = match self.b_get_many(&sks).await {
+                Ok(raws) => raws,
+                Err(e) => {
+                    // boxed: the fail-safe path's state stays out of every batch's future
+                    return match Box::pin(self.fail_safe_values::<T>(scope, &sks, &e, &span)).await
+                    {
+                        Some(values) => Ok(Outcome::Done(values)),
+                        None => Err(e),
+                    };
+                }
+            };
             if raws.len() != sks.len() {
                 return Err(Error::internal(
                     "backend returned the wrong number of values",
@@ -569,10 +580,21 @@ impl MemStache {
                     None => out.push(None),
                 }
             }
+            if let Some(tier) = self.tier_for(scope) {
+                let good: Vec<(&str, &Bytes)> = raws
+                    .iter()
+                    .zip(&out)
+                    .zip(&sks)
+                    .filter_map(|((raw, v), sk)| {
+                        Some((sk.as_str(), raw.as_ref().filter(|_| v.is_some())?))
+                    })
+                    .collect();
+                Box::pin(tier.keep_many(&good, self.inner.clock.now_ms())).await;
+            }
             self.inner
                 .stats
                 .hits(hits as u64, (out.len() - hits) as u64);
-            tracing::Span::current().record("hits", hits);
+            span.record("hits", hits);
             Ok(Outcome::Done(out))
         })
         .await

@@ -331,6 +331,67 @@ async fn fail_safe_serves_last_good_value_within_max_staleness() {
     assert!(!logs.contains("\"one\"") && !logs.contains("two"), "{logs}");
 }
 
+/// `get_many` keeps every hit and, when the backend fails, is served from the local tier only
+/// when every key has a usable copy: a key never seen is not reported as a miss.
+#[tokio::test(flavor = "current_thread")]
+async fn fail_safe_serves_a_batch_only_when_every_key_has_a_copy() {
+    let (out, _guard) = capture_logs(tracing::Level::DEBUG);
+    let (cache, flaky, clock) = fail_safe_cache(ErrorKind::Unavailable);
+    // written by "another node", seen here only through get_many
+    let other = MemStache::builder()
+        .backend(flaky.clone())
+        .clock(Arc::new(clock.clone()))
+        .build()
+        .unwrap();
+    for (k, v) in [("a", 1u32), ("b", 2)] {
+        other.set(k, &v, EntryOptions::default()).await.unwrap();
+    }
+    let got: Vec<Option<u32>> = cache.get_many(&["a", "b", "absent"]).await.unwrap();
+    assert_eq!(got, vec![Some(1), Some(2), None]);
+
+    flaky.set_down(true);
+    let got: Vec<Option<u32>> = cache.get_many(&["b", "a"]).await.unwrap();
+    assert_eq!(got, vec![Some(2), Some(1)]);
+    assert_eq!(cache.stats().fail_safe_hits, 1);
+    // a key without a copy (never a value, or never seen): the backend's error, not a miss
+    for keys in [&["a", "absent"][..], &["a", "never-read"]] {
+        assert_eq!(
+            cache.get_many::<u32, _>(keys).await.unwrap_err().kind(),
+            ErrorKind::Unavailable,
+            "{keys:?}"
+        );
+    }
+    // a copy that does not decode as the requested type: the error too
+    assert_eq!(
+        cache
+            .get_many::<String, _>(&["a"])
+            .await
+            .map(|_| ())
+            .unwrap_err()
+            .kind(),
+        ErrorKind::Unavailable
+    );
+    // the single-key path sees the copies get_many kept
+    assert_eq!(cache.get::<u32>("b").await.unwrap(), Some(2));
+    // older than max staleness: the error
+    clock.advance(Duration::from_secs(61));
+    assert_eq!(
+        cache
+            .get_many::<u32, _>(&["a", "b"])
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::Unavailable
+    );
+    assert_eq!(cache.stats().fail_safe_hits, 2);
+    let logs = out.text();
+    assert!(
+        logs.contains("served the batch from fail-safe copies"),
+        "{logs}"
+    );
+    assert!(logs.contains("fail_safe=true"), "{logs}");
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn fail_safe_never_masks_permanent_errors_nor_removed_or_replaced_values() {
     let (cache, flaky, _clock) = fail_safe_cache(ErrorKind::Backend);
