@@ -157,6 +157,17 @@ pub struct RedisConfig {
     ///
     /// Default: `None` (the platform's root certificates).
     pub tls_ca_pem: Option<Vec<u8>>,
+    /// The client certificate chain (PEM) presented to servers that require client
+    /// authentication (mutual TLS, `tls-auth-clients yes`). Needs `tls` and
+    /// [`tls_client_key_pem`](Self::tls_client_key_pem). URL: `tls_cert_file=path`.
+    ///
+    /// Default: `None` (no client certificate).
+    pub tls_client_cert_pem: Option<Vec<u8>>,
+    /// The private key (PEM) of [`tls_client_cert_pem`](Self::tls_client_cert_pem). Never
+    /// shown by `Debug`. URL: `tls_key_file=path`.
+    ///
+    /// Default: `None`.
+    pub tls_client_key_pem: Option<Vec<u8>>,
     /// ACL user name (`AUTH user pass`).
     ///
     /// Default: `None` (the `default` user).
@@ -224,6 +235,8 @@ impl Default for RedisConfig {
             },
             tls: false,
             tls_ca_pem: None,
+            tls_client_cert_pem: None,
+            tls_client_key_pem: None,
             username: None,
             password: None,
             database: None,
@@ -251,6 +264,17 @@ impl fmt::Debug for RedisConfig {
                     .as_ref()
                     .map(|p| format!("{} bytes", p.len())),
             )
+            .field(
+                "tls_client_cert_pem",
+                &self
+                    .tls_client_cert_pem
+                    .as_ref()
+                    .map(|p| format!("{} bytes", p.len())),
+            )
+            .field(
+                "tls_client_key_pem",
+                &self.tls_client_key_pem.as_ref().map(|_| "[REDACTED]"),
+            )
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "[REDACTED]"))
             .field("database", &self.database)
@@ -264,6 +288,11 @@ impl fmt::Debug for RedisConfig {
             .field("client", &self.client)
             .finish()
     }
+}
+
+/// Reads a PEM file named in a URL (the path is not repeated in the error).
+fn read_pem(path: &str, message: &'static str) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| Error::new(ErrorKind::InvalidConfig, message).with_source(e))
 }
 
 fn invalid(message: &'static str) -> Error {
@@ -328,7 +357,9 @@ impl RedisConfig {
     ///   Sentinels), `service_name` (Sentinel; `sentinelServiceName` is accepted too),
     ///   `pool_size`, `connect_timeout_ms`, `command_timeout_ms`, `protocol=resp2|resp3`,
     ///   `sliding_reads=auto|script|disabled`, `client=redis-rs|fred`, `tls_ca_file=path`
-    ///   (PEM root certificates for a private CA; `rediss` only). Anything else is an error.
+    ///   (PEM root certificates for a private CA), `tls_cert_file=path` and `tls_key_file=path`
+    ///   (a client certificate and its key, for mutual TLS); the TLS files need `rediss`.
+    ///   Anything else is an error.
     ///
     /// Errors are [`ErrorKind::InvalidConfig`] and never contain the URL (it may hold a
     /// password).
@@ -437,11 +468,12 @@ impl RedisConfig {
                         _ => return Err(invalid("client must be redis-rs or fred")),
                     }
                 }
-                "tls_ca_file" => {
-                    config.tls_ca_pem = Some(std::fs::read(v.as_ref()).map_err(|e| {
-                        Error::new(ErrorKind::InvalidConfig, "cannot read tls_ca_file")
-                            .with_source(e)
-                    })?);
+                "tls_ca_file" => config.tls_ca_pem = Some(read_pem(&v, "cannot read tls_ca_file")?),
+                "tls_cert_file" => {
+                    config.tls_client_cert_pem = Some(read_pem(&v, "cannot read tls_cert_file")?);
+                }
+                "tls_key_file" => {
+                    config.tls_client_key_pem = Some(read_pem(&v, "cannot read tls_key_file")?);
                 }
                 _ => return Err(invalid("unknown URL parameter")),
             }
@@ -481,9 +513,17 @@ impl RedisConfig {
         if self.pool_size == 0 {
             return Err(invalid("pool_size must be at least 1"));
         }
-        if self.tls_ca_pem.is_some() && !self.tls {
+        let any_tls_file = self.tls_ca_pem.is_some()
+            || self.tls_client_cert_pem.is_some()
+            || self.tls_client_key_pem.is_some();
+        if any_tls_file && !self.tls {
             return Err(invalid(
-                "tls_ca_pem is set but TLS is off (use a rediss URL or set tls)",
+                "TLS certificates are set but TLS is off (use a rediss URL or set tls)",
+            ));
+        }
+        if self.tls_client_cert_pem.is_some() != self.tls_client_key_pem.is_some() {
+            return Err(invalid(
+                "a TLS client certificate needs its key, and a key its certificate",
             ));
         }
         match &self.topology {

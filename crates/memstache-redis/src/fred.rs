@@ -33,26 +33,56 @@ fn tls_connector(config: &RedisConfig) -> Result<fred::types::config::TlsConnect
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
 
-    let Some(pem) = &config.tls_ca_pem else {
+    use rustls::pki_types::PrivateKeyDer;
+
+    let client = config
+        .tls_client_cert_pem
+        .as_ref()
+        .zip(config.tls_client_key_pem.as_ref());
+    if config.tls_ca_pem.is_none() && client.is_none() {
         return TlsConnector::default_rustls().map_err(from_fred);
-    };
+    }
     let bad = |message: &'static str| Error::new(ErrorKind::InvalidConfig, message);
     let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(pem) {
-        let cert = cert.map_err(|e| bad("tls_ca_pem is not valid PEM").with_source(e))?;
-        roots
-            .add(cert)
-            .map_err(|e| bad("tls_ca_pem holds a certificate rustls cannot use").with_source(e))?;
-    }
-    if roots.is_empty() {
-        return Err(bad("tls_ca_pem holds no certificate"));
+    match &config.tls_ca_pem {
+        Some(pem) => {
+            for cert in CertificateDer::pem_slice_iter(pem) {
+                let cert = cert.map_err(|e| bad("tls_ca_pem is not valid PEM").with_source(e))?;
+                roots.add(cert).map_err(|e| {
+                    bad("tls_ca_pem holds a certificate rustls cannot use").with_source(e)
+                })?;
+            }
+            if roots.is_empty() {
+                return Err(bad("tls_ca_pem holds no certificate"));
+            }
+        }
+        None => {
+            let native = rustls_native_certs::load_native_certs();
+            let (added, _) = roots.add_parsable_certificates(native.certs);
+            if added == 0 {
+                return Err(bad("no usable platform root certificates for TLS"));
+            }
+        }
     }
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| bad("rustls refused its default protocol versions").with_source(e))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    let tls = match client {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => {
+            let chain = CertificateDer::pem_slice_iter(cert)
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| bad("tls_client_cert_pem is not valid PEM").with_source(e))?;
+            // the key's own parse error is not kept: it could quote key material
+            let key = PrivateKeyDer::from_pem_slice(key)
+                .map_err(|_| bad("tls_client_key_pem is not a PEM private key"))?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| bad("rustls refused the client certificate or key").with_source(e))?
+        }
+    };
     Ok(TlsConnector::from(tls))
 }
 

@@ -94,16 +94,24 @@ fn connection_info(config: &RedisConfig, host: &str, port: u16) -> Result<Connec
     Ok(info.set_redis_settings(redis_info(config)))
 }
 
-/// The configured private root certificates, for redis-rs.
+/// The configured private roots and client certificate, for redis-rs (`None`: the platform's
+/// roots and no client certificate).
 #[cfg(feature = "tls")]
 fn tls_certs(config: &RedisConfig) -> Option<redis::TlsCertificates> {
-    config
-        .tls_ca_pem
-        .as_ref()
-        .map(|pem| redis::TlsCertificates {
-            client_tls: None,
-            root_cert: Some(pem.clone()),
-        })
+    let client_tls = match (&config.tls_client_cert_pem, &config.tls_client_key_pem) {
+        (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
+            client_cert: cert.clone(),
+            client_key: key.clone(),
+        }),
+        _ => None,
+    };
+    if client_tls.is_none() && config.tls_ca_pem.is_none() {
+        return None;
+    }
+    Some(redis::TlsCertificates {
+        client_tls,
+        root_cert: config.tls_ca_pem.clone(),
+    })
 }
 
 /// A client for one server, verifying TLS against the configured roots when there are any.

@@ -6,8 +6,11 @@
 //! * without that CA (the platform's roots only), the connection is refused with a typed
 //!   error: verification is never skipped.
 //!
-//! It does not prove anything about client certificates (mTLS is not supported) or about
-//! the platform root store beyond refusing an unknown CA.
+//! * mutual TLS: against a server that requires client certificates
+//!   (`RedisServer::start_mutual_tls`), a client certificate and key given in the config or
+//!   as `tls_cert_file` / `tls_key_file` get through, and no certificate is refused.
+//!
+//! It proves nothing about the platform root store beyond refusing an unknown CA.
 
 use memstache_core::raw::{Backend, Expiry};
 use memstache_core::{ErrorKind, MemStache};
@@ -89,6 +92,74 @@ async fn tls_with_a_private_ca() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_with_a_client_certificate() {
+    let server = RedisServer::start_mutual_tls();
+    let client_cert = server.tls_client_certificate().clone();
+    let dir = server.dir();
+    let (ca_file, cert_file, key_file) = (
+        dir.join("m-ca.pem"),
+        dir.join("m-client.pem"),
+        dir.join("m-client.key"),
+    );
+    std::fs::write(&ca_file, server.tls_ca_pem()).unwrap();
+    std::fs::write(&cert_file, &client_cert.cert_pem).unwrap();
+    std::fs::write(&key_file, &client_cert.key_pem).unwrap();
+
+    for client in CLIENTS {
+        let base = format!(
+            "{}?client={client}&connect_timeout_ms=3000",
+            server.tls_url()
+        );
+        // the identity in the config
+        let mut config = RedisConfig::from_url(&base).unwrap();
+        config.tls_ca_pem = Some(server.tls_ca_pem().to_vec());
+        config.tls_client_cert_pem = Some(client_cert.cert_pem.clone());
+        config.tls_client_key_pem = Some(client_cert.key_pem.clone());
+        let debug = format!("{config:?}");
+        assert!(debug.contains("[REDACTED]"), "{debug}");
+        assert!(
+            !debug.contains("PRIVATE KEY"),
+            "the key never shows: {debug}"
+        );
+        let backend = RedisBackend::from_config(config).await.unwrap();
+        backend
+            .set("m", bytes::Bytes::from_static(b"mutual"), Expiry::NEVER)
+            .await
+            .unwrap();
+        assert_eq!(
+            backend.get("m").await.unwrap().as_deref(),
+            Some(&b"mutual"[..]),
+            "{client}"
+        );
+
+        // the identity as files named in the URL
+        let url = format!(
+            "{base}&tls_ca_file={}&tls_cert_file={}&tls_key_file={}",
+            ca_file.display(),
+            cert_file.display(),
+            key_file.display()
+        );
+        let from_url = RedisBackend::connect(&url).await.unwrap();
+        assert!(from_url.exists("m").await.unwrap(), "{client}");
+
+        // trusted server, but no client certificate: the server refuses the handshake
+        let refused = async {
+            let backend =
+                RedisBackend::connect(&format!("{base}&tls_ca_file={}", ca_file.display())).await?;
+            // (TLS 1.3 may complete the client side before the server's verdict arrives)
+            backend.get("m").await
+        }
+        .await
+        .expect_err("no client certificate must be refused");
+        assert_eq!(
+            refused.kind(),
+            ErrorKind::Unavailable,
+            "{client}: {refused:?}"
+        );
+    }
+}
+
 #[test]
 fn tls_ca_needs_tls_and_a_readable_file() {
     let e = RedisConfig::from_url("redis://127.0.0.1?tls_ca_file=/nonexistent/ca.pem")
@@ -101,4 +172,17 @@ fn tls_ca_needs_tls_and_a_readable_file() {
     let e = config.validate().expect_err("CA without TLS");
     assert_eq!(e.kind(), ErrorKind::InvalidConfig);
     assert!(format!("{config:?}").contains("27 bytes"));
+
+    // a client certificate needs its key, and the other way round
+    let mut config = RedisConfig::from_url("rediss://127.0.0.1").unwrap();
+    config.tls_client_cert_pem = Some(b"cert".to_vec());
+    assert_eq!(
+        config.validate().unwrap_err().kind(),
+        ErrorKind::InvalidConfig
+    );
+    config.tls_client_cert_pem = None;
+    config.tls_client_key_pem = Some(b"-----BEGIN PRIVATE KEY----- secret".to_vec());
+    let e = config.validate().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidConfig);
+    assert!(!format!("{e:?} {config:?}").contains("secret"));
 }

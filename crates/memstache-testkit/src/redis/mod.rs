@@ -23,4 +23,4 @@ mod server;
 pub use cluster::{ClusterNodeInfo, NODE_TIMEOUT_MS, RedisCluster};
 pub use resp::{Reply, command};
 pub use sentinel::{RedisSentinelSet, SERVICE_NAME};
-pub use server::{INSTALL_HINT, RedisServer, wait_until};
+pub use server::{INSTALL_HINT, RedisServer, TestCertificate, wait_until};

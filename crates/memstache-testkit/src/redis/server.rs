@@ -244,13 +244,23 @@ pub struct RedisServer {
 struct Tls {
     port: u16,
     ca_pem: Vec<u8>,
+    client: TestCertificate,
     /// Holds the CA and server certificate and key files.
     _dir: TempDir,
 }
 
-/// A throwaway CA and a server certificate it signed, for `localhost` and `127.0.0.1`:
-/// (CA PEM, server certificate PEM, server key PEM).
-fn test_certificates() -> Result<(String, String, String), rcgen::Error> {
+/// A certificate and its private key, PEM, signed by a throwaway test CA.
+#[derive(Debug, Clone)]
+pub struct TestCertificate {
+    /// The certificate.
+    pub cert_pem: Vec<u8>,
+    /// Its private key (test material: made for one server and thrown away with it).
+    pub key_pem: Vec<u8>,
+}
+
+/// A throwaway CA, a server certificate it signed for `localhost` and `127.0.0.1`, and a
+/// client certificate it signed: (CA PEM, server certificate PEM, server key PEM, client).
+fn test_certificates() -> Result<(String, String, String, TestCertificate), rcgen::Error> {
     use rcgen::{
         BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
     };
@@ -268,7 +278,17 @@ fn test_certificates() -> Result<(String, String, String), rcgen::Error> {
         .distinguished_name
         .push(DnType::CommonName, "memstache-testkit redis-server");
     let cert = server.signed_by(&key, &issuer)?;
-    Ok((ca_cert.pem(), cert.pem(), key.serialize_pem()))
+    let client_key = KeyPair::generate()?;
+    let mut client = CertificateParams::new(Vec::<String>::new())?;
+    client
+        .distinguished_name
+        .push(DnType::CommonName, "memstache-testkit client");
+    let client_cert = client.signed_by(&client_key, &issuer)?;
+    let client = TestCertificate {
+        cert_pem: client_cert.pem().into_bytes(),
+        key_pem: client_key.serialize_pem().into_bytes(),
+    };
+    Ok((ca_cert.pem(), cert.pem(), key.serialize_pem(), client))
 }
 
 impl RedisServer {
@@ -328,7 +348,22 @@ impl RedisServer {
     ///
     /// As [`start`](Self::start), and when the certificates cannot be made.
     pub fn start_tls() -> RedisServer {
-        let (ca, cert, key) =
+        Self::start_tls_with(false)
+    }
+
+    /// Like [`start_tls`](Self::start_tls), but TLS clients must present a certificate signed
+    /// by the same CA (`tls-auth-clients yes`), such as
+    /// [`tls_client_certificate`](Self::tls_client_certificate).
+    ///
+    /// # Panics
+    ///
+    /// As [`start_tls`](Self::start_tls).
+    pub fn start_mutual_tls() -> RedisServer {
+        Self::start_tls_with(true)
+    }
+
+    fn start_tls_with(client_auth: bool) -> RedisServer {
+        let (ca, cert, key, client) =
             test_certificates().unwrap_or_else(|e| panic!("test certificates: {e}"));
         let dir = TempDir::new("redis-tls");
         let file = |name: &str, content: &str| {
@@ -357,13 +392,14 @@ impl RedisServer {
                 "--tls-ca-cert-file",
                 &ca_file,
                 "--tls-auth-clients",
-                "no",
+                if client_auth { "yes" } else { "no" },
             ]);
             match Self::try_launch(launch, "redis", 1) {
                 Ok(mut server) => {
                     server.tls = Some(Tls {
                         port: tls_port,
                         ca_pem: ca.into_bytes(),
+                        client,
                         _dir: dir,
                     });
                     return server;
@@ -392,6 +428,16 @@ impl RedisServer {
     /// When the server does not serve TLS.
     pub fn tls_ca_pem(&self) -> &[u8] {
         &self.tls.as_ref().expect("started with start_tls").ca_pem
+    }
+
+    /// A client certificate and key signed by this server's CA (what
+    /// [`start_mutual_tls`](Self::start_mutual_tls) asks clients for).
+    ///
+    /// # Panics
+    ///
+    /// When the server does not serve TLS.
+    pub fn tls_client_certificate(&self) -> &TestCertificate {
+        &self.tls.as_ref().expect("started with start_tls").client
     }
 
     /// `redis://127.0.0.1:<port>`.
