@@ -104,6 +104,32 @@ async fn rr_mget(
         .expect("mget")
 }
 
+/// The operation timeout a careful hand-rolled cache would put around each call: memstache's
+/// default for distributed backends.
+const CHECKED_TIMEOUT: std::time::Duration = memstache_core::DEFAULT_DISTRIBUTED_TIMEOUT;
+
+/// What a careful hand-rolled cache stores: the postcard bytes and a CRC-32 over storage key
+/// and bytes (so a corrupted or misplaced value is never returned), as memstache's
+/// plaintext envelope does, minus the header.
+fn checked_encode(key: &str, value: &String) -> Vec<u8> {
+    let mut out = postcard::to_allocvec(value).expect("postcard");
+    let mut h = crc32fast::Hasher::new();
+    h.update(key.as_bytes());
+    h.update(&out);
+    out.extend_from_slice(&h.finalize().to_le_bytes());
+    out
+}
+
+/// Checks and decodes what [`checked_encode`] stored at `key`.
+fn checked_decode(key: &str, bytes: &[u8]) -> String {
+    let (body, sum) = bytes.split_at(bytes.len().checked_sub(4).expect("has a checksum"));
+    let mut h = crc32fast::Hasher::new();
+    h.update(key.as_bytes());
+    h.update(body);
+    assert_eq!(h.finalize().to_le_bytes(), sum, "checksum");
+    postcard::from_bytes(body).expect("decode")
+}
+
 /// A `MemStache::get` row over the bench keys (every read a hit).
 fn get_row<'a>(
     name: String,
@@ -319,6 +345,11 @@ fn main() {
                 .set(k.as_str(), raw_value.as_slice(), None, None, false)
                 .await
                 .expect("set");
+            let ck = format!("c:{k}");
+            let _: () = fred
+                .set(ck.as_str(), checked_encode(&ck, &v), None, None, false)
+                .await
+                .expect("set");
             caches[1]
                 .1
                 .set(k, &v, EntryOptions::default())
@@ -401,6 +432,23 @@ fn main() {
                         let x = rr_get(c, k).await;
                         let s: String = postcard::from_bytes(&x.expect("hit")).expect("decode");
                         std::hint::black_box(s);
+                    }
+                },
+            ),
+            row(
+                n("hand-rolled checked get (postcard + CRC-32 + timeout, redis-rs)"),
+                "ops/s",
+                1,
+                ops,
+                inflight,
+                move |i| {
+                    let c = redisrs.clone();
+                    let k = format!("c:{}", key(i));
+                    async move {
+                        let x = tokio::time::timeout(CHECKED_TIMEOUT, rr_get(c, &k))
+                            .await
+                            .expect("in time");
+                        std::hint::black_box(checked_decode(&k, &x.expect("hit")));
                     }
                 },
             ),
@@ -497,6 +545,27 @@ fn main() {
                             .arg(bytes)
                             .query_async(&mut c)
                             .await
+                            .expect("set");
+                    }
+                },
+            ),
+            row(
+                n("hand-rolled checked set (postcard + CRC-32 + timeout, redis-rs)"),
+                "ops/s",
+                1,
+                ops,
+                inflight,
+                move |i| {
+                    let mut c = redisrs.clone();
+                    let k = format!("c:{}", wkey(i));
+                    async move {
+                        let bytes = checked_encode(&k, v);
+                        let mut cmd = redis::cmd("SET");
+                        cmd.arg(&k).arg(bytes);
+                        let set = cmd.query_async::<()>(&mut c);
+                        tokio::time::timeout(CHECKED_TIMEOUT, set)
+                            .await
+                            .expect("in time")
                             .expect("set");
                     }
                 },
@@ -647,6 +716,14 @@ fn main() {
             &format!("memstache set on {client} @64"),
             &format!("hand-rolled set (postcard + {client} SET) @64"),
             Some(0.95),
+        );
+    }
+    for op in ["get", "set"] {
+        b.ratio(
+            &format!("memstache {op} / checked hand-rolled {op} (CRC-32 + timeout), redis-rs @64"),
+            &format!("memstache {op} on redis-rs @64"),
+            &format!("hand-rolled checked {op} (postcard + CRC-32 + timeout, redis-rs) @64"),
+            None,
         );
     }
     let fastest_get = b.faster("fred raw GET @64", "redis-rs raw GET @64");
