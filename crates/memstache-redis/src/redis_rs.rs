@@ -440,8 +440,9 @@ fn value_list(v: Value) -> Result<Vec<Option<Bytes>>> {
 }
 
 fn set_cmd(key: &str, value: &[u8], px_ms: Option<u64>) -> Cmd {
-    let mut c = redis::cmd("SET");
-    c.arg(key).arg(value);
+    // sized up front: growing the argument buffer past a 1 KiB value reallocates and copies it
+    let mut c = Cmd::with_capacity(6, "SETPX".len() + key.len() + value.len() + 24);
+    c.arg("SET").arg(key).arg(value);
     if let Some(ms) = px_ms {
         c.arg("PX").arg(ms);
     }
