@@ -91,6 +91,15 @@ fn now_ms() -> u64 {
     SystemClock.now_ms()
 }
 
+/// [`px_for`] at the current time, reading the clock only for an entry that expires.
+fn px_now(expiry: &Expiry) -> std::result::Result<Option<u64>, ()> {
+    if *expiry == Expiry::NEVER {
+        Ok(None)
+    } else {
+        px_for(expiry, now_ms())
+    }
+}
+
 /// The `PX` for an entry written now: `Ok(None)` = no expiry, `Err(())` = already due.
 fn px_for(expiry: &Expiry, now: u64) -> std::result::Result<Option<u64>, ()> {
     match expiry.ttl_from(now) {
@@ -382,7 +391,7 @@ impl Backend for RedisBackend {
         self.check_entry(&value, &expiry)
             .map_err(|e| e.with_operation("set"))?;
         self.inner.hints.learn(key, expiry.sliding.is_some());
-        let r = match px_for(&expiry, now_ms()) {
+        let r = match px_now(&expiry) {
             Ok(px) => self.inner.client.set_px(key, value, px).await,
             // Already due: the key must not hold a live value afterwards.
             Err(()) => self.inner.client.unlink(&[key]).await.map(|_| ()),
@@ -394,7 +403,7 @@ impl Backend for RedisBackend {
     async fn set_if_absent(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<bool> {
         self.check_entry(&value, &expiry)
             .map_err(|e| e.with_operation("set_if_absent"))?;
-        let r = match px_for(&expiry, now_ms()) {
+        let r = match px_now(&expiry) {
             Ok(px) => {
                 let stored = self.inner.client.set_nx_px(key, value, px).await;
                 if let Ok(true) = stored {
@@ -529,6 +538,12 @@ mod tests {
     #[test]
     fn px_follows_expiry() {
         assert_eq!(px_for(&Expiry::NEVER, 1_000), Ok(None));
+        assert_eq!(px_now(&Expiry::NEVER), Ok(None));
+        assert_eq!(
+            px_now(&Expiry::new(Some(now_ms() + 60_000), None))
+                .map(|p| p.is_some_and(|ms| ms > 50_000)),
+            Ok(true)
+        );
         let abs = Expiry::new(Some(5_000), None);
         assert_eq!(px_for(&abs, 1_000), Ok(Some(4_000)));
         assert_eq!(px_for(&abs, 5_000), Err(()));

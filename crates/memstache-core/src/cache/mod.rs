@@ -316,9 +316,9 @@ impl MemStache {
         pipeline::deserialize_with(&*serializer, &plain)
     }
 
-    /// Computes the envelope expiry fields and the backend expiry for a write at `now_ms`.
-    fn expiry(&self, options: &EntryOptions, now_ms: u64) -> (u64, u64, Expiry) {
-        let o = options.or(&self.inner.defaults);
+    /// Computes the envelope expiry fields and the backend expiry for a write at `now_ms`,
+    /// from options already merged with the cache defaults.
+    fn expiry(o: &EntryOptions, now_ms: u64) -> (u64, u64, Expiry) {
         let deadline_ms = match o.get_absolute_expiration() {
             Some(Absolute::After(d)) => {
                 now_ms.saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
@@ -361,7 +361,7 @@ impl MemStache {
                 "encrypt(false) on an encrypting cache needs accept_unencrypted(true), or the entry could not be read back",
             ));
         }
-        let (deadline_ms, sliding_ms, expiry) = self.expiry(options, now_ms);
+        let (deadline_ms, sliding_ms, expiry) = Self::expiry(&o, now_ms);
         let params = EncodeParams {
             storage_key,
             key_id,
