@@ -66,6 +66,18 @@ async fn standalone_checks(server: &RedisServer, url: &str) {
     assert!(caps.native_batch && caps.distributed && caps.native_ttl && !caps.cluster);
     assert_eq!(caps.max_value_size, Some(512 * 1024 * 1024));
 
+    // --- the per-operation boxed futures stay small (inside the allocator's thread cache)
+    let hot = [
+        ("get", std::mem::size_of_val(&*b.get("k"))),
+        (
+            "set",
+            std::mem::size_of_val(&*b.set("k", Bytes::new(), Expiry::default())),
+        ),
+    ];
+    for (op, size) in hot {
+        assert!(size <= 1024, "Backend::{op} future: {size} bytes");
+    }
+
     // --- basic commands
     assert_eq!(b.get(&k("missing")).await.unwrap(), None);
     b.set(&k("a"), Bytes::from_static(b"one"), Expiry::NEVER)
