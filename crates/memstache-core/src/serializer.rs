@@ -93,6 +93,32 @@ impl Serializer for Postcard {
     }
 }
 
+/// Postcard's decoding, typed: what [`Postcard`]'s `deserialize` does through erased-serde,
+/// without the erasure (the cache uses it for its own postcard entries). Same checks and errors:
+/// a value that does not decode as `T`, and trailing bytes, are
+/// [`Serialization`](crate::ErrorKind::Serialization) errors.
+#[cfg(feature = "postcard")]
+pub(crate) fn postcard_typed<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    let mut de = postcard::Deserializer::from_bytes(bytes);
+    let value = T::deserialize(&mut de).map_err(|_| {
+        Error::new(
+            crate::ErrorKind::Serialization,
+            "stored value does not decode as the requested type",
+        )
+    })?;
+    let rest = de.finalize().map_err(|e| {
+        Error::new(crate::ErrorKind::Serialization, "postcard decoding failed").with_source(e)
+    })?;
+    if rest.is_empty() {
+        Ok(value)
+    } else {
+        Err(Error::new(
+            crate::ErrorKind::Serialization,
+            "stored value has trailing bytes (it was written for another type)",
+        ))
+    }
+}
+
 /// [MessagePack](https://docs.rs/rmp-serde) with named fields (structs as maps). Id 2.
 ///
 /// Larger than postcard but tolerant of added, removed (with `#[serde(default)]`) and
@@ -266,6 +292,41 @@ mod tests {
             for s in all() {
                 let _ = crate::cache::deserialize_for_tests::<Rec>(s.as_ref(), &bytes);
                 let _ = crate::cache::deserialize_for_tests::<String>(s.as_ref(), &bytes);
+            }
+        }
+
+        /// The typed postcard path the cache uses for its own entries decides exactly as the
+        /// erased one: same value, or an error of the same kind.
+        #[cfg(feature = "postcard")]
+        #[test]
+        fn typed_postcard_matches_the_erased_path(
+            r in rec(),
+            cut in any::<prop::sample::Index>(),
+            extra in proptest::collection::vec(any::<u8>(), 0..3),
+            garbage in proptest::collection::vec(any::<u8>(), 0..64),
+        ) {
+            let mut good = Vec::new();
+            Postcard.serialize(&r, &mut good).unwrap();
+            let mut cut_short = good.clone();
+            cut_short.truncate(cut.index(good.len() + 1));
+            let mut longer = good.clone();
+            longer.extend_from_slice(&extra);
+            for bytes in [&good, &cut_short, &longer, &garbage] {
+                fn same<T: serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(
+                    bytes: &[u8],
+                ) -> std::result::Result<(), TestCaseError> {
+                    let typed = postcard_typed::<T>(bytes);
+                    let erased = crate::cache::deserialize_for_tests::<T>(&Postcard, bytes);
+                    match (typed, erased) {
+                        (Ok(a), Ok(b)) => prop_assert_eq!(a, b),
+                        (Err(a), Err(b)) => prop_assert_eq!(a.kind(), b.kind()),
+                        (a, b) => prop_assert!(false, "typed {:?} but erased {:?}", a, b),
+                    }
+                    Ok(())
+                }
+                same::<Rec>(bytes)?;
+                same::<String>(bytes)?;
+                same::<(u8, Option<u64>)>(bytes)?;
             }
         }
 

@@ -49,6 +49,8 @@ pub struct MemStacheBuilder {
     namespace: String,
     backend: Option<Arc<dyn Backend>>,
     serializer: Option<Arc<dyn Serializer>>,
+    /// `serializer` is memstache's own `Postcard` (decoded with a typed call).
+    serializer_is_postcard: bool,
     compressor: Option<Arc<dyn Compressor>>,
     compress_threshold: usize,
     encryptor: Option<Arc<dyn Encryptor>>,
@@ -89,6 +91,7 @@ impl Default for MemStacheBuilder {
             namespace: DEFAULT_NAMESPACE.to_owned(),
             backend: None,
             serializer: None,
+            serializer_is_postcard: false,
             compressor: None,
             compress_threshold: DEFAULT_COMPRESS_THRESHOLD,
             encryptor: None,
@@ -130,7 +133,8 @@ impl MemStacheBuilder {
     }
 
     /// The data format. Default: postcard.
-    pub fn serializer(mut self, serializer: impl Serializer) -> Self {
+    pub fn serializer<S: Serializer>(mut self, serializer: S) -> Self {
+        self.serializer_is_postcard = is_builtin_postcard::<S>();
         self.serializer = Some(Arc::new(serializer));
         self
     }
@@ -344,9 +348,9 @@ impl MemStacheBuilder {
         } else {
             None
         });
-        let serializer: Arc<dyn Serializer> = match self.serializer {
-            Some(s) => s,
-            None => default_serializer()?,
+        let (serializer, own_is_postcard) = match self.serializer {
+            Some(s) => (s, self.serializer_is_postcard),
+            None => (default_serializer()?, cfg!(feature = "postcard")),
         };
         if let Some(l) = &self.lock {
             l.validate()?;
@@ -384,6 +388,7 @@ impl MemStacheBuilder {
                     max_value_size: self.max_value_size,
                     accept_unencrypted: self.accept_unencrypted,
                     size_hint: Arc::default(),
+                    own_is_postcard,
                 },
                 key_id: self.key_id,
                 defaults: self.defaults,
@@ -395,6 +400,18 @@ impl MemStacheBuilder {
                 stats: Stats::default(),
             }),
         })
+    }
+}
+
+/// Whether `S` is memstache's own postcard serializer (not just one with the same id).
+fn is_builtin_postcard<S: Serializer>() -> bool {
+    #[cfg(feature = "postcard")]
+    {
+        std::any::TypeId::of::<S>() == std::any::TypeId::of::<crate::serializer::Postcard>()
+    }
+    #[cfg(not(feature = "postcard"))]
+    {
+        false
     }
 }
 

@@ -313,7 +313,7 @@ impl MemStache {
             .pipeline
             .open(bytes, storage_key, self.expected_fingerprint::<T>())
             .await?;
-        pipeline::deserialize_with(&*serializer, &plain)
+        serializer.deserialize_typed(&plain)
     }
 
     /// Computes the envelope expiry fields and the backend expiry for a write at `now_ms`,

@@ -50,6 +50,10 @@ pub(crate) struct Pipeline {
     pub(crate) accept_unencrypted: bool,
     /// The size of a recent serialized value: the capacity of the next write's buffer.
     pub(crate) size_hint: Arc<AtomicUsize>,
+    /// `serializer` is memstache's own [`Postcard`](crate::serializer::Postcard): reads decode
+    /// it with a typed call instead of through erased-serde.
+    #[cfg_attr(not(feature = "postcard"), allow(dead_code))]
+    pub(crate) own_is_postcard: bool,
 }
 
 fn too_large() -> Error {
@@ -72,7 +76,16 @@ impl Pipeline {
 
     /// Deserializes bytes produced by [`serialize`](Self::serialize).
     pub(crate) fn deserialize<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T> {
-        deserialize_with(self.serializer.as_ref(), bytes)
+        self.own_serializer().deserialize_typed(bytes)
+    }
+
+    /// The cache's own serializer, as [`open`](Self::open) would return it.
+    fn own_serializer(&self) -> SerializerRef<'_> {
+        #[cfg(feature = "postcard")]
+        if self.own_is_postcard {
+            return SerializerRef::Postcard;
+        }
+        SerializerRef::Own(self.serializer.as_ref())
     }
 
     /// The header of a checksummed (not encrypted) entry, compressed by `compressor` if any.
@@ -253,7 +266,7 @@ impl Pipeline {
         let env = envelope::decode(bytes, self.max_value_size)?;
         let h = env.header;
         let serializer = if h.serializer == self.serializer.id() {
-            SerializerRef::Own(self.serializer.as_ref())
+            self.own_serializer()
         } else {
             SerializerRef::Other(crate::serializer::by_id(h.serializer).ok_or_else(|| {
                 Error::new(
@@ -344,18 +357,26 @@ impl Pipeline {
 }
 
 /// The serializer an entry was written with: the cache's own (borrowed: no reference-count
-/// traffic on the hot path) or another built-in one.
+/// traffic on the hot path), another built-in one, or memstache's postcard, which is decoded
+/// with a typed call.
 pub(crate) enum SerializerRef<'a> {
     Own(&'a dyn Serializer),
     Other(Arc<dyn Serializer>),
+    /// memstache's own [`Postcard`](crate::serializer::Postcard) (the default).
+    #[cfg(feature = "postcard")]
+    Postcard,
 }
 
-impl std::ops::Deref for SerializerRef<'_> {
-    type Target = dyn Serializer;
-    fn deref(&self) -> &Self::Target {
+impl SerializerRef<'_> {
+    /// Deserializes `bytes` into `T`. Postcard, the default, is called directly: going through
+    /// erased-serde costs a dynamic call per serde method and a boxed `Out` value per
+    /// decoded value larger than two words (a `String`, most structs). Same errors either way.
+    pub(crate) fn deserialize_typed<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T> {
         match self {
-            SerializerRef::Own(s) => *s,
-            SerializerRef::Other(s) => s.as_ref(),
+            SerializerRef::Own(s) => deserialize_with(*s, bytes),
+            SerializerRef::Other(s) => deserialize_with(s.as_ref(), bytes),
+            #[cfg(feature = "postcard")]
+            SerializerRef::Postcard => crate::serializer::postcard_typed(bytes),
         }
     }
 }
