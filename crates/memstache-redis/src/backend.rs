@@ -459,6 +459,14 @@ impl Backend for RedisBackend {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
+        if !self.inner.topology.is_cluster() {
+            // one group in key order: no index lists, no reordering
+            let ks: Vec<&str> = keys.iter().map(String::as_str).collect();
+            return self
+                .read_group(&ks)
+                .await
+                .map_err(|e| e.with_operation("get_many"));
+        }
         let groups = self.groups(keys);
         let futs = groups.iter().map(|g| async move {
             let ks: Vec<&str> = g.iter().map(|&i| keys[i].as_str()).collect();

@@ -413,6 +413,12 @@ impl MemStache {
     }
 }
 
+/// [`MemStache::expired_by_header`] at a given time (a batch reads the clock once).
+fn expired_at(bytes: &[u8], now_ms: u64) -> bool {
+    crate::envelope::peek_expiry(bytes)
+        .is_some_and(|(deadline, _)| deadline != 0 && deadline <= now_ms)
+}
+
 /// Test-only access to the typed deserialization used by the pipeline.
 #[cfg(test)]
 pub(crate) fn deserialize_for_tests<T: DeserializeOwned>(

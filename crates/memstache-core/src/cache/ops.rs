@@ -14,7 +14,7 @@ use tracing::{Instrument, field};
 use super::flight::{self, Role, SharedLoaderError};
 use super::lock::Lock;
 use super::pipeline::Prepared;
-use super::{Guard, LockOptions, MemStache, Outcome, Scope, record_outcome};
+use super::{Guard, LockOptions, MemStache, Outcome, Scope, expired_at, record_outcome};
 use crate::raw::BackendEntry;
 use crate::{BoxError, EntryOptions, Error, Result};
 
@@ -571,8 +571,9 @@ impl MemStache {
             }
             let mut out = Vec::with_capacity(raws.len());
             let mut hits = 0usize;
+            let now = self.inner.clock.now_ms();
             for (raw, sk) in raws.iter().zip(&sks) {
-                match raw.as_ref().filter(|raw| !self.expired_by_header(raw)) {
+                match raw.as_ref().filter(|raw| !expired_at(raw, now)) {
                     Some(raw) => {
                         out.push(Some(self.decode::<T>(raw, sk).await?));
                         hits += 1;
