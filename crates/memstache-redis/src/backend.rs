@@ -340,7 +340,7 @@ impl RedisBackend {
     }
 
     /// Key index groups: per slot on a cluster, one group otherwise.
-    fn groups(&self, keys: &[String]) -> Vec<Vec<usize>> {
+    fn groups(&self, keys: &[&str]) -> Vec<Vec<usize>> {
         if self.inner.topology.is_cluster() {
             group_by_slot(keys)
         } else {
@@ -455,21 +455,20 @@ impl Backend for RedisBackend {
         r.map_err(|e| e.with_operation("touch"))
     }
 
-    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
         if !self.inner.topology.is_cluster() {
             // one group in key order: no index lists, no reordering
-            let ks: Vec<&str> = keys.iter().map(String::as_str).collect();
             return self
-                .read_group(&ks)
+                .read_group(keys)
                 .await
                 .map_err(|e| e.with_operation("get_many"));
         }
         let groups = self.groups(keys);
         let futs = groups.iter().map(|g| async move {
-            let ks: Vec<&str> = g.iter().map(|&i| keys[i].as_str()).collect();
+            let ks: Vec<&str> = g.iter().map(|&i| keys[i]).collect();
             self.read_group(&ks).await
         });
         let results = futures::future::try_join_all(futs)
@@ -514,6 +513,7 @@ impl Backend for RedisBackend {
             if due.is_empty() {
                 Ok(0)
             } else {
+                let due: Vec<&str> = due.iter().map(String::as_str).collect();
                 self.remove_many(&due).await
             }
         };
@@ -522,13 +522,13 @@ impl Backend for RedisBackend {
             .map_err(|e| e.with_operation("set_many"))
     }
 
-    async fn remove_many(&self, keys: &[String]) -> Result<u64> {
+    async fn remove_many(&self, keys: &[&str]) -> Result<u64> {
         if keys.is_empty() {
             return Ok(0);
         }
         let groups = self.groups(keys);
         let futs = groups.iter().map(|g| async move {
-            let ks: Vec<&str> = g.iter().map(|&i| keys[i].as_str()).collect();
+            let ks: Vec<&str> = g.iter().map(|&i| keys[i]).collect();
             self.inner.client.unlink(&ks).await
         });
         futures::future::try_join_all(futs)

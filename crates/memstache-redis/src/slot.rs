@@ -52,7 +52,7 @@ pub(crate) fn key_slot(key: &[u8]) -> u16 {
 
 /// Groups the indexes of `keys` by slot, keeping each group in input order. Groups are in
 /// order of first appearance, so the result is deterministic.
-pub(crate) fn group_by_slot(keys: &[String]) -> Vec<Vec<usize>> {
+pub(crate) fn group_by_slot(keys: &[&str]) -> Vec<Vec<usize>> {
     let mut slot_of_group: Vec<u16> = Vec::new();
     let mut groups: Vec<Vec<usize>> = Vec::new();
     let mut index = std::collections::HashMap::new();
@@ -101,10 +101,7 @@ mod tests {
 
     #[test]
     fn grouping_keeps_order_within_groups() {
-        let keys: Vec<String> = ["{a}1", "b", "{a}2", "c", "{a}3"]
-            .iter()
-            .map(|s| (*s).to_owned())
-            .collect();
+        let keys = ["{a}1", "b", "{a}2", "c", "{a}3"];
         let groups = group_by_slot(&keys);
         assert_eq!(groups[0], vec![0, 2, 4]);
         let flat: usize = groups.iter().map(Vec::len).sum();

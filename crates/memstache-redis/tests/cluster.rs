@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{envelope, now_ms, prefix};
+use common::{envelope, now_ms, prefix, strs};
 use memstache_core::raw::{Backend, BackendEntry, Expiry};
 use memstache_redis::RedisBackend;
 use memstache_testkit::redis::{RedisCluster, Reply};
@@ -52,7 +52,7 @@ async fn cluster_checks(cluster: &mut RedisCluster, client: &str) {
     let mut ask = keys.clone();
     ask.insert(10, k("missing"));
     ask.push(keys[0].clone());
-    let got = b.get_many(&ask).await.unwrap();
+    let got = b.get_many(&strs(&ask)).await.unwrap();
     assert_eq!(got.len(), 102);
     assert_eq!(got[10], None);
     assert_eq!(got[101], Some(Bytes::from_static(b"value-0")));
@@ -107,15 +107,15 @@ async fn cluster_checks(cluster: &mut RedisCluster, client: &str) {
         cluster.cmd_for_key(&key, &["PEXPIRE", &key, "1000"]);
     }
     let skeys: Vec<String> = (0..6).map(|i| k(&format!("s{i}"))).collect();
-    let got = b.get_many(&skeys).await.unwrap();
+    let got = b.get_many(&strs(&skeys)).await.unwrap();
     assert!(got.iter().all(|v| v.as_ref() == Some(&sv)));
     for key in &skeys {
         let t = cluster.cmd_for_key(key, &["PTTL", key]).as_int().unwrap();
         assert!(t > 15_000, "sliding re-armed on its node, PTTL {t}");
     }
 
-    assert_eq!(b.remove_many(&keys).await.unwrap(), 100);
-    assert_eq!(b.get_many(&keys).await.unwrap(), vec![None; 100]);
+    assert_eq!(b.remove_many(&strs(&keys)).await.unwrap(), 100);
+    assert_eq!(b.get_many(&strs(&keys)).await.unwrap(), vec![None; 100]);
 
     // --- eviction mapping reaches every primary
     let lfu = memstache_eviction::Lfu;

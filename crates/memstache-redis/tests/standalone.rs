@@ -11,7 +11,7 @@ use std::error::Error as _;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{envelope, now_ms, prefix};
+use common::{envelope, now_ms, prefix, strs};
 use memstache_core::ErrorKind;
 use memstache_core::raw::{Backend, BackendEntry, Expiry};
 use memstache_redis::{RedisBackend, RedisConfig, SlidingReads};
@@ -224,7 +224,7 @@ async fn standalone_checks(server: &RedisServer, url: &str) {
     let mut keys: Vec<String> = (0..50).map(|i| k(&format!("m{i}"))).collect();
     keys.push(k("nope"));
     keys.push(k("m7"));
-    let got = b.get_many(&keys).await.unwrap();
+    let got = b.get_many(&strs(&keys)).await.unwrap();
     assert_eq!(got.len(), 52);
     for (i, v) in got.iter().enumerate().take(50) {
         assert_eq!(v, &Some(Bytes::from(format!("v{i}"))), "index {i}");
@@ -239,14 +239,14 @@ async fn standalone_checks(server: &RedisServer, url: &str) {
         .await
         .unwrap();
     server.cmd(&["PEXPIRE", &k("gs"), "1000"]);
-    let got = b.get_many(&[k("m1"), k("gs")]).await.unwrap();
+    let got = b.get_many(&strs(&[k("m1"), k("gs")])).await.unwrap();
     assert_eq!(got[1], Some(sv));
     assert!(
         pttl(server, &k("gs")) > 15_000,
         "get_many re-arms sliding hits"
     );
-    assert_eq!(b.remove_many(&keys).await.unwrap(), 50);
-    assert_eq!(b.remove_many(&keys).await.unwrap(), 0);
+    assert_eq!(b.remove_many(&strs(&keys)).await.unwrap(), 50);
+    assert_eq!(b.remove_many(&strs(&keys)).await.unwrap(), 0);
 
     // --- the script survives a SCRIPT FLUSH (EVALSHA → NOSCRIPT → EVAL)
     let strict = backend_with(url, SlidingReads::Script).await;
@@ -259,7 +259,10 @@ async fn standalone_checks(server: &RedisServer, url: &str) {
     .unwrap();
     assert_eq!(server.cmd(&["SCRIPT", "FLUSH"]), Reply::Status("OK".into()));
     assert!(strict.get(&k("n")).await.unwrap().is_some());
-    assert_eq!(strict.get_many(&[k("n"), k("zz")]).await.unwrap()[1], None);
+    assert_eq!(
+        strict.get_many(&strs(&[k("n"), k("zz")])).await.unwrap()[1],
+        None
+    );
 
     // --- Disabled: plain reads, sliding writes refused
     let plain = backend_with(url, SlidingReads::Disabled).await;

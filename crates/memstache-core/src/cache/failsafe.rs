@@ -176,7 +176,7 @@ impl Tier {
     }
 
     /// The local copies of `sks`, each `None` when missing or older than `max_staleness`.
-    pub(crate) async fn recall_many(&self, sks: &[String], now_ms: u64) -> Vec<Option<Stale>> {
+    pub(crate) async fn recall_many(&self, sks: &[&str], now_ms: u64) -> Vec<Option<Stale>> {
         let Ok(raws) = self.local.get_many(sks).await else {
             return sks.iter().map(|_| None).collect();
         };
@@ -245,7 +245,7 @@ impl super::MemStache {
     pub(crate) async fn fail_safe_values<T: serde::de::DeserializeOwned>(
         &self,
         scope: &super::Scope<'_>,
-        sks: &[String],
+        sks: &[&str],
         err: &Error,
         span: &tracing::Span,
     ) -> Option<Vec<Option<T>>> {

@@ -11,6 +11,11 @@ use super::MemStache;
 use crate::Result;
 use crate::raw::{BackendEntry, BackendRequest, BackendResponse, BoxBackendService, Expiry};
 
+/// Owned keys, for a layered stack's request.
+fn owned(keys: &[&str]) -> Vec<String> {
+    keys.iter().map(|k| (*k).to_owned()).collect()
+}
+
 /// Runs one request through the layered stack.
 async fn through(stack: &BoxBackendService, req: BackendRequest) -> Result<BackendResponse> {
     stack.clone().oneshot(req).await
@@ -140,16 +145,11 @@ impl MemStache {
         }
     }
 
-    pub(crate) async fn b_get_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
+    pub(crate) async fn b_get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
         match &self.inner.stack {
             None => self.call(self.inner.backend.get_many(keys)).await,
             Some(s) => self
-                .call(through(
-                    s,
-                    BackendRequest::GetMany {
-                        keys: keys.to_vec(),
-                    },
-                ))
+                .call(through(s, BackendRequest::GetMany { keys: owned(keys) }))
                 .await?
                 .into_values(),
         }
@@ -165,16 +165,11 @@ impl MemStache {
         }
     }
 
-    pub(crate) async fn b_remove_many(&self, keys: &[String]) -> Result<u64> {
+    pub(crate) async fn b_remove_many(&self, keys: &[&str]) -> Result<u64> {
         match &self.inner.stack {
             None => self.call(self.inner.backend.remove_many(keys)).await,
             Some(s) => self
-                .call(through(
-                    s,
-                    BackendRequest::RemoveMany {
-                        keys: keys.to_vec(),
-                    },
-                ))
+                .call(through(s, BackendRequest::RemoveMany { keys: owned(keys) }))
                 .await?
                 .into_count(),
         }

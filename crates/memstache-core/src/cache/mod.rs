@@ -221,6 +221,25 @@ impl MemStache {
         Ok(s)
     }
 
+    /// The storage keys of `keys` in `scope`, built into one buffer: one allocation per batch,
+    /// not one per key.
+    pub(crate) fn keys_in<K: AsRef<str>>(&self, scope: &Scope<'_>, keys: &[K]) -> Result<KeyBatch> {
+        let len = keys
+            .iter()
+            .map(|k| scope.prefix.len() + k.as_ref().len())
+            .sum();
+        let mut buf = String::with_capacity(len);
+        let mut ends = Vec::with_capacity(keys.len());
+        for k in keys {
+            let k = k.as_ref();
+            self.validate_key(k)?;
+            buf.push_str(scope.prefix);
+            buf.push_str(k);
+            ends.push(buf.len());
+        }
+        Ok(KeyBatch { buf, ends })
+    }
+
     /// The scope of the cache itself: its namespace and key id, no tenant.
     pub(crate) fn root(&self) -> Scope<'_> {
         Scope {
@@ -410,6 +429,24 @@ impl MemStache {
             .await?;
         self.check_backend_size(&enc)?;
         Ok((enc, expiry))
+    }
+}
+
+/// The storage keys of a batch ([`MemStache::keys_in`]), in order.
+pub(crate) struct KeyBatch {
+    buf: String,
+    ends: Vec<usize>,
+}
+
+impl KeyBatch {
+    /// The keys, in order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &str> {
+        let mut start = 0;
+        self.ends.iter().map(move |&end| {
+            let k = &self.buf[start..end];
+            start = end;
+            k
+        })
     }
 }
 

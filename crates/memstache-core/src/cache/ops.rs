@@ -179,8 +179,7 @@ impl MemStache {
     }
 
     async fn read_guarded(&self, g: Guard<'_>, sk: &str) -> Result<Outcome<Option<Bytes>>> {
-        let keys = [g.key.to_owned(), sk.to_owned()];
-        let mut got = self.b_get_many(&keys).await?;
+        let mut got = self.b_get_many(&[g.key, sk]).await?;
         if got.len() != 2 {
             return Err(Error::internal(
                 "backend returned the wrong number of values",
@@ -539,13 +538,12 @@ impl MemStache {
             error = field::Empty,
         );
         self.traced(&span, "get_many", scope, None, false, async {
-            let mut sks = Vec::with_capacity(keys.len() + 1);
+            let batch = self.keys_in(scope, keys)?;
+            let mut sks: Vec<&str> = Vec::with_capacity(keys.len() + 1);
             if let Some(g) = scope.guard {
-                sks.push(g.key.to_owned());
+                sks.push(g.key);
             }
-            for k in keys {
-                sks.push(self.key_in(scope, k.as_ref())?);
-            }
+            sks.extend(batch.iter());
             let mut raws = match self.b_get_many(&sks).await {
                 Ok(raws) => raws,
                 Err(e) => {
@@ -586,9 +584,7 @@ impl MemStache {
                     .iter()
                     .zip(&out)
                     .zip(&sks)
-                    .filter_map(|((raw, v), sk)| {
-                        Some((sk.as_str(), raw.as_ref().filter(|_| v.is_some())?))
-                    })
+                    .filter_map(|((raw, v), sk)| Some((*sk, raw.as_ref().filter(|_| v.is_some())?)))
                     .collect();
                 Box::pin(tier.keep_many(&good, self.inner.clock.now_ms())).await;
             }
@@ -636,6 +632,7 @@ impl MemStache {
                 }
             }
             if !due.is_empty() {
+                let due: Vec<&str> = due.iter().map(String::as_str).collect();
                 self.b_remove_many(&due).await?;
             }
             let n = entries.len() as u64;
@@ -660,10 +657,8 @@ impl MemStache {
             error = field::Empty,
         );
         self.traced(&span, "remove_many", scope, None, false, async {
-            let sks = keys
-                .iter()
-                .map(|k| self.key_in(scope, k.as_ref()))
-                .collect::<Result<Vec<_>>>()?;
+            let batch = self.keys_in(scope, keys)?;
+            let sks: Vec<&str> = batch.iter().collect();
             self.b_remove_many(&sks).await
         })
         .await

@@ -323,3 +323,34 @@ async fn in_place_encoding_does_not_keep_an_oversized_buffer() {
     }
     assert!(sizes.windows(2).all(|w| w[0] != w[1]));
 }
+
+/// A batch's storage keys are built into one buffer: each is exactly what `storage_key` gives
+/// for the same key, in order, and one bad key fails the batch before anything is read.
+#[tokio::test(flavor = "current_thread")]
+async fn batch_keys_match_single_keys() {
+    let cache = MemStache::builder()
+        .namespace("ns")
+        .backend(MemoryBackend::new())
+        .build()
+        .unwrap();
+    let keys = ["a", "", "ü-ключ", "a"];
+    let batch = cache.keys_in(&cache.root(), &keys[2..]).unwrap();
+    let built: Vec<&str> = batch.iter().collect();
+    let single: Vec<String> = keys[2..]
+        .iter()
+        .map(|k| cache.storage_key(k).unwrap())
+        .collect();
+    assert_eq!(built, single);
+    assert!(
+        cache
+            .keys_in(&cache.root(), &keys[..0])
+            .unwrap()
+            .iter()
+            .next()
+            .is_none()
+    );
+    let err = cache.keys_in(&cache.root(), &keys).err().unwrap();
+    assert_eq!(err.kind(), ErrorKind::InvalidKey);
+    let err = cache.get_many::<u8, _>(&keys).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidKey);
+}

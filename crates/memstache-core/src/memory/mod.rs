@@ -408,7 +408,7 @@ impl Backend for MemoryBackend {
             .is_some())
     }
 
-    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
         Ok(keys.iter().map(|k| self.get_sync(k)).collect())
     }
 }

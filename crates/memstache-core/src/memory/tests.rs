@@ -213,7 +213,7 @@ fn sliding_expiry_rearmed_by_get_and_touch_capped_by_deadline() {
     clock.set(5_000);
     assert!(run(s.touch("s")).unwrap()); // re-armed to 8000
     clock.set(7_900);
-    assert!(run(s.get_many(&["s".to_owned(), "zz".to_owned()])).unwrap()[0].is_some()); // 10_000 (capped)
+    assert!(run(s.get_many(&["s", "zz"])).unwrap()[0].is_some()); // 10_000 (capped)
     clock.set(9_999);
     assert!(run(s.exists("s")).unwrap());
     clock.set(10_000);
@@ -360,7 +360,7 @@ fn batch_defaults_work_and_keep_order() {
         },
     ];
     run(s.set_many(entries)).unwrap();
-    let keys = ["b".to_owned(), "x".to_owned(), "a".to_owned()];
+    let keys = ["b", "x", "a"];
     assert_eq!(
         run(s.get_many(&keys)).unwrap(),
         vec![Some(b("2")), None, Some(b("1"))]
@@ -571,7 +571,7 @@ mod model {
                         prop_assert_eq!(got, model_read(&mut m, k, now, true));
                     }
                     Op::GetMany(a, b) => {
-                        let got: Vec<_> = run(s.get_many(&[key(a), key(b)]))
+                        let got: Vec<_> = run(s.get_many(&[key(a).as_str(), key(b).as_str()]))
                             .unwrap()
                             .into_iter()
                             .map(|o| o.map(|b| b[0]))

@@ -247,7 +247,7 @@ pub trait Backend: Debug + Send + Sync + 'static {
     }
 
     /// The entries at `keys`, in order. Default: one `get` per key.
-    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
         let mut out = Vec::with_capacity(keys.len());
         for key in keys {
             out.push(self.get(key).await?);
@@ -265,7 +265,7 @@ pub trait Backend: Debug + Send + Sync + 'static {
     }
 
     /// Removes every key; returns how many entries were there. Default: one `remove` per key.
-    async fn remove_many(&self, keys: &[String]) -> Result<u64> {
+    async fn remove_many(&self, keys: &[&str]) -> Result<u64> {
         let mut n = 0;
         for key in keys {
             n += u64::from(self.remove(key).await?);

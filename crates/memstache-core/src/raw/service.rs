@@ -135,17 +135,22 @@ impl BackendRequest {
                 BackendResponse::Flag(backend.remove_if_equals(&key, &expected).await?)
             }
             BackendRequest::GetMany { keys } => {
-                BackendResponse::Values(backend.get_many(&keys).await?)
+                BackendResponse::Values(backend.get_many(&str_refs(&keys)).await?)
             }
             BackendRequest::SetMany { entries } => {
                 backend.set_many(entries).await?;
                 BackendResponse::Done
             }
             BackendRequest::RemoveMany { keys } => {
-                BackendResponse::Count(backend.remove_many(&keys).await?)
+                BackendResponse::Count(backend.remove_many(&str_refs(&keys)).await?)
             }
         })
     }
+}
+
+/// `&str`s of owned keys, for the batch calls of [`Backend`].
+fn str_refs(keys: &[String]) -> Vec<&str> {
+    keys.iter().map(String::as_str).collect()
 }
 
 impl fmt::Debug for BackendRequest {

@@ -46,3 +46,9 @@ pub fn envelope(deadline_ms: u64, sliding_ms: u64, payload: &[u8]) -> Bytes {
 pub fn prefix(label: &str) -> String {
     format!("{label}:{}:{}", std::process::id(), now_ms() % 1_000_000)
 }
+
+/// The keys as `&str`s, for the batch calls of `Backend`.
+#[allow(dead_code)]
+pub fn strs(keys: &[String]) -> Vec<&str> {
+    keys.iter().map(String::as_str).collect()
+}

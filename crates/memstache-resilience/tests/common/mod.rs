@@ -63,7 +63,7 @@ impl<B: Backend> Backend for Counting<B> {
         self.hit();
         self.inner.remove_if_equals(key, expected).await
     }
-    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
         self.hit();
         self.inner.get_many(keys).await
     }
@@ -71,7 +71,7 @@ impl<B: Backend> Backend for Counting<B> {
         self.hit();
         self.inner.set_many(entries).await
     }
-    async fn remove_many(&self, keys: &[String]) -> Result<u64> {
+    async fn remove_many(&self, keys: &[&str]) -> Result<u64> {
         self.hit();
         self.inner.remove_many(keys).await
     }
