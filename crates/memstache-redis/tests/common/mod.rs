@@ -48,7 +48,6 @@ pub fn prefix(label: &str) -> String {
 }
 
 /// The keys as `&str`s, for the batch calls of `Backend`.
-#[allow(dead_code)]
 pub fn strs(keys: &[String]) -> Vec<&str> {
     keys.iter().map(String::as_str).collect()
 }
