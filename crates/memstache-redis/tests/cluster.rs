@@ -82,7 +82,7 @@ async fn cluster_checks(cluster: &mut RedisCluster, client: &str) {
     .await
     .unwrap();
     let tagged = b
-        .get_many(&["{user1000}.following".into(), "{user1000}.followers".into()])
+        .get_many(&["{user1000}.following", "{user1000}.followers"])
         .await
         .unwrap();
     assert_eq!(
