@@ -317,9 +317,11 @@ pub fn checksum(header_bytes: &[u8], storage_key: &str, body: &[u8]) -> u32 {
         .to_le_bytes();
     let mut h = crc32fast::Hasher::new();
     // One update for header, key length and key when they fit a small stack buffer: short
-    // inputs take crc32fast's byte-wise path, so three of them cost more than the copy.
+    // inputs take crc32fast's byte-wise path, so three of them cost more than the copy. The
+    // buffer is zeroed on every call, so it is sized for the common key (up to ~100 bytes),
+    // not for every key.
     let prefix_len = header_bytes.len() + 4 + storage_key.len();
-    let mut prefix = [0u8; 384];
+    let mut prefix = [0u8; 160];
     if prefix_len <= prefix.len() {
         let (hd, rest) = prefix.split_at_mut(header_bytes.len());
         hd.copy_from_slice(header_bytes);
