@@ -4,7 +4,8 @@
 //! | cause | kind | temporary |
 //! |---|---|---|
 //! | connection refused / reset / closed, I/O, no node for a slot, `CLUSTERDOWN`, `LOADING`, `MASTERDOWN`, `TRYAGAIN`, `READONLY`, Sentinel lookup | `Unavailable` | yes |
-//! | a failed TLS handshake, including a server certificate that does not verify (both clients report it as an I/O failure; `source()` names the cause) | `Unavailable` | yes |
+//! | a TLS handshake refused for trust or settings: a server certificate that does not verify, a client certificate the server refuses (or none when one is required), no common protocol version or cipher | `InvalidConfig` | no |
+//! | any other failed TLS handshake (a reset or a garbled message mid-handshake) | `Unavailable` | yes |
 //! | command or connect timeout | `Timeout` | yes |
 //! | authentication, bad URL or client configuration | `InvalidConfig` | no |
 //! | any other server error reply (script error, wrong type, protocol error) | `Backend` | no |
@@ -38,6 +39,49 @@ fn message(kind: ErrorKind) -> &'static str {
     }
 }
 
+/// rustls failures that retrying cannot fix: the peer's certificate does not verify, or one
+/// side refused the other's identity or parameters. Like an authentication failure, they are
+/// configuration errors: not retried, not served from fail-safe copies. Matched on rustls's
+/// `Debug` form, which is all fred keeps of the error (its details string); redis-rs keeps the
+/// typed error, whose `Debug` is the same text.
+#[cfg(feature = "tls")]
+const TLS_TRUST_FAILURES: &[&str] = &[
+    "InvalidCertificate(",
+    "NoCertificatesPresented",
+    "UnsupportedNameType",
+    "PeerIncompatible(",
+    "AlertReceived(HandshakeFailure)",
+    "AlertReceived(NoCertificate)",
+    "AlertReceived(BadCertificate)",
+    "AlertReceived(UnsupportedCertificate)",
+    "AlertReceived(CertificateRevoked)",
+    "AlertReceived(CertificateExpired)",
+    "AlertReceived(CertificateUnknown)",
+    "AlertReceived(UnknownCA)",
+    "AlertReceived(AccessDenied)",
+    "AlertReceived(ProtocolVersion)",
+    "AlertReceived(InsufficientSecurity)",
+    "AlertReceived(CertificateRequired)",
+    "AlertReceived(UnrecognisedName)",
+];
+
+/// Whether `text` (an error's `Debug` or details) carries one of [`TLS_TRUST_FAILURES`].
+#[cfg(feature = "tls")]
+fn is_tls_trust_failure(text: &str) -> bool {
+    TLS_TRUST_FAILURES.iter().any(|m| text.contains(m))
+}
+
+/// The error for a TLS handshake refused for trust or settings.
+#[cfg(feature = "tls")]
+fn tls_refused(source: impl Into<memstache_core::BoxError>) -> Error {
+    Error::new(
+        ErrorKind::InvalidConfig,
+        "the TLS handshake with Redis was refused: certificate, CA or TLS settings",
+    )
+    .with_context("backend", "redis")
+    .with_source(source)
+}
+
 /// Builds the memstache error for `kind` with `source` attached.
 pub(crate) fn with_source(kind: ErrorKind, source: impl Into<memstache_core::BoxError>) -> Error {
     Error::new(kind, message(kind))
@@ -49,6 +93,10 @@ pub(crate) fn with_source(kind: ErrorKind, source: impl Into<memstache_core::Box
 #[cfg(feature = "fred")]
 pub(crate) fn from_fred(e: fred::error::Error) -> Error {
     use fred::error::ErrorKind as F;
+    #[cfg(feature = "tls")]
+    if matches!(e.kind(), F::IO | F::Tls) && is_tls_trust_failure(e.details()) {
+        return tls_refused(e);
+    }
     let kind = match e.kind() {
         F::IO | F::Canceled | F::Routing | F::Cluster | F::Sentinel | F::Backpressure => {
             ErrorKind::Unavailable
@@ -85,7 +133,38 @@ pub(crate) fn from_redis_rs(e: redis::RedisError) -> Error {
             _ => e.code().map_or(ErrorKind::Backend, classify_reply),
         }
     };
+    // (the error path only: a TLS refusal surfaces as a connection failure)
+    #[cfg(feature = "tls")]
+    if kind == ErrorKind::Unavailable
+        && rustls_error(&e).is_some_and(|r| is_tls_trust_failure(&format!("{r:?}")))
+    {
+        return tls_refused(e);
+    }
     with_source(kind, e)
+}
+
+/// The rustls error under a redis-rs error, if any. redis-rs keeps an I/O failure as an
+/// `Arc<dyn Error>` holding the `io::Error`, and rustls reports through an `io::Error` whose
+/// inner error (not its `source()`) is the `rustls::Error`.
+#[cfg(all(feature = "redis-rs", feature = "tls"))]
+fn rustls_error(e: &redis::RedisError) -> Option<&rustls::Error> {
+    type Shared = std::sync::Arc<dyn std::error::Error + Send + Sync>;
+    fn find<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+        if let Some(r) = err.downcast_ref::<rustls::Error>() {
+            return Some(r);
+        }
+        if let Some(shared) = err.downcast_ref::<Shared>() {
+            return find(shared.as_ref());
+        }
+        if let Some(inner) = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+        {
+            return find(inner);
+        }
+        err.source().and_then(find)
+    }
+    std::error::Error::source(e).and_then(find)
 }
 
 #[cfg(test)]
@@ -118,6 +197,35 @@ mod tests {
         assert_eq!(classify_reply("WRONGTYPE Operation"), ErrorKind::Backend);
         assert!(is_noscript("NOSCRIPT No matching script."));
         assert!(!is_noscript("ERR NOSCRIPT"));
+    }
+
+    /// The markers are rustls's own `Debug` text: a rename in rustls fails this test, not a
+    /// production classification.
+    #[cfg(feature = "tls")]
+    #[test]
+    fn tls_trust_failures_are_recognised_by_rustls_debug_text() {
+        use rustls::{AlertDescription as A, CertificateError, Error as T};
+        let refused = [
+            T::InvalidCertificate(CertificateError::UnknownIssuer),
+            T::InvalidCertificate(CertificateError::Expired),
+            T::NoCertificatesPresented,
+            T::AlertReceived(A::CertificateRequired),
+            T::AlertReceived(A::UnknownCA),
+            T::AlertReceived(A::HandshakeFailure),
+            T::AlertReceived(A::BadCertificate),
+        ];
+        for e in refused {
+            let io = std::io::Error::new(std::io::ErrorKind::InvalidData, e.clone());
+            assert!(is_tls_trust_failure(&format!("{io:?}")), "{e:?}");
+        }
+        let transient = [
+            T::DecryptError,
+            T::AlertReceived(A::CloseNotify),
+            T::AlertReceived(A::InternalError),
+        ];
+        for e in transient {
+            assert!(!is_tls_trust_failure(&format!("{e:?}")), "{e:?}");
+        }
     }
 
     #[cfg(feature = "fred")]

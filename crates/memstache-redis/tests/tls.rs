@@ -74,12 +74,14 @@ async fn tls_with_a_private_ca() {
         ))
         .await
         .expect_err("a certificate from an unknown CA must be refused");
-        // both clients report a failed handshake as an I/O failure (docs: error mapping)
+        // a certificate that does not verify is a configuration error on both clients: not
+        // temporary, so neither retried nor served from fail-safe copies (docs: error mapping)
         assert_eq!(
             refused.kind(),
-            ErrorKind::Unavailable,
+            ErrorKind::InvalidConfig,
             "{client}: {refused:?}"
         );
+        assert!(!refused.is_temporary(), "{client}");
         assert!(std::error::Error::source(&refused).is_some(), "{client}");
 
         // and plain text to the TLS port does not get through either
@@ -154,9 +156,10 @@ async fn mutual_tls_with_a_client_certificate() {
         .expect_err("no client certificate must be refused");
         assert_eq!(
             refused.kind(),
-            ErrorKind::Unavailable,
+            ErrorKind::InvalidConfig,
             "{client}: {refused:?}"
         );
+        assert!(!refused.is_temporary(), "{client}");
     }
 }
 
