@@ -42,33 +42,57 @@ fn message(kind: ErrorKind) -> &'static str {
 /// rustls failures that retrying cannot fix: the peer's certificate does not verify, or one
 /// side refused the other's identity or parameters. Like an authentication failure, they are
 /// configuration errors: not retried, not served from fail-safe copies. Matched on rustls's
-/// `Debug` form, which is all fred keeps of the error (its details string); redis-rs keeps the
-/// typed error, whose `Debug` is the same text.
+/// own text, in its `Debug` form (fred keeps only that, in its details string) and its
+/// `Display` form (redis-rs's cluster client keeps only that, in its message); redis-rs's other
+/// connections keep the typed error.
 #[cfg(feature = "tls")]
 const TLS_TRUST_FAILURES: &[&str] = &[
+    // Debug
     "InvalidCertificate(",
     "NoCertificatesPresented",
     "UnsupportedNameType",
     "PeerIncompatible(",
-    "AlertReceived(HandshakeFailure)",
-    "AlertReceived(NoCertificate)",
-    "AlertReceived(BadCertificate)",
-    "AlertReceived(UnsupportedCertificate)",
-    "AlertReceived(CertificateRevoked)",
-    "AlertReceived(CertificateExpired)",
-    "AlertReceived(CertificateUnknown)",
-    "AlertReceived(UnknownCA)",
-    "AlertReceived(AccessDenied)",
-    "AlertReceived(ProtocolVersion)",
-    "AlertReceived(InsufficientSecurity)",
-    "AlertReceived(CertificateRequired)",
-    "AlertReceived(UnrecognisedName)",
+    // Display
+    "invalid peer certificate:",
+    "peer sent no certificates",
+    "presented server name type wasn't supported",
+    "peer is incompatible:",
 ];
 
-/// Whether `text` (an error's `Debug` or details) carries one of [`TLS_TRUST_FAILURES`].
+/// Alerts the peer sends when it refuses our identity or parameters (rustls: `AlertReceived(X)`,
+/// shown as `received fatal alert: X`).
+#[cfg(feature = "tls")]
+const TLS_REFUSAL_ALERTS: &[&str] = &[
+    "HandshakeFailure",
+    "NoCertificate",
+    "BadCertificate",
+    "UnsupportedCertificate",
+    "CertificateRevoked",
+    "CertificateExpired",
+    "CertificateUnknown",
+    "UnknownCA",
+    "AccessDenied",
+    "ProtocolVersion",
+    "InsufficientSecurity",
+    "CertificateRequired",
+    "UnrecognisedName",
+];
+
+/// Whether `text` (an error's `Debug`, `Display` or details) carries a TLS refusal for trust or
+/// settings.
 #[cfg(feature = "tls")]
 fn is_tls_trust_failure(text: &str) -> bool {
+    let alert = |prefix: &str, suffix: &str| {
+        text.match_indices(prefix).any(|(at, m)| {
+            let rest = &text[at + m.len()..];
+            TLS_REFUSAL_ALERTS
+                .iter()
+                .any(|a| rest.strip_prefix(a).is_some_and(|r| r.starts_with(suffix)))
+        })
+    };
     TLS_TRUST_FAILURES.iter().any(|m| text.contains(m))
+        || alert("AlertReceived(", ")")
+        || alert("received fatal alert: ", "")
 }
 
 /// The error for a TLS handshake refused for trust or settings.
@@ -136,7 +160,11 @@ pub(crate) fn from_redis_rs(e: redis::RedisError) -> Error {
     // (the error path only: a TLS refusal surfaces as a connection failure)
     #[cfg(feature = "tls")]
     if kind == ErrorKind::Unavailable
-        && rustls_error(&e).is_some_and(|r| is_tls_trust_failure(&format!("{r:?}")))
+        && match rustls_error(&e) {
+            Some(r) => is_tls_trust_failure(&format!("{r:?}")),
+            // the cluster client keeps only the message
+            None => is_tls_trust_failure(&e.to_string()),
+        }
     {
         return tls_refused(e);
     }
@@ -203,7 +231,7 @@ mod tests {
     /// production classification.
     #[cfg(feature = "tls")]
     #[test]
-    fn tls_trust_failures_are_recognised_by_rustls_debug_text() {
+    fn tls_trust_failures_are_recognised_in_rustls_text() {
         use rustls::{AlertDescription as A, CertificateError, Error as T};
         let refused = [
             T::InvalidCertificate(CertificateError::UnknownIssuer),
@@ -217,15 +245,20 @@ mod tests {
         for e in refused {
             let io = std::io::Error::new(std::io::ErrorKind::InvalidData, e.clone());
             assert!(is_tls_trust_failure(&format!("{io:?}")), "{e:?}");
+            assert!(is_tls_trust_failure(&format!("Io: {e}")), "{e}");
         }
         let transient = [
             T::DecryptError,
             T::AlertReceived(A::CloseNotify),
             T::AlertReceived(A::InternalError),
+            T::AlertReceived(A::DecryptError),
         ];
         for e in transient {
             assert!(!is_tls_trust_failure(&format!("{e:?}")), "{e:?}");
+            assert!(!is_tls_trust_failure(&format!("{e}")), "{e}");
         }
+        // an alert name that merely starts like a refusal is not one
+        assert!(!is_tls_trust_failure("AlertReceived(NoCertificateX)"));
     }
 
     #[cfg(feature = "fred")]

@@ -10,12 +10,18 @@
 //!   (`RedisServer::start_mutual_tls`), a client certificate and key given in the config or
 //!   as `tls_cert_file` / `tls_key_file` get through, and no certificate is refused.
 //!
+//! * a Redis Cluster over TLS (`rediss-cluster://`, `tls-cluster yes`): the nodes' TLS ports
+//!   come from `CLUSTER SLOTS` asked over TLS, and cross-slot batches reach every master.
+//!
 //! It proves nothing about the platform root store beyond refusing an unknown CA.
 
-use memstache_core::raw::{Backend, Expiry};
-use memstache_core::{ErrorKind, MemStache};
+use std::collections::HashSet;
+
+use bytes::Bytes;
+use memstache_core::raw::{Backend, BackendEntry, Expiry};
+use memstache_core::{EntryOptions, ErrorKind, MemStache};
 use memstache_redis::{RedisBackend, RedisConfig};
-use memstache_testkit::redis::RedisServer;
+use memstache_testkit::redis::{RedisCluster, RedisServer};
 
 const CLIENTS: [&str; 2] = ["redis-rs", "fred"];
 
@@ -188,4 +194,79 @@ fn tls_ca_needs_tls_and_a_readable_file() {
     let e = config.validate().unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidConfig);
     assert!(!format!("{e:?} {config:?}").contains("secret"));
+}
+
+/// `rediss-cluster://` on a 3 + 3 cluster whose nodes serve clients and each other over TLS:
+/// both clients discover the nodes' TLS ports, write and read a cross-slot batch that spans
+/// all three masters, and refuse the cluster's certificate without its CA.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_cluster() {
+    let cluster = RedisCluster::start_tls();
+    for client in CLIENTS {
+        let mut config =
+            RedisConfig::from_url(&format!("{}&client={client}", cluster.tls_url())).unwrap();
+        assert!(config.tls);
+        config.tls_ca_pem = Some(cluster.tls_ca_pem().to_vec());
+        let b = RedisBackend::from_config(config).await.unwrap();
+        assert!(b.capabilities().cluster);
+
+        let keys: Vec<String> = (0..60).map(|i| format!("tls-{client}:{i}")).collect();
+        let masters: HashSet<usize> = keys
+            .iter()
+            .map(|k| cluster.master_for_slot(cluster.keyslot(k)).unwrap())
+            .collect();
+        assert_eq!(masters.len(), 3, "the keys live on all three masters");
+        let entries = keys
+            .iter()
+            .map(|k| BackendEntry {
+                key: k.clone(),
+                value: Bytes::from(k.clone()),
+                expiry: Expiry::NEVER,
+            })
+            .collect();
+        b.set_many(entries).await.unwrap();
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let got = b.get_many(&refs).await.unwrap();
+        assert_eq!(got.len(), keys.len());
+        for (k, v) in keys.iter().zip(&got) {
+            assert_eq!(v.as_deref(), Some(k.as_bytes()), "{client}");
+        }
+        // stored on the cluster, as seen through a node's plain admin port
+        assert_eq!(
+            cluster.cmd_for_key(&keys[7], &["GET", &keys[7]]).as_text(),
+            Some(keys[7].clone())
+        );
+
+        let cache = MemStache::builder()
+            .namespace(format!("tls-cluster-{client}"))
+            .backend(b.clone())
+            .build()
+            .unwrap();
+        cache
+            .set("k", &"over TLS".to_owned(), EntryOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            cache.get::<String>("k").await.unwrap().as_deref(),
+            Some("over TLS")
+        );
+        assert_eq!(b.remove_many(&refs).await.unwrap(), 60);
+
+        // without the cluster's CA its certificates are not trusted
+        let refused = async {
+            let b = RedisBackend::connect(&format!(
+                "{}&client={client}&connect_timeout_ms=3000",
+                cluster.tls_url()
+            ))
+            .await?;
+            b.get("x").await
+        }
+        .await
+        .expect_err("a certificate from an unknown CA must be refused");
+        assert_eq!(
+            refused.kind(),
+            ErrorKind::InvalidConfig,
+            "{client}: {refused:?}"
+        );
+    }
 }

@@ -3,8 +3,10 @@
 use std::process::Command;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use super::resp::Reply;
-use super::server::{Launch, RedisServer, require_binary, wait_until};
+use super::server::{Launch, RedisServer, TlsMaterial, require_binary, wait_until};
 
 /// `cluster-node-timeout` in ms: small, so a replica takes over a killed master in seconds.
 pub const NODE_TIMEOUT_MS: u64 = 2_000;
@@ -21,6 +23,8 @@ pub const NODE_TIMEOUT_MS: u64 = 2_000;
 #[derive(Debug)]
 pub struct RedisCluster {
     nodes: Vec<RedisServer>,
+    /// The certificates of a cluster started with [`start_tls`](Self::start_tls).
+    tls: Option<Arc<TlsMaterial>>,
 }
 
 /// One line of `CLUSTER NODES`.
@@ -44,22 +48,43 @@ impl RedisCluster {
     /// When `redis-server`/`redis-cli` are missing (the message names the apt package) or the
     /// cluster does not form within 60 s.
     pub fn start() -> RedisCluster {
+        Self::start_with(None)
+    }
+
+    /// Like [`start`](Self::start), but every node also serves TLS, and the nodes talk to
+    /// each other over TLS too (`tls-cluster yes`, `tls-replication yes`), with a certificate
+    /// for `localhost` and `127.0.0.1` signed by a CA made for this cluster
+    /// ([`tls_ca_pem`](Self::tls_ca_pem)). A client connected over TLS is given the nodes' TLS
+    /// ports in `CLUSTER SLOTS` and redirections; [`tls_url`](Self::tls_url) names them. The
+    /// plain ports stay open for the harness's own commands.
+    ///
+    /// # Panics
+    ///
+    /// As [`start`](Self::start), and when the certificates cannot be made.
+    pub fn start_tls() -> RedisCluster {
+        Self::start_with(Some(Arc::new(TlsMaterial::new())))
+    }
+
+    fn start_with(tls: Option<Arc<TlsMaterial>>) -> RedisCluster {
         require_binary("redis-server");
         require_binary("redis-cli");
         let timeout = NODE_TIMEOUT_MS.to_string();
+        let args = [
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+            "--cluster-node-timeout",
+            &timeout,
+        ];
         let nodes: Vec<RedisServer> = (0..6)
-            .map(|_| {
-                RedisServer::launch(
-                    Launch::plain(&[
-                        "--cluster-enabled",
-                        "yes",
-                        "--cluster-config-file",
-                        "nodes.conf",
-                        "--cluster-node-timeout",
-                        &timeout,
-                    ]),
-                    "cluster",
-                )
+            .map(|_| match &tls {
+                None => RedisServer::launch(Launch::plain(&args), "cluster"),
+                Some(material) => {
+                    let mut tls_args = args.to_vec();
+                    tls_args.extend(["--tls-cluster", "yes", "--tls-replication", "yes"]);
+                    RedisServer::launch_tls(&tls_args, Arc::clone(material), false, "cluster")
+                }
             })
             .collect();
         let addrs: Vec<String> = nodes
@@ -78,7 +103,7 @@ impl RedisCluster {
             "redis-cli --cluster create failed: {}",
             String::from_utf8_lossy(&out.stdout)
         );
-        let cluster = RedisCluster { nodes };
+        let cluster = RedisCluster { nodes, tls };
         cluster.wait_ok(Duration::from_secs(60));
         cluster.wait_replicas(Duration::from_secs(60));
         cluster
@@ -92,6 +117,31 @@ impl RedisCluster {
             url.push_str(&format!("node=127.0.0.1:{}", n.port()));
         }
         url
+    }
+
+    /// `rediss-cluster://127.0.0.1:<t1>?node=127.0.0.1:<t2>&…` naming every node's TLS port,
+    /// for a cluster started with [`start_tls`](Self::start_tls).
+    ///
+    /// # Panics
+    ///
+    /// When the cluster does not serve TLS.
+    pub fn tls_url(&self) -> String {
+        let mut url = format!("rediss-cluster://127.0.0.1:{}", self.nodes[0].tls_port());
+        for (i, n) in self.nodes.iter().enumerate().skip(1) {
+            url.push(if i == 1 { '?' } else { '&' });
+            url.push_str(&format!("node=127.0.0.1:{}", n.tls_port()));
+        }
+        url
+    }
+
+    /// The CA certificate (PEM) that signed the nodes' certificates, for a cluster started with
+    /// [`start_tls`](Self::start_tls).
+    ///
+    /// # Panics
+    ///
+    /// When the cluster does not serve TLS.
+    pub fn tls_ca_pem(&self) -> &[u8] {
+        self.tls.as_ref().expect("started with start_tls").ca_pem()
     }
 
     /// The six nodes, in creation order (the first three start as masters).

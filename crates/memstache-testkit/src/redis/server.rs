@@ -4,6 +4,7 @@ use std::fs;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
@@ -239,14 +240,56 @@ pub struct RedisServer {
     tls: Option<Tls>,
 }
 
-/// The TLS side of a server started with [`RedisServer::start_tls`].
+/// The TLS side of a server started with [`RedisServer::start_tls`] (or a node of
+/// [`RedisCluster::start_tls`](super::RedisCluster::start_tls)).
 #[derive(Debug)]
 struct Tls {
     port: u16,
+    material: Arc<TlsMaterial>,
+}
+
+/// A throwaway CA, a server certificate and key it signed (written to files for
+/// `redis-server`) and a client certificate it signed; shared by the nodes of a cluster.
+#[derive(Debug)]
+pub(crate) struct TlsMaterial {
     ca_pem: Vec<u8>,
     client: TestCertificate,
-    /// Holds the CA and server certificate and key files.
+    ca_file: String,
+    cert_file: String,
+    key_file: String,
+    /// Holds the files.
     _dir: TempDir,
+}
+
+impl TlsMaterial {
+    /// Makes the certificates and writes the server's files.
+    ///
+    /// # Panics
+    ///
+    /// When the certificates cannot be made or written.
+    pub(crate) fn new() -> TlsMaterial {
+        let (ca, cert, key, client) =
+            test_certificates().unwrap_or_else(|e| panic!("test certificates: {e}"));
+        let dir = TempDir::new("redis-tls");
+        let file = |name: &str, content: &str| {
+            let path = dir.path().join(name);
+            fs::write(&path, content).unwrap_or_else(|e| panic!("write {name}: {e}"));
+            path.display().to_string()
+        };
+        TlsMaterial {
+            ca_file: file("ca.pem", &ca),
+            cert_file: file("server.pem", &cert),
+            key_file: file("server.key", &key),
+            ca_pem: ca.into_bytes(),
+            client,
+            _dir: dir,
+        }
+    }
+
+    /// The CA certificate, PEM.
+    pub(crate) fn ca_pem(&self) -> &[u8] {
+        &self.ca_pem
+    }
 }
 
 /// A certificate and its private key, PEM, signed by a throwaway test CA.
@@ -363,44 +406,40 @@ impl RedisServer {
     }
 
     fn start_tls_with(client_auth: bool) -> RedisServer {
-        let (ca, cert, key, client) =
-            test_certificates().unwrap_or_else(|e| panic!("test certificates: {e}"));
-        let dir = TempDir::new("redis-tls");
-        let file = |name: &str, content: &str| {
-            let path = dir.path().join(name);
-            fs::write(&path, content).unwrap_or_else(|e| panic!("write {name}: {e}"));
-            path.display().to_string()
-        };
-        let (ca_file, cert_file, key_file) = (
-            file("ca.pem", &ca),
-            file("server.pem", &cert),
-            file("server.key", &key),
-        );
-        // the TLS port is part of the arguments, so pick it afresh on each attempt
         require_binary("redis-server");
+        Self::launch_tls(&[], Arc::new(TlsMaterial::new()), client_auth, "redis")
+    }
+
+    /// Launches a server with `extra` arguments that also serves TLS with `material`'s files,
+    /// on a TLS port picked afresh on each attempt (it is part of the arguments).
+    pub(crate) fn launch_tls(
+        extra: &[&str],
+        material: Arc<TlsMaterial>,
+        client_auth: bool,
+        label: &str,
+    ) -> RedisServer {
         let mut last = String::new();
         for _ in 0..10 {
             let tls_port = free_port();
             let port_arg = tls_port.to_string();
-            let launch = Launch::plain(&[
+            let mut args = extra.to_vec();
+            args.extend([
                 "--tls-port",
                 &port_arg,
                 "--tls-cert-file",
-                &cert_file,
+                &material.cert_file,
                 "--tls-key-file",
-                &key_file,
+                &material.key_file,
                 "--tls-ca-cert-file",
-                &ca_file,
+                &material.ca_file,
                 "--tls-auth-clients",
                 if client_auth { "yes" } else { "no" },
             ]);
-            match Self::try_launch(launch, "redis", 1) {
+            match Self::try_launch(Launch::plain(&args), label, 1) {
                 Ok(mut server) => {
                     server.tls = Some(Tls {
                         port: tls_port,
-                        ca_pem: ca.into_bytes(),
-                        client,
-                        _dir: dir,
+                        material,
                     });
                     return server;
                 }
@@ -417,8 +456,17 @@ impl RedisServer {
     ///
     /// When the server does not serve TLS.
     pub fn tls_url(&self) -> String {
-        let tls = self.tls.as_ref().expect("started with start_tls");
-        format!("rediss://127.0.0.1:{}", tls.port)
+        format!("rediss://127.0.0.1:{}", self.tls_port())
+    }
+
+    /// The TLS port of a server started with [`start_tls`](Self::start_tls) (or of a node of
+    /// [`RedisCluster::start_tls`](super::RedisCluster::start_tls)).
+    ///
+    /// # Panics
+    ///
+    /// When the server does not serve TLS.
+    pub fn tls_port(&self) -> u16 {
+        self.tls.as_ref().expect("started with start_tls").port
     }
 
     /// The PEM certificate of the CA that signed this server's TLS certificate.
@@ -427,7 +475,12 @@ impl RedisServer {
     ///
     /// When the server does not serve TLS.
     pub fn tls_ca_pem(&self) -> &[u8] {
-        &self.tls.as_ref().expect("started with start_tls").ca_pem
+        &self
+            .tls
+            .as_ref()
+            .expect("started with start_tls")
+            .material
+            .ca_pem
     }
 
     /// A client certificate and key signed by this server's CA (what
@@ -437,7 +490,12 @@ impl RedisServer {
     ///
     /// When the server does not serve TLS.
     pub fn tls_client_certificate(&self) -> &TestCertificate {
-        &self.tls.as_ref().expect("started with start_tls").client
+        &self
+            .tls
+            .as_ref()
+            .expect("started with start_tls")
+            .material
+            .client
     }
 
     /// `redis://127.0.0.1:<port>`.
