@@ -1,5 +1,7 @@
 //! `RedisBackend` through Sentinel on real processes (master + replica + one Sentinel): an
-//! entry written before the master dies is read back from the promoted replica, on each client.
+//! entry written before the master dies is read back from the promoted replica, on each client,
+//! in plain text and over TLS (`rediss-sentinel://`: the Sentinel, the master and the replica
+//! all serve TLS and replicate over it; the Sentinel names TLS ports).
 
 mod common;
 
@@ -8,7 +10,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::prefix;
 use memstache_core::raw::{Backend, Expiry};
-use memstache_redis::RedisBackend;
+use memstache_redis::{RedisBackend, RedisConfig};
 use memstache_testkit::redis::{RedisSentinelSet, Reply, SERVICE_NAME};
 
 fn master_port(set: &RedisSentinelSet) -> Option<u16> {
@@ -21,11 +23,32 @@ fn master_port(set: &RedisSentinelSet) -> Option<u16> {
     }
 }
 
-async fn failover_checks(client: &str) {
-    let mut set = RedisSentinelSet::start();
-    let b = RedisBackend::connect(&format!("{}&client={client}", set.url()))
-        .await
-        .unwrap();
+/// The port clients use: the TLS one on a TLS set.
+fn client_port(server: &memstache_testkit::redis::RedisServer, tls: bool) -> u16 {
+    if tls {
+        server.tls_port()
+    } else {
+        server.port()
+    }
+}
+
+async fn failover_checks(client: &str, tls: bool) {
+    let mut set = if tls {
+        RedisSentinelSet::start_tls()
+    } else {
+        RedisSentinelSet::start()
+    };
+    let b = if tls {
+        let mut config =
+            RedisConfig::from_url(&format!("{}&client={client}", set.tls_url())).unwrap();
+        assert!(config.tls);
+        config.tls_ca_pem = Some(set.tls_ca_pem().to_vec());
+        RedisBackend::from_config(config).await.unwrap()
+    } else {
+        RedisBackend::connect(&format!("{}&client={client}", set.url()))
+            .await
+            .unwrap()
+    };
     let key = format!("{}:durable", prefix(client));
     b.set(&key, Bytes::from_static(b"survives"), Expiry::NEVER)
         .await
@@ -35,7 +58,7 @@ async fn failover_checks(client: &str) {
         Reply::Int(1),
         "the replica acknowledged the write"
     );
-    let old = set.master().port();
+    let old = client_port(set.master(), tls);
     assert_eq!(master_port(&set), Some(old));
     set.master_mut().kill();
 
@@ -44,7 +67,7 @@ async fn failover_checks(client: &str) {
         assert!(Instant::now() < deadline, "the Sentinel did not fail over");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert_eq!(master_port(&set), Some(set.replica().port()));
+    assert_eq!(master_port(&set), Some(client_port(set.replica(), tls)));
 
     let deadline = Instant::now() + Duration::from_secs(60);
     let value = loop {
@@ -76,10 +99,20 @@ async fn failover_checks(client: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sentinel_failover_redis_rs() {
-    failover_checks("redis-rs").await;
+    failover_checks("redis-rs", false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sentinel_failover_fred() {
-    failover_checks("fred").await;
+    failover_checks("fred", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel_failover_over_tls_redis_rs() {
+    failover_checks("redis-rs", true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel_failover_over_tls_fred() {
+    failover_checks("fred", true).await;
 }

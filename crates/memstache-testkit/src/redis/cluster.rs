@@ -83,7 +83,12 @@ impl RedisCluster {
                 Some(material) => {
                     let mut tls_args = args.to_vec();
                     tls_args.extend(["--tls-cluster", "yes", "--tls-replication", "yes"]);
-                    RedisServer::launch_tls(&tls_args, Arc::clone(material), false, "cluster")
+                    RedisServer::launch_tls(
+                        Launch::plain(&tls_args),
+                        Arc::clone(material),
+                        false,
+                        "cluster",
+                    )
                 }
             })
             .collect();

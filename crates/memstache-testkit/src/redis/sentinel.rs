@@ -1,8 +1,9 @@
 //! A master + replica + one Sentinel.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use super::server::{Launch, RedisServer, wait_until};
+use super::server::{Launch, RedisServer, TlsMaterial, wait_until};
 
 /// The service name the Sentinel monitors.
 pub const SERVICE_NAME: &str = "mymaster";
@@ -20,6 +21,8 @@ pub struct RedisSentinelSet {
     master: RedisServer,
     replica: RedisServer,
     sentinel: RedisServer,
+    /// The certificates of a set started with [`start_tls`](Self::start_tls).
+    tls: Option<Arc<TlsMaterial>>,
 }
 
 impl RedisSentinelSet {
@@ -31,17 +34,53 @@ impl RedisSentinelSet {
     /// When `redis-server` is missing (the message names the apt package) or the set does
     /// not come up within 30 s.
     pub fn start() -> RedisSentinelSet {
-        let master = RedisServer::start();
-        let mport = master.port().to_string();
-        let replica = RedisServer::start_with_args(&["--replicaof", "127.0.0.1", &mport]);
+        Self::start_with(None)
+    }
+
+    /// Like [`start`](Self::start), but all three processes also serve TLS, with a certificate
+    /// for `localhost` and `127.0.0.1` signed by a CA made for this set
+    /// ([`tls_ca_pem`](Self::tls_ca_pem)), and talk to each other over TLS
+    /// (`tls-replication yes`): the Sentinel monitors the master's TLS port, so it names TLS
+    /// ports to its clients, before and after a failover. [`tls_url`](Self::tls_url) names the
+    /// Sentinel's TLS port. The plain ports stay open for the harness's own commands.
+    ///
+    /// # Panics
+    ///
+    /// As [`start`](Self::start), and when the certificates cannot be made.
+    pub fn start_tls() -> RedisSentinelSet {
+        Self::start_with(Some(Arc::new(TlsMaterial::new())))
+    }
+
+    fn start_with(tls: Option<Arc<TlsMaterial>>) -> RedisSentinelSet {
+        let start = |launch: Launch, label: &str| match &tls {
+            None => RedisServer::launch(launch, label),
+            Some(m) => RedisServer::launch_tls(launch, Arc::clone(m), false, label),
+        };
+        let replication: &[&str] = if tls.is_some() {
+            &["--tls-replication", "yes"]
+        } else {
+            &[]
+        };
+        let master = start(Launch::plain(replication), "redis");
+        // replicas and the Sentinel reach the master on the port its clients use
+        let mport = match &tls {
+            None => master.port(),
+            Some(_) => master.tls_port(),
+        }
+        .to_string();
+        let mut args = vec!["--replicaof", "127.0.0.1", &mport];
+        args.extend(replication);
+        let replica = start(Launch::plain(&args), "redis");
         let conf = format!(
             "sentinel monitor {SERVICE_NAME} 127.0.0.1 {mport} 1\n\
              sentinel down-after-milliseconds {SERVICE_NAME} 1000\n\
              sentinel failover-timeout {SERVICE_NAME} 2000\n"
         );
-        let sentinel = RedisServer::launch(
+        let mut sentinel_args = vec!["--sentinel".to_owned()];
+        sentinel_args.extend(replication.iter().map(|a| (*a).to_owned()));
+        let sentinel = start(
             Launch {
-                args: vec!["--sentinel".to_owned()],
+                args: sentinel_args,
                 config_file: Some(("sentinel.conf".to_owned(), conf)),
             },
             "sentinel",
@@ -61,6 +100,7 @@ impl RedisSentinelSet {
             master,
             replica,
             sentinel,
+            tls,
         }
     }
 
@@ -70,6 +110,29 @@ impl RedisSentinelSet {
             "redis-sentinel://127.0.0.1:{}?service_name={SERVICE_NAME}",
             self.sentinel.port()
         )
+    }
+
+    /// `rediss-sentinel://127.0.0.1:<sentinel TLS port>?service_name=mymaster`, for a set
+    /// started with [`start_tls`](Self::start_tls).
+    ///
+    /// # Panics
+    ///
+    /// When the set does not serve TLS.
+    pub fn tls_url(&self) -> String {
+        format!(
+            "rediss-sentinel://127.0.0.1:{}?service_name={SERVICE_NAME}",
+            self.sentinel.tls_port()
+        )
+    }
+
+    /// The CA certificate (PEM) that signed the set's certificates, for a set started with
+    /// [`start_tls`](Self::start_tls).
+    ///
+    /// # Panics
+    ///
+    /// When the set does not serve TLS.
+    pub fn tls_ca_pem(&self) -> &[u8] {
+        self.tls.as_ref().expect("started with start_tls").ca_pem()
     }
 
     /// The master.

@@ -407,13 +407,19 @@ impl RedisServer {
 
     fn start_tls_with(client_auth: bool) -> RedisServer {
         require_binary("redis-server");
-        Self::launch_tls(&[], Arc::new(TlsMaterial::new()), client_auth, "redis")
+        Self::launch_tls(
+            Launch::plain(&[]),
+            Arc::new(TlsMaterial::new()),
+            client_auth,
+            "redis",
+        )
     }
 
-    /// Launches a server with `extra` arguments that also serves TLS with `material`'s files,
-    /// on a TLS port picked afresh on each attempt (it is part of the arguments).
+    /// Launches `base` so that it also serves TLS with `material`'s files (which it also uses
+    /// for its own outgoing TLS connections: cluster bus, replication, Sentinel), on a TLS port
+    /// picked afresh on each attempt (it is part of the arguments).
     pub(crate) fn launch_tls(
-        extra: &[&str],
+        base: Launch,
         material: Arc<TlsMaterial>,
         client_auth: bool,
         label: &str,
@@ -421,21 +427,23 @@ impl RedisServer {
         let mut last = String::new();
         for _ in 0..10 {
             let tls_port = free_port();
-            let port_arg = tls_port.to_string();
-            let mut args = extra.to_vec();
-            args.extend([
-                "--tls-port",
-                &port_arg,
-                "--tls-cert-file",
-                &material.cert_file,
-                "--tls-key-file",
-                &material.key_file,
-                "--tls-ca-cert-file",
-                &material.ca_file,
-                "--tls-auth-clients",
-                if client_auth { "yes" } else { "no" },
-            ]);
-            match Self::try_launch(Launch::plain(&args), label, 1) {
+            let mut launch = base.clone();
+            launch.args.extend(
+                [
+                    "--tls-port",
+                    &tls_port.to_string(),
+                    "--tls-cert-file",
+                    &material.cert_file,
+                    "--tls-key-file",
+                    &material.key_file,
+                    "--tls-ca-cert-file",
+                    &material.ca_file,
+                    "--tls-auth-clients",
+                    if client_auth { "yes" } else { "no" },
+                ]
+                .map(str::to_owned),
+            );
+            match Self::try_launch(launch, label, 1) {
                 Ok(mut server) => {
                     server.tls = Some(Tls {
                         port: tls_port,
