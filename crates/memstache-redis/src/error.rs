@@ -4,7 +4,8 @@
 //! | cause | kind | temporary |
 //! |---|---|---|
 //! | connection refused / reset / closed, I/O, no node for a slot, `CLUSTERDOWN`, `LOADING`, `MASTERDOWN`, `TRYAGAIN`, `READONLY`, Sentinel lookup | `Unavailable` | yes |
-//! | a TLS handshake refused for trust or settings: a server certificate that does not verify, a client certificate the server refuses (or none when one is required), no common protocol version or cipher | `InvalidConfig` | no |
+//! | a TLS handshake refused for trust or settings: a server certificate that does not verify (an expired one too: it does not heal by retrying), a client certificate the server refuses (or none when one is required), no common protocol version or cipher | `InvalidConfig` | no |
+//! | the same through Sentinel on fred: fred's Sentinel connector keeps only "failed to connect to all sentinel nodes", not the cause | `Unavailable` | yes |
 //! | any other failed TLS handshake (a reset or a garbled message mid-handshake) | `Unavailable` | yes |
 //! | command or connect timeout | `Timeout` | yes |
 //! | authentication, bad URL or client configuration | `InvalidConfig` | no |
@@ -82,17 +83,20 @@ const TLS_REFUSAL_ALERTS: &[&str] = &[
 /// settings.
 #[cfg(feature = "tls")]
 fn is_tls_trust_failure(text: &str) -> bool {
-    let alert = |prefix: &str, suffix: &str| {
+    // an alert name must be followed by something that ends it (`BadCertificate` is a refusal,
+    // `BadCertificateStatusResponse` is not)
+    let alert = |prefix: &str| {
         text.match_indices(prefix).any(|(at, m)| {
             let rest = &text[at + m.len()..];
-            TLS_REFUSAL_ALERTS
-                .iter()
-                .any(|a| rest.strip_prefix(a).is_some_and(|r| r.starts_with(suffix)))
+            TLS_REFUSAL_ALERTS.iter().any(|a| {
+                rest.strip_prefix(a)
+                    .is_some_and(|r| !r.starts_with(|c: char| c.is_ascii_alphanumeric()))
+            })
         })
     };
     TLS_TRUST_FAILURES.iter().any(|m| text.contains(m))
-        || alert("AlertReceived(", ")")
-        || alert("received fatal alert: ", "")
+        || alert("AlertReceived(")
+        || alert("received fatal alert: ")
 }
 
 /// The error for a TLS handshake refused for trust or settings.
@@ -160,6 +164,8 @@ pub(crate) fn from_redis_rs(e: redis::RedisError) -> Error {
     // (the error path only: a TLS refusal surfaces as a connection failure)
     #[cfg(feature = "tls")]
     if kind == ErrorKind::Unavailable
+        // a connection failure, not a server reply (whose text the server partly controls)
+        && e.code().is_none()
         && match rustls_error(&e) {
             Some(r) => is_tls_trust_failure(&format!("{r:?}")),
             // the cluster client keeps only the message
@@ -257,8 +263,13 @@ mod tests {
             assert!(!is_tls_trust_failure(&format!("{e:?}")), "{e:?}");
             assert!(!is_tls_trust_failure(&format!("{e}")), "{e}");
         }
-        // an alert name that merely starts like a refusal is not one
-        assert!(!is_tls_trust_failure("AlertReceived(NoCertificateX)"));
+        // an alert name that merely starts like a refusal is not one, in either form
+        for other in [A::BadCertificateStatusResponse, A::BadCertificateHashValue] {
+            let e = T::AlertReceived(other);
+            assert!(!is_tls_trust_failure(&format!("{e:?}")), "{e:?}");
+            assert!(!is_tls_trust_failure(&format!("{e}")), "{e}");
+            assert!(!is_tls_trust_failure(&format!("Io: {e} (os error)")), "{e}");
+        }
     }
 
     #[cfg(feature = "fred")]

@@ -107,6 +107,35 @@ async fn sentinel_failover_fred() {
     failover_checks("fred", false).await;
 }
 
+/// Without the set's CA, its certificates are refused. redis-rs reports the TLS refusal
+/// (`InvalidConfig`, not temporary); fred's Sentinel connector keeps only "failed to connect to
+/// all sentinel nodes", so there it stays a temporary `Unavailable` (documented).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel_over_tls_refuses_an_unknown_ca() {
+    let set = RedisSentinelSet::start_tls();
+    for (client, kind) in [
+        ("redis-rs", memstache_core::ErrorKind::InvalidConfig),
+        ("fred", memstache_core::ErrorKind::Unavailable),
+    ] {
+        let refused = async {
+            let b = RedisBackend::connect(&format!(
+                "{}&client={client}&connect_timeout_ms=3000",
+                set.tls_url()
+            ))
+            .await?;
+            b.get("x").await
+        }
+        .await
+        .expect_err("a certificate from an unknown CA must be refused");
+        assert_eq!(refused.kind(), kind, "{client}: {refused:?}");
+        assert_eq!(
+            refused.is_temporary(),
+            kind == memstache_core::ErrorKind::Unavailable,
+            "{client}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sentinel_failover_over_tls_redis_rs() {
     failover_checks("redis-rs", true).await;

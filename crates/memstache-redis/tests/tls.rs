@@ -268,5 +268,6 @@ async fn tls_cluster() {
             ErrorKind::InvalidConfig,
             "{client}: {refused:?}"
         );
+        assert!(!refused.is_temporary(), "{client}");
     }
 }

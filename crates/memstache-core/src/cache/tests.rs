@@ -351,6 +351,50 @@ async fn batch_keys_match_single_keys() {
     );
     let err = cache.keys_in(&cache.root(), &keys).err().unwrap();
     assert_eq!(err.kind(), ErrorKind::InvalidKey);
-    let err = cache.get_many::<u8, _>(&keys).await.unwrap_err();
+
+    // a backend that fails every call: a batch with a bad key must fail on the key, before
+    // the backend is called
+    #[derive(Debug)]
+    struct Refusing;
+    fn called() -> Error {
+        Error::new(ErrorKind::Backend, "the backend was called")
+    }
+    #[async_trait::async_trait]
+    impl Backend for Refusing {
+        fn name(&self) -> &'static str {
+            "refusing"
+        }
+        fn capabilities(&self) -> crate::raw::Capabilities {
+            crate::raw::Capabilities::default()
+        }
+        async fn get(&self, _: &str) -> Result<Option<Bytes>> {
+            Err(called())
+        }
+        async fn set(&self, _: &str, _: Bytes, _: Expiry) -> Result<()> {
+            Err(called())
+        }
+        async fn remove(&self, _: &str) -> Result<bool> {
+            Err(called())
+        }
+        async fn exists(&self, _: &str) -> Result<bool> {
+            Err(called())
+        }
+        async fn touch(&self, _: &str) -> Result<bool> {
+            Err(called())
+        }
+        async fn get_many(&self, _: &[&str]) -> Result<Vec<Option<Bytes>>> {
+            Err(called())
+        }
+        async fn remove_many(&self, _: &[&str]) -> Result<u64> {
+            Err(called())
+        }
+    }
+    let refusing = MemStache::builder().backend(Refusing).build().unwrap();
+    let err = refusing.get_many::<u8, _>(&keys).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidKey);
+    let err = refusing.remove_many(&keys).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidKey);
+    // and without a bad key, the backend is reached
+    let err = refusing.get_many::<u8, _>(&keys[2..]).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Backend);
 }

@@ -406,7 +406,6 @@ impl RedisServer {
     }
 
     fn start_tls_with(client_auth: bool) -> RedisServer {
-        require_binary("redis-server");
         Self::launch_tls(
             Launch::plain(&[]),
             Arc::new(TlsMaterial::new()),
@@ -424,6 +423,7 @@ impl RedisServer {
         client_auth: bool,
         label: &str,
     ) -> RedisServer {
+        require_binary("redis-server");
         let mut last = String::new();
         for _ in 0..10 {
             let tls_port = free_port();
