@@ -48,6 +48,41 @@ fn bench(c: &mut Criterion) {
                 black_box(v)
             })
         });
+        // Two threads (each on its own current-thread runtime) reading hits of their own 16
+        // keys: what the cache's shared state costs when two cores read at once. Time per
+        // operation over both threads, so perfect scaling halves the 1-thread time.
+        let keys: Vec<Vec<String>> = (0..2)
+            .map(|t| (0..16).map(|i| format!("hot-{t}-{i}")).collect())
+            .collect();
+        for k in keys.iter().flatten() {
+            rt.block_on(cache.set(k, &value, EntryOptions::default()))
+                .expect("set");
+        }
+        g.bench_function("memstache_get_hit_2t", |b| {
+            b.iter_custom(|iters| {
+                let per = iters / 2 + 1;
+                let start = std::time::Instant::now();
+                std::thread::scope(|s| {
+                    for mine in &keys {
+                        let cache = &cache;
+                        s.spawn(move || {
+                            let rt = tokio::runtime::Builder::new_current_thread()
+                                .enable_all()
+                                .build()
+                                .expect("runtime");
+                            rt.block_on(async {
+                                for i in 0..per {
+                                    let k = &mine[i as usize % mine.len()];
+                                    let v: Option<String> = cache.get(k).await.expect("get");
+                                    black_box(v);
+                                }
+                            });
+                        });
+                    }
+                });
+                start.elapsed()
+            })
+        });
         g.bench_function("memstache_set", |b| {
             b.to_async(&rt).iter(|| async {
                 cache
