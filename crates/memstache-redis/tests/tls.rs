@@ -25,6 +25,17 @@ use memstache_testkit::redis::{RedisCluster, RedisServer};
 
 const CLIENTS: [&str; 2] = ["redis-rs", "fred"];
 
+/// A refused TLS handshake is a configuration error on both clients: not temporary, so neither
+/// retried nor served from fail-safe copies (docs: error mapping).
+fn assert_tls_refusal(refused: &memstache_core::Error, client: &str) {
+    assert_eq!(
+        refused.kind(),
+        ErrorKind::InvalidConfig,
+        "{client}: {refused:?}"
+    );
+    assert!(!refused.is_temporary(), "{client}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_with_a_private_ca() {
     let server = RedisServer::start_tls();
@@ -80,14 +91,7 @@ async fn tls_with_a_private_ca() {
         ))
         .await
         .expect_err("a certificate from an unknown CA must be refused");
-        // a certificate that does not verify is a configuration error on both clients: not
-        // temporary, so neither retried nor served from fail-safe copies (docs: error mapping)
-        assert_eq!(
-            refused.kind(),
-            ErrorKind::InvalidConfig,
-            "{client}: {refused:?}"
-        );
-        assert!(!refused.is_temporary(), "{client}");
+        assert_tls_refusal(&refused, client);
         assert!(std::error::Error::source(&refused).is_some(), "{client}");
 
         // and plain text to the TLS port does not get through either
@@ -160,12 +164,7 @@ async fn mutual_tls_with_a_client_certificate() {
         }
         .await
         .expect_err("no client certificate must be refused");
-        assert_eq!(
-            refused.kind(),
-            ErrorKind::InvalidConfig,
-            "{client}: {refused:?}"
-        );
-        assert!(!refused.is_temporary(), "{client}");
+        assert_tls_refusal(&refused, client);
     }
 }
 
@@ -263,11 +262,6 @@ async fn tls_cluster() {
         }
         .await
         .expect_err("a certificate from an unknown CA must be refused");
-        assert_eq!(
-            refused.kind(),
-            ErrorKind::InvalidConfig,
-            "{client}: {refused:?}"
-        );
-        assert!(!refused.is_temporary(), "{client}");
+        assert_tls_refusal(&refused, client);
     }
 }
