@@ -268,15 +268,7 @@ impl Pipeline {
         let serializer = if h.serializer == self.serializer.id() {
             self.own_serializer()
         } else {
-            SerializerRef::Other(crate::serializer::by_id(h.serializer).ok_or_else(|| {
-                Error::new(
-                    ErrorKind::UnsupportedFormat,
-                    format!(
-                        "entry was written with serializer id {}, which this cache does not have",
-                        h.serializer
-                    ),
-                )
-            })?)
+            other_serializer(h.serializer)?
         };
         if expected_fingerprint != 0 && h.fingerprint != 0 && h.fingerprint != expected_fingerprint
         {
@@ -365,6 +357,26 @@ pub(crate) enum SerializerRef<'a> {
     /// memstache's own [`Postcard`](crate::serializer::Postcard) (the default).
     #[cfg(feature = "postcard")]
     Postcard,
+}
+
+/// The serializer of an entry written with another serializer than the cache's. memstache's
+/// postcard (id 1; ids up to 127 are memstache's own) is decoded typed, without looking up
+/// (and allocating) a serializer per entry.
+fn other_serializer(id: u8) -> Result<SerializerRef<'static>> {
+    #[cfg(feature = "postcard")]
+    if id == 1 {
+        return Ok(SerializerRef::Postcard);
+    }
+    crate::serializer::by_id(id)
+        .map(SerializerRef::Other)
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::UnsupportedFormat,
+                format!(
+                    "entry was written with serializer id {id}, which this cache does not have"
+                ),
+            )
+        })
 }
 
 impl SerializerRef<'_> {

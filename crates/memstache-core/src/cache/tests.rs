@@ -398,3 +398,43 @@ async fn batch_keys_match_single_keys() {
     let err = refusing.get_many::<u8, _>(&keys[2..]).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Backend);
 }
+
+/// Entries stay readable when a cache's serializer changes: each entry names its serializer.
+/// A postcard entry read by a MessagePack cache takes the typed postcard path; a MessagePack
+/// entry read by a postcard cache goes through the erased one.
+#[cfg(feature = "msgpack")]
+#[tokio::test(flavor = "current_thread")]
+async fn entries_stay_readable_across_serializers() {
+    let backend = MemoryBackend::new();
+    let postcard = MemStache::builder()
+        .namespace("shared")
+        .backend(backend.clone())
+        .build()
+        .unwrap();
+    let msgpack = MemStache::builder()
+        .namespace("shared")
+        .backend(backend)
+        .serializer(crate::serializer::MessagePack)
+        .build()
+        .unwrap();
+    let value = ("written by postcard".to_owned(), 7u64);
+    postcard
+        .set("p", &value, EntryOptions::default())
+        .await
+        .unwrap();
+    msgpack
+        .set("m", &vec![1u8, 2, 3], EntryOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        msgpack.get::<(String, u64)>("p").await.unwrap(),
+        Some(value)
+    );
+    assert_eq!(
+        postcard.get::<Vec<u8>>("m").await.unwrap(),
+        Some(vec![1, 2, 3])
+    );
+    // a postcard entry decoded as the wrong type is still a typed error through the other cache
+    let e = msgpack.get::<Vec<String>>("p").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Serialization);
+}

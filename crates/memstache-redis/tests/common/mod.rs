@@ -51,3 +51,11 @@ pub fn prefix(label: &str) -> String {
 pub fn strs(keys: &[String]) -> Vec<&str> {
     keys.iter().map(String::as_str).collect()
 }
+
+/// Connects to `url` and reads one key: the first error a client meets. A refused TLS
+/// handshake surfaces at connect or, with TLS 1.3, at the first command (the client side may
+/// finish before the server's verdict arrives).
+pub async fn first_read(url: &str) -> memstache_core::Result<Option<Bytes>> {
+    let backend = memstache_redis::RedisBackend::connect(url).await?;
+    memstache_core::raw::Backend::get(&backend, "x").await
+}
