@@ -449,8 +449,27 @@ fn set_cmd(key: &str, value: &[u8], px_ms: Option<u64>) -> Cmd {
     c
 }
 
+/// `NAME key…` with its buffers sized up front. `redis::cmd(name).arg(key)` starts from empty
+/// buffers and grows them once per argument: three reallocations for a `GET`, measurable at
+/// a few hundred thousand commands a second.
+fn keys_cmd(name: &str, keys: &[&str]) -> Cmd {
+    let data = name.len() + keys.iter().map(|k| k.len()).sum::<usize>();
+    let mut c = Cmd::with_capacity(1 + keys.len(), data);
+    c.arg(name);
+    for k in keys {
+        c.arg(*k);
+    }
+    c
+}
+
 fn script_cmd(name: &str, script_or_sha: &str, keys: &[&str], arg: &str) -> Cmd {
-    let mut c = redis::cmd(name);
+    let data = name.len()
+        + script_or_sha.len()
+        + 20
+        + keys.iter().map(|k| k.len()).sum::<usize>()
+        + arg.len();
+    let mut c = Cmd::with_capacity(4 + keys.len(), data);
+    c.arg(name);
     c.arg(script_or_sha).arg(keys.len()).arg(keys).arg(arg);
     c
 }
@@ -461,7 +480,7 @@ impl RawClient for RedisRsClient {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        let v: Option<Vec<u8>> = self.run(redis::cmd("GET").arg(key)).await?;
+        let v: Option<Vec<u8>> = self.run(&keys_cmd("GET", &[key])).await?;
         Ok(v.map(Bytes::from))
     }
 
@@ -502,16 +521,16 @@ impl RawClient for RedisRsClient {
     }
 
     async fn unlink(&self, keys: &[&str]) -> Result<u64> {
-        self.run(redis::cmd("UNLINK").arg(keys)).await
+        self.run(&keys_cmd("UNLINK", keys)).await
     }
 
     async fn exists(&self, key: &str) -> Result<bool> {
-        let n: u64 = self.run(redis::cmd("EXISTS").arg(key)).await?;
+        let n: u64 = self.run(&keys_cmd("EXISTS", &[key])).await?;
         Ok(n > 0)
     }
 
     async fn mget(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
-        let v: Value = self.run(redis::cmd("MGET").arg(keys)).await?;
+        let v: Value = self.run(&keys_cmd("MGET", keys)).await?;
         value_list(v)
     }
 
