@@ -4,7 +4,11 @@
 //!
 //! [`Backend`]: crate::raw::Backend
 
+use std::future::Future;
+use std::pin::Pin;
+
 use bytes::Bytes;
+use futures::future::Either;
 use tower::ServiceExt;
 
 use super::MemStache;
@@ -21,157 +25,175 @@ async fn through(stack: &BoxBackendService, req: BackendRequest) -> Result<Backe
     stack.clone().oneshot(req).await
 }
 
-impl MemStache {
-    // `get` and `set` are the hot calls: their layered branch is boxed, so the request and the
-    // `Oneshot` state of the tower stack are not part of (and copied with) every operation's
-    // future when no layer is configured.
+type Boxed<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
 
-    pub(crate) async fn b_get(&self, key: &str) -> Result<Option<Bytes>> {
+impl MemStache {
+    // Every layered branch is boxed, so the request and the `Oneshot` state of the tower stack
+    // are not part of (and copied with) every operation's future when no layer is configured:
+    // an unboxed one made `b_remove` 384 bytes, inside every `set`'s future.
+
+    /// `req` through the layered stack, under the operation timeout, its response read by
+    /// `into`.
+    fn layered<'a, T: 'a>(
+        &'a self,
+        stack: &'a BoxBackendService,
+        req: BackendRequest,
+        into: fn(BackendResponse) -> Result<T>,
+    ) -> Boxed<'a, T> {
+        Box::pin(async move { into(self.call(through(stack, req)).await?) })
+    }
+
+    pub(crate) fn b_get<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> impl Future<Output = Result<Option<Bytes>>> + Send + 'a {
         match &self.inner.stack {
-            None => self.call(self.inner.backend.get(key)).await,
-            Some(s) => Box::pin(self.call(through(
-                s,
-                BackendRequest::Get {
+            None => Either::Left(self.call(self.inner.backend.get(key))),
+            Some(s) => {
+                let req = BackendRequest::Get {
                     key: key.to_owned(),
-                },
-            )))
-            .await?
-            .into_value(),
+                };
+                Either::Right(self.layered(s, req, BackendResponse::into_value))
+            }
         }
     }
 
-    pub(crate) async fn b_set(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<()> {
+    pub(crate) fn b_set<'a>(
+        &'a self,
+        key: &'a str,
+        value: Bytes,
+        expiry: Expiry,
+    ) -> impl Future<Output = Result<()>> + Send + 'a {
         match &self.inner.stack {
-            None => self.call(self.inner.backend.set(key, value, expiry)).await,
-            Some(s) => Box::pin(self.call(through(
-                s,
-                BackendRequest::Set {
+            None => Either::Left(self.call(self.inner.backend.set(key, value, expiry))),
+            Some(s) => {
+                let req = BackendRequest::Set {
                     key: key.to_owned(),
                     value,
                     expiry,
-                },
-            )))
-            .await?
-            .into_done(),
+                };
+                Either::Right(self.layered(s, req, BackendResponse::into_done))
+            }
         }
     }
 
-    pub(crate) async fn b_remove(&self, key: &str) -> Result<bool> {
+    pub(crate) fn b_remove<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> impl Future<Output = Result<bool>> + Send + 'a {
         match &self.inner.stack {
-            None => self.call(self.inner.backend.remove(key)).await,
-            Some(s) => self
-                .call(through(
-                    s,
-                    BackendRequest::Remove {
-                        key: key.to_owned(),
-                    },
-                ))
-                .await?
-                .into_flag(),
+            None => Either::Left(self.call(self.inner.backend.remove(key))),
+            Some(s) => {
+                let req = BackendRequest::Remove {
+                    key: key.to_owned(),
+                };
+                Either::Right(self.layered(s, req, BackendResponse::into_flag))
+            }
         }
     }
 
-    pub(crate) async fn b_exists(&self, key: &str) -> Result<bool> {
+    pub(crate) fn b_exists<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> impl Future<Output = Result<bool>> + Send + 'a {
         match &self.inner.stack {
-            None => self.call(self.inner.backend.exists(key)).await,
-            Some(s) => self
-                .call(through(
-                    s,
-                    BackendRequest::Exists {
-                        key: key.to_owned(),
-                    },
-                ))
-                .await?
-                .into_flag(),
+            None => Either::Left(self.call(self.inner.backend.exists(key))),
+            Some(s) => {
+                let req = BackendRequest::Exists {
+                    key: key.to_owned(),
+                };
+                Either::Right(self.layered(s, req, BackendResponse::into_flag))
+            }
         }
     }
 
-    pub(crate) async fn b_touch(&self, key: &str) -> Result<bool> {
+    pub(crate) fn b_touch<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> impl Future<Output = Result<bool>> + Send + 'a {
         match &self.inner.stack {
-            None => self.call(self.inner.backend.touch(key)).await,
-            Some(s) => self
-                .call(through(
-                    s,
-                    BackendRequest::Touch {
-                        key: key.to_owned(),
-                    },
-                ))
-                .await?
-                .into_flag(),
+            None => Either::Left(self.call(self.inner.backend.touch(key))),
+            Some(s) => {
+                let req = BackendRequest::Touch {
+                    key: key.to_owned(),
+                };
+                Either::Right(self.layered(s, req, BackendResponse::into_flag))
+            }
         }
     }
 
-    pub(crate) async fn b_set_if_absent(
-        &self,
-        key: &str,
+    pub(crate) fn b_set_if_absent<'a>(
+        &'a self,
+        key: &'a str,
         value: Bytes,
         expiry: Expiry,
-    ) -> Result<bool> {
+    ) -> impl Future<Output = Result<bool>> + Send + 'a {
         match &self.inner.stack {
-            None => {
-                self.call(self.inner.backend.set_if_absent(key, value, expiry))
-                    .await
+            None => Either::Left(self.call(self.inner.backend.set_if_absent(key, value, expiry))),
+            Some(s) => {
+                let req = BackendRequest::SetIfAbsent {
+                    key: key.to_owned(),
+                    value,
+                    expiry,
+                };
+                Either::Right(self.layered(s, req, BackendResponse::into_flag))
             }
-            Some(s) => self
-                .call(through(
-                    s,
-                    BackendRequest::SetIfAbsent {
-                        key: key.to_owned(),
-                        value,
-                        expiry,
-                    },
-                ))
-                .await?
-                .into_flag(),
         }
     }
 
+    /// (An `async fn`: the backend borrows `expected`. Not a hot path.)
     pub(crate) async fn b_remove_if_equals(&self, key: &str, expected: Bytes) -> Result<bool> {
         match &self.inner.stack {
             None => {
                 self.call(self.inner.backend.remove_if_equals(key, &expected))
                     .await
             }
-            Some(s) => self
-                .call(through(
-                    s,
-                    BackendRequest::RemoveIfEquals {
-                        key: key.to_owned(),
-                        expected,
-                    },
-                ))
-                .await?
-                .into_flag(),
+            Some(s) => {
+                let req = BackendRequest::RemoveIfEquals {
+                    key: key.to_owned(),
+                    expected,
+                };
+                self.layered(s, req, BackendResponse::into_flag).await
+            }
         }
     }
 
-    pub(crate) async fn b_get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
+    pub(crate) fn b_get_many<'a>(
+        &'a self,
+        keys: &'a [&'a str],
+    ) -> impl Future<Output = Result<Vec<Option<Bytes>>>> + Send + 'a {
         match &self.inner.stack {
-            None => self.call(self.inner.backend.get_many(keys)).await,
-            Some(s) => self
-                .call(through(s, BackendRequest::GetMany { keys: owned(keys) }))
-                .await?
-                .into_values(),
+            None => Either::Left(self.call(self.inner.backend.get_many(keys))),
+            Some(s) => {
+                let req = BackendRequest::GetMany { keys: owned(keys) };
+                Either::Right(self.layered(s, req, BackendResponse::into_values))
+            }
         }
     }
 
-    pub(crate) async fn b_set_many(&self, entries: Vec<BackendEntry>) -> Result<()> {
+    pub(crate) fn b_set_many<'a>(
+        &'a self,
+        entries: Vec<BackendEntry>,
+    ) -> impl Future<Output = Result<()>> + Send + 'a {
         match &self.inner.stack {
-            None => self.call(self.inner.backend.set_many(entries)).await,
-            Some(s) => self
-                .call(through(s, BackendRequest::SetMany { entries }))
-                .await?
-                .into_done(),
+            None => Either::Left(self.call(self.inner.backend.set_many(entries))),
+            Some(s) => {
+                let req = BackendRequest::SetMany { entries };
+                Either::Right(self.layered(s, req, BackendResponse::into_done))
+            }
         }
     }
 
-    pub(crate) async fn b_remove_many(&self, keys: &[&str]) -> Result<u64> {
+    pub(crate) fn b_remove_many<'a>(
+        &'a self,
+        keys: &'a [&'a str],
+    ) -> impl Future<Output = Result<u64>> + Send + 'a {
         match &self.inner.stack {
-            None => self.call(self.inner.backend.remove_many(keys)).await,
-            Some(s) => self
-                .call(through(s, BackendRequest::RemoveMany { keys: owned(keys) }))
-                .await?
-                .into_count(),
+            None => Either::Left(self.call(self.inner.backend.remove_many(keys))),
+            Some(s) => {
+                let req = BackendRequest::RemoveMany { keys: owned(keys) };
+                Either::Right(self.layered(s, req, BackendResponse::into_count))
+            }
         }
     }
 }

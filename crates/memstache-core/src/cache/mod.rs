@@ -27,7 +27,7 @@ pub use stats::StatsSnapshot;
 use crate::raw::{Backend, BoxBackendService, Clock, Expiry};
 use crate::{Absolute, EntryOptions, Error, ErrorKind, Result};
 use flight::Flights;
-use pipeline::{EncodeParams, Pipeline, fingerprint_of};
+use pipeline::{EncodeParams, Opened, Pipeline, fingerprint_of};
 use stats::Stats;
 
 /// Where an operation acts: a key prefix and key id (the cache's own, or a tenant's), and an
@@ -39,6 +39,28 @@ pub(crate) struct Scope<'a> {
     pub(crate) key_id: &'a str,
     pub(crate) tenant: Option<&'a str>,
     pub(crate) guard: Option<Guard<'a>>,
+}
+
+/// Longest storage key (namespace prefix + user key) kept inline by [`StorageKey`].
+const INLINE_KEY: usize = 96;
+
+/// A storage key: inline up to [`INLINE_KEY`] bytes, on the heap beyond.
+pub(crate) enum StorageKey {
+    Inline { len: u8, buf: [u8; INLINE_KEY] },
+    Heap(String),
+}
+
+impl StorageKey {
+    /// The key as text. It is two `str`s back to back, so it is valid UTF-8; checking it again
+    /// costs a few instructions for a short key and keeps this crate free of `unsafe`. Call it
+    /// once per operation.
+    pub(crate) fn as_str(&self) -> Result<&str> {
+        match self {
+            StorageKey::Inline { len, buf } => std::str::from_utf8(&buf[..usize::from(*len)])
+                .map_err(|_| Error::internal("storage key is not UTF-8")),
+            StorageKey::Heap(s) => Ok(s),
+        }
+    }
 }
 
 /// See [`Scope`].
@@ -221,6 +243,28 @@ impl MemStache {
         Ok(s)
     }
 
+    /// The storage key of `key` in `scope`, on the stack when it fits (most keys do): the
+    /// single-key operations build one per call, and a heap `String` was an allocation and a
+    /// free on every `get` and `set`.
+    pub(crate) fn inline_key_in(&self, scope: &Scope<'_>, key: &str) -> Result<StorageKey> {
+        self.validate_key(key)?;
+        let prefix = scope.prefix;
+        let len = prefix.len() + key.len();
+        if len > INLINE_KEY {
+            let mut s = String::with_capacity(len);
+            s.push_str(prefix);
+            s.push_str(key);
+            return Ok(StorageKey::Heap(s));
+        }
+        let mut buf = [0u8; INLINE_KEY];
+        buf[..prefix.len()].copy_from_slice(prefix.as_bytes());
+        buf[prefix.len()..len].copy_from_slice(key.as_bytes());
+        Ok(StorageKey::Inline {
+            len: u8::try_from(len).map_err(|_| Error::internal("inline key too long"))?,
+            buf,
+        })
+    }
+
     /// The storage keys of `keys` in `scope`, built into one buffer: one allocation per batch,
     /// not one per key.
     pub(crate) fn keys_in<K: AsRef<str>>(&self, scope: &Scope<'_>, keys: &[K]) -> Result<KeyBatch> {
@@ -326,12 +370,22 @@ impl MemStache {
             .is_some_and(|(deadline, _)| deadline != 0 && deadline <= self.inner.clock.now_ms())
     }
 
-    async fn decode<T: DeserializeOwned>(&self, bytes: &[u8], storage_key: &str) -> Result<T> {
-        let (plain, serializer) = self
-            .inner
-            .pipeline
-            .open(bytes, storage_key, self.expected_fingerprint::<T>())
-            .await?;
+    pub(crate) async fn decode<T: DeserializeOwned>(
+        &self,
+        bytes: &[u8],
+        storage_key: &str,
+    ) -> Result<T> {
+        let pipeline = &self.inner.pipeline;
+        // Bound and moved out of before the await: a `match` scrutinee would live (with its
+        // `Result`'s error) across it, in every read's future.
+        let opened = pipeline.open(bytes, storage_key, self.expected_fingerprint::<T>())?;
+        let (key_id, version) = match opened {
+            Opened::Plain(plain, serializer) => return serializer.deserialize_typed(&plain),
+            Opened::Sealed { key_id, version } => (key_id, version),
+        };
+        // the only await: a plain read's future holds nothing of the envelope
+        let key = pipeline.entry_key(key_id, version).await?;
+        let (plain, serializer) = pipeline.open_sealed(bytes, storage_key, &key)?;
         serializer.deserialize_typed(&plain)
     }
 

@@ -166,15 +166,18 @@ impl MemStache {
     // ---- scoped forms ------------------------------------------------------------------
 
     /// Reads `sk`, and the scope's guard in the same backend call when there is one (that
-    /// path is boxed, to keep the plain read's future small).
-    async fn read_raw(&self, scope: &Scope<'_>, sk: &str) -> Result<Outcome<Option<Bytes>>> {
+    /// path is boxed, to keep the plain read's future small). A combinator, not an `async fn`,
+    /// for the same reason.
+    pub(crate) fn read_raw<'a>(
+        &'a self,
+        scope: &Scope<'a>,
+        sk: &'a str,
+    ) -> impl Future<Output = Result<Outcome<Option<Bytes>>>> + Send + 'a {
         match scope.guard {
-            None => Ok(Outcome::Done(
-                self.b_get(sk)
-                    .await?
-                    .filter(|raw| !self.expired_by_header(raw)),
-            )),
-            Some(g) => Box::pin(self.read_guarded(g, sk)).await,
+            None => Either::Left(self.b_get(sk).map(move |r| {
+                r.map(|raw| Outcome::Done(raw.filter(|raw| !self.expired_by_header(raw))))
+            })),
+            Some(g) => Either::Right(Box::pin(self.read_guarded(g, sk))),
         }
     }
 
@@ -204,13 +207,14 @@ impl MemStache {
     ) -> Result<Outcome<Option<T>>> {
         let span = op_span!("memstache.get", self, scope, key);
         self.traced(&span, "get", scope, Some(key), true, async {
-            let sk = self.key_in(scope, key)?;
-            let raw = match self.read_raw(scope, &sk).await {
+            let sk = self.inline_key_in(scope, key)?;
+            let sk = sk.as_str()?;
+            let raw = match self.read_raw(scope, sk).await {
                 Ok(Outcome::Done(raw)) => raw,
                 Ok(Outcome::Stale(g)) => return Ok(Outcome::Stale(g)),
                 // boxed: the fail-safe path's state stays out of every read's future
                 Err(e) => {
-                    return match Box::pin(self.fail_safe_value::<T>(scope, &sk, &e)).await {
+                    return match Box::pin(self.fail_safe_value::<T>(scope, sk, &e)).await {
                         Some(v) => Ok(Outcome::Done(Some(v))),
                         None => Err(e),
                     };
@@ -223,9 +227,9 @@ impl MemStache {
             };
             span.record("hit", true);
             span.record("size", raw.len());
-            let v = self.decode::<T>(&raw, &sk).await?;
+            let v = self.decode::<T>(&raw, sk).await?;
             if self.tier_for(scope).is_some() {
-                Box::pin(self.fail_safe_keep(scope, &sk, &raw)).await;
+                Box::pin(self.fail_safe_keep(scope, sk, &raw)).await;
             }
             self.inner.stats.hit();
             Ok(Outcome::Done(Some(v)))
@@ -242,9 +246,10 @@ impl MemStache {
     ) -> Result<()> {
         let span = op_span!("memstache.set", self, scope, key);
         self.traced(&span, "set", scope, Some(key), true, async {
-            let sk = self.key_in(scope, key)?;
+            let sk = self.inline_key_in(scope, key)?;
+            let sk = sk.as_str()?;
             let now = self.inner.clock.now_ms();
-            let (params, expiry) = self.encode_params::<T>(&sk, scope.key_id, &options, now)?;
+            let (params, expiry) = self.encode_params::<T>(sk, scope.key_id, &options, now)?;
             let prepared = self.inner.pipeline.encode_value(&value, &params)?;
             let bytes = match prepared {
                 Prepared::Done(b) => b,
@@ -256,7 +261,7 @@ impl MemStache {
                 }
             };
             self.check_backend_size(&bytes)?;
-            self.store_encoded(scope, &sk, bytes, expiry, now).await
+            self.store_encoded(scope, sk, bytes, expiry, now).await
         })
         .await
     }
@@ -276,7 +281,7 @@ impl MemStache {
     }
 
     /// Writes an encoded entry (removes the key when its expiry is already due).
-    async fn store_encoded(
+    pub(crate) async fn store_encoded(
         &self,
         scope: &Scope<'_>,
         sk: &str,
@@ -286,10 +291,13 @@ impl MemStache {
     ) -> Result<()> {
         tracing::Span::current().record("size", bytes.len());
         if expiry.is_due(now) {
-            // Already expired: make sure an older value is not served either.
-            self.fail_safe_forget(scope, sk).await;
-            self.b_remove(sk).await?;
-            return Ok(());
+            // Already expired: make sure an older value is not served either. (Boxed: a rare
+            // path, kept out of every write's future.)
+            return Box::pin(async {
+                self.fail_safe_forget(scope, sk).await;
+                self.b_remove(sk).await.map(|_| ())
+            })
+            .await;
         }
         if self.tier_for(scope).is_none() {
             self.b_set(sk, bytes, expiry).await?;
@@ -324,9 +332,10 @@ impl MemStache {
     pub(crate) async fn remove_in(&self, scope: &Scope<'_>, key: &str) -> Result<bool> {
         let span = op_span!("memstache.remove", self, scope, key);
         self.traced(&span, "remove", scope, Some(key), false, async {
-            let sk = self.key_in(scope, key)?;
-            self.fail_safe_forget(scope, &sk).await;
-            self.b_remove(&sk).await
+            let sk = self.inline_key_in(scope, key)?;
+            let sk = sk.as_str()?;
+            self.fail_safe_forget(scope, sk).await;
+            self.b_remove(sk).await
         })
         .await
     }
@@ -334,8 +343,9 @@ impl MemStache {
     pub(crate) async fn exists_in(&self, scope: &Scope<'_>, key: &str) -> Result<bool> {
         let span = op_span!("memstache.exists", self, scope, key);
         self.traced(&span, "exists", scope, Some(key), false, async {
-            let sk = self.key_in(scope, key)?;
-            self.b_exists(&sk).await
+            let sk = self.inline_key_in(scope, key)?;
+            let sk = sk.as_str()?;
+            self.b_exists(sk).await
         })
         .await
     }
@@ -343,8 +353,9 @@ impl MemStache {
     pub(crate) async fn refresh_in(&self, scope: &Scope<'_>, key: &str) -> Result<bool> {
         let span = op_span!("memstache.refresh", self, scope, key);
         self.traced(&span, "refresh", scope, Some(key), false, async {
-            let sk = self.key_in(scope, key)?;
-            self.b_touch(&sk).await
+            let sk = self.inline_key_in(scope, key)?;
+            let sk = sk.as_str()?;
+            self.b_touch(sk).await
         })
         .await
     }
@@ -387,14 +398,15 @@ impl MemStache {
         Fut: Future<Output = std::result::Result<T, E>>,
         E: Into<BoxError>,
     {
-        let sk = self.key_in(scope, key)?;
+        let sk = self.inline_key_in(scope, key)?;
+        let sk = sk.as_str()?;
         loop {
-            match self.read_for_load::<T>(scope, &sk).await {
+            match self.read_for_load::<T>(scope, sk).await {
                 Outcome::Done(Some(v)) => return Ok(Outcome::Done(v)),
                 Outcome::Stale(g) => return Ok(Outcome::Stale(g)),
                 Outcome::Done(None) => {}
             }
-            match self.inner.flights.join(&sk) {
+            match self.inner.flights.join(sk) {
                 Role::Waiter(slot) => match flight::wait(slot).await {
                     Some(Ok(plain)) => {
                         return Ok(Outcome::Done(self.inner.pipeline.deserialize(&plain)?));
@@ -404,7 +416,7 @@ impl MemStache {
                 },
                 Role::Leader(guard) => {
                     // Another leader may have just finished between our read and our join.
-                    match self.read_for_load::<T>(scope, &sk).await {
+                    match self.read_for_load::<T>(scope, sk).await {
                         Outcome::Done(Some(v)) => return Ok(Outcome::Done(v)),
                         Outcome::Stale(g) => return Ok(Outcome::Stale(g)),
                         Outcome::Done(None) => {}
@@ -412,11 +424,11 @@ impl MemStache {
                     // Other instances: take the distributed lock, or wait for its holder.
                     let mut held = None;
                     if let Some(opts) = &self.inner.lock {
-                        match self.try_lock(&sk, opts).await {
+                        match self.try_lock(sk, opts).await {
                             Lock::Held { key, token } => held = Some((key, token)),
                             Lock::Unknown => {}
                             Lock::Busy => {
-                                match self.wait_for_other_loader::<T>(scope, &sk, opts).await {
+                                match self.wait_for_other_loader::<T>(scope, sk, opts).await {
                                     // dropping `guard` lets local waiters read it too
                                     Some(Outcome::Done(Some(v))) => return Ok(Outcome::Done(v)),
                                     Some(Outcome::Stale(g)) => return Ok(Outcome::Stale(g)),
@@ -434,8 +446,7 @@ impl MemStache {
                     let out = match loaded {
                         Ok(value) => match self.inner.pipeline.serialize(&value) {
                             Ok(plain) => {
-                                if let Err(e) = self.store::<T>(scope, &sk, &plain, &options).await
-                                {
+                                if let Err(e) = self.store::<T>(scope, sk, &plain, &options).await {
                                     self.inner.stats.error();
                                     let e = self.ctx(e, "get_or_set", scope, Some(key));
                                     tracing::warn!(error = %e, "memstache: storing the loaded value failed; returning it uncached");

@@ -1,6 +1,8 @@
 //! serialize → compress → encrypt → envelope, and back.
 
 use std::borrow::Cow;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
@@ -10,7 +12,7 @@ use serde::de::DeserializeOwned;
 use crate::envelope::{
     self, FLAG_CHECKSUM, FLAG_COMPRESSED, FLAG_ENCRYPTED, FLAG_FINGERPRINT, Header,
 };
-use crate::raw::{Compressor, Encryptor, KeyManager, Serializer};
+use crate::raw::{Compressor, Encryptor, KeyManager, KeyVersion, Serializer};
 use crate::{Error, ErrorKind, Result};
 
 /// What one write needs beyond the value.
@@ -255,16 +257,21 @@ impl Pipeline {
         Ok(Bytes::from(out))
     }
 
-    /// Decodes and checks an envelope stored at `storage_key`, returning the serialized value
-    /// and the serializer that wrote it.
-    pub(crate) async fn open<'a>(
+    /// Decodes and checks an envelope stored at `storage_key`. An unencrypted entry is opened
+    /// here, synchronously: checksum, decompression, the serialized value and the serializer
+    /// that wrote it. An encrypted one is checked as far as it can be without its key, and
+    /// [`Opened::Sealed`] names the key version to fetch for [`open_sealed`](Self::open_sealed).
+    ///
+    /// Split this way so that a plain read's future holds no envelope state across an await
+    /// (an `async fn` over both paths was 328 bytes, copied with every operation's future).
+    pub(crate) fn open<'a>(
         &self,
         bytes: &'a [u8],
         storage_key: &str,
         expected_fingerprint: u64,
-    ) -> Result<(Cow<'a, [u8]>, SerializerRef<'_>)> {
+    ) -> Result<Opened<'a, '_>> {
         let env = envelope::decode(bytes, self.max_value_size)?;
-        let h = env.header;
+        let h = &env.header;
         let serializer = if h.serializer == self.serializer.id() {
             self.own_serializer()
         } else {
@@ -278,74 +285,134 @@ impl Pipeline {
             ));
         }
 
-        let payload: Vec<u8> = if h.is_encrypted() {
-            let (Some(enc), Some(km)) = (&self.encryptor, &self.key_manager) else {
-                return Err(Error::new(
-                    ErrorKind::UnsupportedFormat,
-                    "entry is encrypted but this cache has no encryptor and key manager",
-                ));
-            };
-            if enc.id() != h.cipher {
-                return Err(Error::new(
-                    ErrorKind::UnsupportedFormat,
-                    format!(
-                        "entry was sealed with cipher id {}, which this cache does not have",
-                        h.cipher
-                    ),
-                ));
-            }
-            if h.nonce.len() != enc.nonce_len() || env.body.len() < enc.tag_len() {
-                return Err(Error::integrity(
-                    "entry's nonce or body does not fit its cipher",
-                ));
-            }
-            if env.body.len() > self.max_value_size.saturating_add(enc.tag_len()) {
-                return Err(too_large());
-            }
-            let key = km.key(h.key_id, h.key_version).await?;
-            let mut aad = Vec::new();
-            envelope::aad(env.header_bytes, storage_key, &mut aad);
-            let mut buf = env.body.to_vec();
-            let n = enc.open_in_place(key.material.expose(), h.nonce, &aad, &mut buf)?;
-            buf.truncate(n);
-            buf
-        } else {
-            if self.encryptor.is_some() && !self.accept_unencrypted {
-                return Err(Error::integrity(
-                    "entry is not encrypted but this cache only accepts encrypted entries",
-                ));
-            }
-            if env.checksum != Some(envelope::checksum(env.header_bytes, storage_key, env.body)) {
-                return Err(Error::integrity("entry checksum does not match"));
-            }
-            if !h.is_compressed() {
-                return Ok((Cow::Borrowed(env.body), serializer));
-            }
-            env.body.to_vec()
-        };
+        if h.is_encrypted() {
+            self.sealed_checks(&env)?;
+            return Ok(Opened::Sealed {
+                key_id: h.key_id,
+                version: h.key_version,
+            });
+        }
+        if self.encryptor.is_some() && !self.accept_unencrypted {
+            return Err(Error::integrity(
+                "entry is not encrypted but this cache only accepts encrypted entries",
+            ));
+        }
+        if env.checksum != Some(envelope::checksum(env.header_bytes, storage_key, env.body)) {
+            return Err(Error::integrity("entry checksum does not match"));
+        }
+        if !h.is_compressed() {
+            return Ok(Opened::Plain(Cow::Borrowed(env.body), serializer));
+        }
+        let plain = self.decompress(h, env.body)?;
+        Ok(Opened::Plain(Cow::Owned(plain), serializer))
+    }
 
-        let plain = if h.is_compressed() {
-            let c = self
-                .compressor
-                .as_ref()
-                .filter(|c| c.id() == h.compressor)
-                .ok_or_else(|| {
-                    Error::new(
-                        ErrorKind::UnsupportedFormat,
-                        format!("entry was compressed with compressor id {}, which this cache does not have", h.compressor),
-                    )
-                })?;
-            let mut out = Vec::with_capacity(h.plain_len as usize);
-            c.decompress(&payload, h.plain_len as usize, &mut out)?;
-            out
+    /// Everything about an encrypted entry that can be checked without its key.
+    fn sealed_checks(&self, env: &envelope::Envelope<'_>) -> Result<&dyn Encryptor> {
+        let h = &env.header;
+        let (Some(enc), Some(_)) = (&self.encryptor, &self.key_manager) else {
+            return Err(Error::new(
+                ErrorKind::UnsupportedFormat,
+                "entry is encrypted but this cache has no encryptor and key manager",
+            ));
+        };
+        if enc.id() != h.cipher {
+            return Err(Error::new(
+                ErrorKind::UnsupportedFormat,
+                format!(
+                    "entry was sealed with cipher id {}, which this cache does not have",
+                    h.cipher
+                ),
+            ));
+        }
+        if h.nonce.len() != enc.nonce_len() || env.body.len() < enc.tag_len() {
+            return Err(Error::integrity(
+                "entry's nonce or body does not fit its cipher",
+            ));
+        }
+        if env.body.len() > self.max_value_size.saturating_add(enc.tag_len()) {
+            return Err(too_large());
+        }
+        Ok(enc.as_ref())
+    }
+
+    /// The key version an [`Opened::Sealed`] entry names. Returns the key manager's (boxed)
+    /// future itself, so the reader's future holds 16 bytes for it.
+    pub(crate) fn entry_key<'a>(
+        &'a self,
+        key_id: &'a str,
+        version: u32,
+    ) -> Pin<Box<dyn Future<Output = Result<Arc<KeyVersion>>> + Send + 'a>> {
+        match &self.key_manager {
+            Some(km) => km.key(key_id, version),
+            None => Box::pin(std::future::ready(Err(Error::new(
+                ErrorKind::UnsupportedFormat,
+                "entry is encrypted but this cache has no encryptor and key manager",
+            )))),
+        }
+    }
+
+    /// Opens an encrypted entry with the key version [`open`](Self::open) named: decrypts
+    /// (authenticating header, storage key and body), then decompresses.
+    pub(crate) fn open_sealed<'a>(
+        &self,
+        bytes: &'a [u8],
+        storage_key: &str,
+        key: &KeyVersion,
+    ) -> Result<(Cow<'a, [u8]>, SerializerRef<'_>)> {
+        let env = envelope::decode(bytes, self.max_value_size)?;
+        let h = &env.header;
+        let serializer = if h.serializer == self.serializer.id() {
+            self.own_serializer()
         } else {
-            payload
+            other_serializer(h.serializer)?
+        };
+        let enc = self.sealed_checks(&env)?;
+        let mut aad = Vec::new();
+        envelope::aad(env.header_bytes, storage_key, &mut aad);
+        let mut buf = env.body.to_vec();
+        let n = enc.open_in_place(key.material.expose(), h.nonce, &aad, &mut buf)?;
+        buf.truncate(n);
+        let plain = if h.is_compressed() {
+            self.decompress(h, &buf)?
+        } else {
+            buf
         };
         if plain.len() != h.plain_len as usize {
             return Err(Error::integrity("entry length does not match its header"));
         }
         Ok((Cow::Owned(plain), serializer))
     }
+
+    fn decompress(&self, h: &envelope::Header<'_>, payload: &[u8]) -> Result<Vec<u8>> {
+        let c = self
+            .compressor
+            .as_ref()
+            .filter(|c| c.id() == h.compressor)
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::UnsupportedFormat,
+                    format!(
+                        "entry was compressed with compressor id {}, which this cache does not have",
+                        h.compressor
+                    ),
+                )
+            })?;
+        let mut out = Vec::with_capacity(h.plain_len as usize);
+        c.decompress(payload, h.plain_len as usize, &mut out)?;
+        if out.len() != h.plain_len as usize {
+            return Err(Error::integrity("entry length does not match its header"));
+        }
+        Ok(out)
+    }
+}
+
+/// What [`Pipeline::open`] made of an entry.
+pub(crate) enum Opened<'a, 's> {
+    /// An unencrypted entry, checked: the serialized value and its serializer.
+    Plain(Cow<'a, [u8]>, SerializerRef<'s>),
+    /// An encrypted entry whose checks so far passed; open it with this key version.
+    Sealed { key_id: &'a str, version: u32 },
 }
 
 /// The serializer an entry was written with: the cache's own (borrowed: no reference-count

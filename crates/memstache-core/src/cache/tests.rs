@@ -438,3 +438,53 @@ async fn entries_stay_readable_across_serializers() {
     let e = msgpack.get::<Vec<String>>("p").await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Serialization);
 }
+
+/// Every byte of an operation's future is copied when the caller boxes, spawns or pushes it
+/// into a `FuturesUnordered`, several times per operation: these bounds catch a rare path
+/// (fail-safe, layers, encryption, an unboxed backend future) leaking into the plain path's
+/// state. At the time of writing: `get` 800 bytes, `set` 1,208.
+#[test]
+fn operation_futures_stay_small() {
+    let cache = MemStache::builder().build().unwrap();
+    let value = "v".to_string();
+    let get = cache.get::<String>("k");
+    let set = cache.set("k", &value, EntryOptions::default());
+    let root = cache.root();
+    let read = cache.read_raw(&root, "k");
+    let decode = cache.decode::<String>(b"", "k");
+    for (name, size, budget) in [
+        ("get", std::mem::size_of_val(&get), 1024),
+        ("set", std::mem::size_of_val(&set), 1280),
+        ("read_raw", std::mem::size_of_val(&read), 192),
+        ("decode", std::mem::size_of_val(&decode), 192),
+    ] {
+        assert!(size <= budget, "{name}: {size} bytes > {budget}");
+    }
+}
+
+/// Storage keys are built inline up to 96 bytes and on the heap beyond: keys on both sides of
+/// the boundary (namespace prefix included) read back their own values, and `remove`,
+/// `exists` and `refresh` reach the same entries.
+#[tokio::test]
+async fn keys_either_side_of_the_inline_limit_round_trip() {
+    let cache = MemStache::builder().namespace("ns").build().unwrap();
+    let prefix_len = cache.storage_key("x").unwrap().len() - 1;
+    for total in [1usize, 95, 96, 97, 200, 1000] {
+        let Some(user_len) = total.checked_sub(prefix_len).filter(|n| *n > 0) else {
+            continue;
+        };
+        let key: String = (0..user_len)
+            .map(|i| char::from(b'a' + (i % 26) as u8))
+            .collect();
+        let value = format!("value of a {total}-byte storage key");
+        cache
+            .set(&key, &value, EntryOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(cache.get::<String>(&key).await.unwrap(), Some(value));
+        assert!(cache.exists(&key).await.unwrap());
+        assert!(cache.refresh(&key).await.unwrap());
+        assert!(cache.remove(&key).await.unwrap());
+        assert_eq!(cache.get::<String>(&key).await.unwrap(), None);
+    }
+}
