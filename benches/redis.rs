@@ -614,6 +614,8 @@ fn main() {
         &keys[start..start + BATCH]
     };
     let batches = 2_000;
+    let checked_keys: Vec<String> = keys.iter().map(|k| format!("c:{k}")).collect();
+    let checked_keys = &checked_keys;
     let (fred, redisrs) = (&fred, &redisrs);
     let mut rows = Vec::new();
     for (client, cache) in &caches {
@@ -665,6 +667,25 @@ fn main() {
                     for x in rr_mget(c, ks).await {
                         let s: String = postcard::from_bytes(&x.expect("hit")).expect("decode");
                         std::hint::black_box(s);
+                    }
+                }
+            },
+        ),
+        row(
+            "hand-rolled checked MGET(100) + postcard (CRC-32 + timeout), redis-rs @8",
+            "keys/s",
+            BATCH,
+            batches,
+            8,
+            move |i| {
+                let c = redisrs.clone();
+                let ks = &checked_keys[(i * BATCH) % KEYS..(i * BATCH) % KEYS + BATCH];
+                async move {
+                    let xs = tokio::time::timeout(CHECKED_TIMEOUT, rr_mget(c, ks))
+                        .await
+                        .expect("in time");
+                    for (k, x) in ks.iter().zip(xs) {
+                        std::hint::black_box(checked_decode(k, &x.expect("hit")));
                     }
                 }
             },
@@ -777,6 +798,11 @@ fn main() {
             "memstache get_many(100) / 100 single gets, redis-rs",
             "memstache get_many(100) on redis-rs @8",
             "memstache 100 × get on redis-rs (100 in flight) @8",
+        ),
+        (
+            "memstache get_many(100) / checked hand-rolled MGET + postcard (CRC-32 + timeout), redis-rs",
+            "memstache get_many(100) on redis-rs @8",
+            "hand-rolled checked MGET(100) + postcard (CRC-32 + timeout), redis-rs @8",
         ),
         (
             "fred MGET / redis-rs MGET",
