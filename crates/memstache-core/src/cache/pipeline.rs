@@ -272,11 +272,7 @@ impl Pipeline {
     ) -> Result<Opened<'a, '_>> {
         let env = envelope::decode(bytes, self.max_value_size)?;
         let h = &env.header;
-        let serializer = if h.serializer == self.serializer.id() {
-            self.own_serializer()
-        } else {
-            other_serializer(h.serializer)?
-        };
+        let serializer = self.serializer_for(h.serializer)?;
         if expected_fingerprint != 0 && h.fingerprint != 0 && h.fingerprint != expected_fingerprint
         {
             return Err(Error::new(
@@ -305,6 +301,15 @@ impl Pipeline {
         }
         let plain = self.decompress(h, env.body)?;
         Ok(Opened::Plain(Cow::Owned(plain), serializer))
+    }
+
+    /// The serializer that wrote an entry with serializer id `id`.
+    fn serializer_for(&self, id: u8) -> Result<SerializerRef<'_>> {
+        if id == self.serializer.id() {
+            Ok(self.own_serializer())
+        } else {
+            other_serializer(id)
+        }
     }
 
     /// Everything about an encrypted entry that can be checked without its key.
@@ -362,11 +367,7 @@ impl Pipeline {
     ) -> Result<(Cow<'a, [u8]>, SerializerRef<'_>)> {
         let env = envelope::decode(bytes, self.max_value_size)?;
         let h = &env.header;
-        let serializer = if h.serializer == self.serializer.id() {
-            self.own_serializer()
-        } else {
-            other_serializer(h.serializer)?
-        };
+        let serializer = self.serializer_for(h.serializer)?;
         let enc = self.sealed_checks(&env)?;
         let mut aad = Vec::new();
         envelope::aad(env.header_bytes, storage_key, &mut aad);
