@@ -2,6 +2,12 @@
 //! is configured (no boxing, no allocation), through the layered [`BoxBackendService`]
 //! otherwise; always under the operation timeout, which bounds the whole stack.
 //!
+//! The `b_*` calls are combinators, not `async fn`s (their state would otherwise be part of,
+//! and copied with, every operation's future), so they start when *called*: the operation
+//! timeout's clock starts then, and creating it needs a Tokio runtime. Call them only where
+//! the returned future is awaited at once, inside an operation's body. `MemStache::decode`
+//! is the same: it decodes an unencrypted entry when called.
+//!
 //! [`Backend`]: crate::raw::Backend
 
 use std::future::Future;
