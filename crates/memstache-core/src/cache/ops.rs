@@ -249,16 +249,21 @@ impl MemStache {
             let sk = self.inline_key_in(scope, key)?;
             let sk = sk.as_str()?;
             let now = self.inner.clock.now_ms();
-            let (params, expiry) = self.encode_params::<T>(sk, scope.key_id, &options, now)?;
-            let prepared = self.inner.pipeline.encode_value(&value, &params)?;
-            let bytes = match prepared {
-                Prepared::Done(b) => b,
-                Prepared::Serialized { buf, offset } => {
-                    self.inner
-                        .pipeline
-                        .encode_serialized(&buf[offset..], &params)
-                        .await?
-                }
+            // In a block: the encoding state (parameters, serialized buffer, the compressing
+            // or encrypting future) ends before the write is awaited, so the two share space
+            // in the future instead of adding up.
+            let (bytes, expiry) = {
+                let (params, expiry) = self.encode_params::<T>(sk, scope.key_id, &options, now)?;
+                let bytes = match self.inner.pipeline.encode_value(&value, &params)? {
+                    Prepared::Done(b) => b,
+                    Prepared::Serialized { buf, offset } => {
+                        self.inner
+                            .pipeline
+                            .encode_serialized(&buf[offset..], &params)
+                            .await?
+                    }
+                };
+                (bytes, expiry)
             };
             self.check_backend_size(&bytes)?;
             self.store_encoded(scope, sk, bytes, expiry, now).await
