@@ -154,14 +154,15 @@ pub struct Envelope<'a> {
 /// four `u64` fields, `plain_len` and the key id's length byte.
 const FIXED_LEN: usize = 45;
 
-/// The little-endian `u64` at `at` (a constant offset inside the fixed header part).
-fn le_u64(b: &[u8; FIXED_LEN], at: usize) -> u64 {
+/// The little-endian `u64` at `at`, a constant offset inside the fixed-size array `b` (so the
+/// bounds are known when it is inlined).
+fn le_u64<const N: usize>(b: &[u8; N], at: usize) -> u64 {
     let mut a = [0u8; 8];
     a.copy_from_slice(&b[at..at + 8]);
     u64::from_le_bytes(a)
 }
 
-fn le_u32(b: &[u8; FIXED_LEN], at: usize) -> u32 {
+fn le_u32<const N: usize>(b: &[u8; N], at: usize) -> u32 {
     let mut a = [0u8; 4];
     a.copy_from_slice(&b[at..at + 4]);
     u32::from_le_bytes(a)
@@ -208,14 +209,11 @@ impl<'a> Reader<'a> {
 /// assert_eq!(peek_expiry(b"junk"), None);
 /// ```
 pub fn peek_expiry(bytes: &[u8]) -> Option<(u64, u64)> {
-    if bytes.len() < SLIDING_OFFSET + 8 || bytes[..3] != MAGIC || bytes[3] != FORMAT_VERSION {
+    let head = bytes.first_chunk::<{ SLIDING_OFFSET + 8 }>()?;
+    if head[..3] != MAGIC || head[3] != FORMAT_VERSION {
         return None;
     }
-    let mut d = [0u8; 8];
-    d.copy_from_slice(&bytes[DEADLINE_OFFSET..DEADLINE_OFFSET + 8]);
-    let mut s = [0u8; 8];
-    s.copy_from_slice(&bytes[SLIDING_OFFSET..SLIDING_OFFSET + 8]);
-    Some((u64::from_le_bytes(d), u64::from_le_bytes(s)))
+    Some((le_u64(head, DEADLINE_OFFSET), le_u64(head, SLIDING_OFFSET)))
 }
 
 /// Decodes an envelope, checking its structure and bounds.

@@ -63,6 +63,14 @@ impl StorageKey {
     }
 }
 
+/// `prefix` then `key`, in one allocation of the exact size.
+fn joined(prefix: &str, key: &str) -> String {
+    let mut s = String::with_capacity(prefix.len() + key.len());
+    s.push_str(prefix);
+    s.push_str(key);
+    s
+}
+
 /// See [`Scope`].
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Guard<'a> {
@@ -237,10 +245,7 @@ impl MemStache {
     /// The storage key of `key` in `scope`.
     pub(crate) fn key_in(&self, scope: &Scope<'_>, key: &str) -> Result<String> {
         self.validate_key(key)?;
-        let mut s = String::with_capacity(scope.prefix.len() + key.len());
-        s.push_str(scope.prefix);
-        s.push_str(key);
-        Ok(s)
+        Ok(joined(scope.prefix, key))
     }
 
     /// The storage key of `key` in `scope`, on the stack when it fits (most keys do): the
@@ -251,10 +256,7 @@ impl MemStache {
         let prefix = scope.prefix;
         let len = prefix.len() + key.len();
         if len > INLINE_KEY {
-            let mut s = String::with_capacity(len);
-            s.push_str(prefix);
-            s.push_str(key);
-            return Ok(StorageKey::Heap(s));
+            return Ok(StorageKey::Heap(joined(prefix, key)));
         }
         let mut buf = [0u8; INLINE_KEY];
         buf[..prefix.len()].copy_from_slice(prefix.as_bytes());
@@ -379,7 +381,7 @@ impl MemStache {
     /// a batch read decodes a hundred entries without a state machine each, and a plain
     /// read's future holds nothing of the envelope. Only an encrypted entry's key lookup is
     /// awaited.
-    pub(crate) fn decode<'a, T: DeserializeOwned + 'a>(
+    fn decode<'a, T: DeserializeOwned + 'a>(
         &'a self,
         bytes: &'a [u8],
         storage_key: &'a str,

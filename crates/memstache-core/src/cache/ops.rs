@@ -168,7 +168,7 @@ impl MemStache {
     /// Reads `sk`, and the scope's guard in the same backend call when there is one (that
     /// path is boxed, to keep the plain read's future small). A combinator, not an `async fn`,
     /// for the same reason.
-    pub(crate) fn read_raw<'a>(
+    pub(super) fn read_raw<'a>(
         &'a self,
         scope: &Scope<'a>,
         sk: &'a str,
@@ -286,7 +286,7 @@ impl MemStache {
     }
 
     /// Writes an encoded entry (removes the key when its expiry is already due).
-    pub(crate) async fn store_encoded(
+    async fn store_encoded(
         &self,
         scope: &Scope<'_>,
         sk: &str,

@@ -358,7 +358,10 @@ impl Pipeline {
     }
 
     /// Opens an encrypted entry with the key version [`open`](Self::open) named: decrypts
-    /// (authenticating header, storage key and body), then decompresses.
+    /// (authenticating header, storage key and body), then decompresses. It decodes the
+    /// header again rather than receiving it from `open`: keeping the decoded envelope across
+    /// the key lookup would put it back into every read's future, and the second decode costs
+    /// a few hundred instructions next to the decryption.
     pub(crate) fn open_sealed<'a>(
         &self,
         bytes: &'a [u8],
