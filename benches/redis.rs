@@ -83,6 +83,12 @@ where
     (wall, process_cpu_ticks() - cpu0)
 }
 
+/// The `i`-th batch of `BATCH` keys of `keys` (wrapping around).
+fn window(keys: &[String], i: usize) -> &[String] {
+    let start = (i * BATCH) % KEYS;
+    &keys[start..start + BATCH]
+}
+
 /// redis-rs `GET key`, raw bytes (the raw and hand-rolled rows share it).
 async fn rr_get(mut c: redis::aio::MultiplexedConnection, key: &str) -> Option<Vec<u8>> {
     redis::cmd("GET")
@@ -609,13 +615,10 @@ fn main() {
     }
 
     // --- batches of 100 keys, 8 batches in flight
-    let batch = |i: usize| {
-        let start = (i * BATCH) % KEYS;
-        &keys[start..start + BATCH]
-    };
-    let batches = 2_000;
     let checked_keys: Vec<String> = keys.iter().map(|k| format!("c:{k}")).collect();
-    let checked_keys = &checked_keys;
+    let (keys, checked_keys) = (&keys, &checked_keys);
+    let batch = move |i: usize| window(keys, i);
+    let batches = 2_000;
     let (fred, redisrs) = (&fred, &redisrs);
     let mut rows = Vec::new();
     for (client, cache) in &caches {
@@ -679,7 +682,7 @@ fn main() {
             8,
             move |i| {
                 let c = redisrs.clone();
-                let ks = &checked_keys[(i * BATCH) % KEYS..(i * BATCH) % KEYS + BATCH];
+                let ks = window(checked_keys, i);
                 async move {
                     let xs = tokio::time::timeout(CHECKED_TIMEOUT, rr_mget(c, ks))
                         .await

@@ -8,7 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{first_read, prefix};
+use common::{prefix, refused_without_ca};
 use memstache_core::raw::{Backend, Expiry};
 use memstache_redis::{RedisBackend, RedisConfig};
 use memstache_testkit::redis::{RedisSentinelSet, Reply, SERVICE_NAME};
@@ -117,12 +117,7 @@ async fn sentinel_over_tls_refuses_an_unknown_ca() {
         ("redis-rs", memstache_core::ErrorKind::InvalidConfig),
         ("fred", memstache_core::ErrorKind::Unavailable),
     ] {
-        let refused = first_read(&format!(
-            "{}&client={client}&connect_timeout_ms=3000",
-            set.tls_url()
-        ))
-        .await
-        .expect_err("a certificate from an unknown CA must be refused");
+        let refused = refused_without_ca(&set.tls_url(), client).await;
         assert_eq!(refused.kind(), kind, "{client}: {refused:?}");
         assert_eq!(
             refused.is_temporary(),

@@ -59,3 +59,14 @@ pub async fn first_read(url: &str) -> memstache_core::Result<Option<Bytes>> {
     let backend = memstache_redis::RedisBackend::connect(url).await?;
     memstache_core::raw::Backend::get(&backend, "x").await
 }
+
+/// The error `client` meets reading through `url` (a TLS URL) without the server's CA, which
+/// must be a refusal: a certificate from an unknown CA is never trusted.
+pub async fn refused_without_ca(url: &str, client: &str) -> memstache_core::Error {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    first_read(&format!(
+        "{url}{sep}client={client}&connect_timeout_ms=3000"
+    ))
+    .await
+    .expect_err("a certificate from an unknown CA must be refused")
+}

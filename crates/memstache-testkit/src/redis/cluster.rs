@@ -116,12 +116,7 @@ impl RedisCluster {
 
     /// `redis-cluster://127.0.0.1:<p1>?node=127.0.0.1:<p2>&…` naming every node.
     pub fn url(&self) -> String {
-        let mut url = format!("redis-cluster://127.0.0.1:{}", self.nodes[0].port());
-        for (i, n) in self.nodes.iter().enumerate().skip(1) {
-            url.push(if i == 1 { '?' } else { '&' });
-            url.push_str(&format!("node=127.0.0.1:{}", n.port()));
-        }
-        url
+        self.nodes_url("redis-cluster", RedisServer::port)
     }
 
     /// `rediss-cluster://127.0.0.1:<t1>?node=127.0.0.1:<t2>&…` naming every node's TLS port,
@@ -131,10 +126,15 @@ impl RedisCluster {
     ///
     /// When the cluster does not serve TLS.
     pub fn tls_url(&self) -> String {
-        let mut url = format!("rediss-cluster://127.0.0.1:{}", self.nodes[0].tls_port());
+        self.nodes_url("rediss-cluster", RedisServer::tls_port)
+    }
+
+    /// `scheme://127.0.0.1:<first>?node=127.0.0.1:<second>&…` with each node's `port`.
+    fn nodes_url(&self, scheme: &str, port: fn(&RedisServer) -> u16) -> String {
+        let mut url = format!("{scheme}://127.0.0.1:{}", port(&self.nodes[0]));
         for (i, n) in self.nodes.iter().enumerate().skip(1) {
             url.push(if i == 1 { '?' } else { '&' });
-            url.push_str(&format!("node=127.0.0.1:{}", n.tls_port()));
+            url.push_str(&format!("node=127.0.0.1:{}", port(n)));
         }
         url
     }
