@@ -542,6 +542,44 @@ impl RedisServer {
             .unwrap_or_else(|e| panic!("redis command to port {} failed: {e}", self.port))
     }
 
+    /// Waits until every replica of this master has acknowledged everything the master has
+    /// received so far: its `master_repl_offset` against each `slaveN`'s acked `offset` in
+    /// `INFO replication`. Unlike `WAIT`, which only counts the writes of the connection it is
+    /// sent on, this covers writes made by any client, such as a backend's. Replicas
+    /// acknowledge about once a second.
+    ///
+    /// # Panics
+    ///
+    /// When the server has no replica, or they do not catch up within `timeout`.
+    pub fn wait_replicated(&self, timeout: Duration) {
+        let info = || {
+            self.cmd(&["INFO", "replication"])
+                .as_text()
+                .unwrap_or_default()
+        };
+        let target: u64 = info()
+            .lines()
+            .find_map(|l| l.strip_prefix("master_repl_offset:"))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("the server reports master_repl_offset");
+        wait_until(
+            "the replicas to acknowledge the master's writes",
+            timeout,
+            || {
+                let offsets: Vec<u64> = info()
+                    .lines()
+                    .filter(|l| l.starts_with("slave") && l.contains("offset="))
+                    .filter_map(|l| {
+                        l.split(',')
+                            .find_map(|f| f.strip_prefix("offset="))
+                            .and_then(|v| v.trim().parse().ok())
+                    })
+                    .collect();
+                !offsets.is_empty() && offsets.iter().all(|o| *o >= target)
+            },
+        );
+    }
+
     /// Stops the server with SIGTERM (SIGKILL after 10 s). Data is gone (nothing is saved).
     pub fn stop(&mut self) {
         if let Some(p) = self.proc.take() {
