@@ -212,7 +212,7 @@ impl TenantCache {
             return Ok(t);
         }
         for _ in 0..STALE_RETRIES {
-            let raw = self.cache.b_get(&self.state.gen_key).await?;
+            let raw = self.cache.control_get(&self.state.gen_key).await?;
             if let Some(t) = parse_token(raw.as_deref()) {
                 *self.state.token.write() = Some(t.clone());
                 return Ok(t);
@@ -220,7 +220,7 @@ impl TenantCache {
             let t = new_token();
             let created = self
                 .cache
-                .b_set_if_absent(
+                .control_set_if_absent(
                     &self.state.gen_key,
                     Bytes::from(t.clone().into_bytes()),
                     Expiry::NEVER,
@@ -422,7 +422,7 @@ impl TenantCache {
     pub async fn clear(&self) -> Result<()> {
         let token = new_token();
         self.cache
-            .b_set(
+            .control_set(
                 &self.state.gen_key,
                 Bytes::from(token.clone().into_bytes()),
                 Expiry::NEVER,

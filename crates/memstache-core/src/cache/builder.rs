@@ -10,7 +10,7 @@ use super::pipeline::Pipeline;
 use super::{FailSafe, Inner, LockOptions, MemStache, Stats};
 use crate::raw::{
     Backend, BackendRequest, BackendResponse, BackendService, BoxBackendService, Clock, Compressor,
-    Encryptor, KeyManager, Serializer, SystemClock,
+    Encryptor, KeyManager, Serializer, ServiceBackend, SystemClock,
 };
 use crate::{EntryOptions, Error, ErrorKind, Result};
 
@@ -243,8 +243,9 @@ impl MemStacheBuilder {
     ///
     /// Several calls stack like `tower::ServiceBuilder`: **the first call is the outermost
     /// layer**, the last one sits next to the backend. The
-    /// [`operation_timeout`](Self::operation_timeout) is outside all of them. Without any
-    /// layer, the cache calls the backend directly (no boxing).
+    /// [`operation_timeout`](Self::operation_timeout) is outside all of them. The stack is
+    /// the cache's one backend (a [`ServiceBackend`]); without any layer, the cache calls the
+    /// store directly.
     ///
     /// ```
     /// use memstache_core::MemStache;
@@ -359,14 +360,15 @@ impl MemStacheBuilder {
             Some(f) => Some(f.build(&clock)?),
             None => None,
         };
-        let stack = if self.layers.is_empty() {
-            None
-        } else {
+        let layered = !self.layers.is_empty();
+        let backend: Arc<dyn Backend> = if layered {
             let mut svc = BoxBackendService::new(BackendService::new(Arc::clone(&backend)));
             for wrap in self.layers.iter().rev() {
                 svc = wrap(svc);
             }
-            Some(svc)
+            Arc::new(ServiceBackend::new(backend.as_ref(), svc))
+        } else {
+            backend
         };
         let prefix = format!("{}:", self.namespace);
         Ok(MemStache {
@@ -375,8 +377,8 @@ impl MemStacheBuilder {
                 prefix,
                 backend_name: backend.name(),
                 backend,
-                stack,
-                fail_safe,
+                layered,
+                local: fail_safe,
                 lock: self.lock,
                 backend_max_value: caps.max_value_size,
                 pipeline: Pipeline {

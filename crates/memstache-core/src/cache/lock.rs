@@ -161,7 +161,7 @@ impl MemStache {
         let now = self.inner.clock.now_ms();
         let lease_ms = u64::try_from(opts.lease.as_millis()).unwrap_or(u64::MAX);
         let expiry = Expiry::new(Some(now.saturating_add(lease_ms)), None);
-        match self.b_set_if_absent(&key, token.clone(), expiry).await {
+        match self.control_set_if_absent(&key, token.clone(), expiry).await {
             Ok(true) => Lock::Held { key, token },
             Ok(false) => Lock::Busy,
             Err(e) => {
@@ -173,7 +173,7 @@ impl MemStache {
     }
 
     pub(crate) async fn unlock(&self, key: &str, token: Bytes) {
-        if let Err(e) = self.b_remove_if_equals(key, token).await {
+        if let Err(e) = self.control_remove_if_equals(key, &token).await {
             let e = e.with_operation("get_or_set");
             tracing::warn!(error = %e, "memstache: releasing the distributed lock failed; it ends with its lease");
         }

@@ -3,9 +3,10 @@
 mod builder;
 mod failsafe;
 mod flight;
-mod io;
+mod local;
 mod lock;
 mod pipeline;
+mod road;
 mod stats;
 
 use std::fmt;
@@ -24,7 +25,7 @@ pub use failsafe::{DEFAULT_FAIL_SAFE_BYTES, DEFAULT_FAIL_SAFE_ENTRIES, FailSafe}
 pub use lock::{DEFAULT_LOCK_LEASE, DEFAULT_LOCK_POLL, DEFAULT_LOCK_WAIT, LockOptions};
 pub use stats::StatsSnapshot;
 
-use crate::raw::{Backend, BoxBackendService, Clock, Expiry};
+use crate::raw::{Backend, Clock, Expiry};
 use crate::{Absolute, EntryOptions, Error, ErrorKind, Result};
 use flight::Flights;
 use pipeline::{EncodeParams, Opened, Pipeline, fingerprint_of};
@@ -128,11 +129,13 @@ pub struct MemStache {
 pub(crate) struct Inner {
     namespace: String,
     prefix: String,
+    /// The one road to the store: the backend itself, or its layered stack as a
+    /// [`ServiceBackend`](crate::raw::ServiceBackend).
     backend: Arc<dyn Backend>,
-    /// The layered backend service; `None` = call `backend` directly (the fast path).
-    stack: Option<BoxBackendService>,
-    /// The fail-safe local tier.
-    fail_safe: Option<failsafe::Tier>,
+    /// Whether `backend` is a layered stack.
+    layered: bool,
+    /// The local copies (fail-safe's local tier).
+    local: Option<local::LocalCopies>,
     /// Distributed stampede protection for `get_or_set`.
     lock: Option<LockOptions>,
     backend_name: &'static str,
@@ -164,8 +167,8 @@ impl fmt::Debug for MemStache {
                 &i.pipeline.encryptor.as_ref().map(|e| e.name()),
             )
             .field("operation_timeout", &i.operation_timeout)
-            .field("layered", &i.stack.is_some())
-            .field("fail_safe", &i.fail_safe)
+            .field("layered", &i.layered)
+            .field("local", &i.local)
             .field("distributed_lock", &i.lock)
             .finish_non_exhaustive()
     }
@@ -215,7 +218,8 @@ impl MemStache {
         &self.inner.namespace
     }
 
-    /// The backend this cache stores into.
+    /// The backend this cache stores into: the one every operation calls, with the
+    /// [`backend_layer`](MemStacheBuilder::backend_layer)s around the store when there are any.
     pub fn backend(&self) -> &Arc<dyn Backend> {
         &self.inner.backend
     }
@@ -335,28 +339,6 @@ impl MemStache {
         match key {
             Some(k) => e.with_context("key_hash", crate::key_hash(k)),
             None => e,
-        }
-    }
-
-    /// Runs a backend call under the operation timeout (the outermost bound: it covers every
-    /// layer, retries included). A combinator rather than an `async fn`, so `fut` is not kept
-    /// twice in the caller's future.
-    pub(crate) fn call<T>(
-        &self,
-        fut: impl Future<Output = Result<T>>,
-    ) -> impl Future<Output = Result<T>> {
-        use futures::FutureExt;
-        use futures::future::Either;
-        match self.inner.operation_timeout {
-            None => Either::Left(fut),
-            Some(limit) => Either::Right(tokio::time::timeout(limit, fut).map(move |r| {
-                r.unwrap_or_else(|_| {
-                    Err(Error::new(
-                        ErrorKind::Timeout,
-                        format!("backend did not answer within {limit:?}"),
-                    ))
-                })
-            })),
         }
     }
 

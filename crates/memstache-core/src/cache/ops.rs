@@ -14,7 +14,7 @@ use tracing::{Instrument, field};
 use super::flight::{self, Role, SharedLoaderError};
 use super::lock::Lock;
 use super::pipeline::Prepared;
-use super::{Guard, LockOptions, MemStache, Outcome, Scope, expired_at, record_outcome};
+use super::{LockOptions, MemStache, Outcome, Scope, record_outcome};
 use crate::raw::BackendEntry;
 use crate::{BoxError, EntryOptions, Error, Result};
 
@@ -165,41 +165,6 @@ impl MemStache {
 
     // ---- scoped forms ------------------------------------------------------------------
 
-    /// Reads `sk`, and the scope's guard in the same backend call when there is one (that
-    /// path is boxed, to keep the plain read's future small). A combinator, not an `async fn`,
-    /// for the same reason.
-    pub(super) fn read_raw<'a>(
-        &'a self,
-        scope: &Scope<'a>,
-        sk: &'a str,
-    ) -> impl Future<Output = Result<Outcome<Option<Bytes>>>> + Send + 'a {
-        match scope.guard {
-            None => Either::Left(self.b_get(sk).map(move |r| {
-                r.map(|raw| Outcome::Done(raw.filter(|raw| !self.expired_by_header(raw))))
-            })),
-            Some(g) => Either::Right(Box::pin(self.read_guarded(g, sk))),
-        }
-    }
-
-    async fn read_guarded(&self, g: Guard<'_>, sk: &str) -> Result<Outcome<Option<Bytes>>> {
-        let mut got = self.b_get_many(&[g.key, sk]).await?;
-        if got.len() != 2 {
-            return Err(Error::internal(
-                "backend returned the wrong number of values",
-            ));
-        }
-        let value = got
-            .pop()
-            .flatten()
-            .filter(|raw| !self.expired_by_header(raw));
-        let guard = got.pop().flatten();
-        if guard.as_deref() == Some(g.expected) {
-            Ok(Outcome::Done(value))
-        } else {
-            Ok(Outcome::Stale(guard))
-        }
-    }
-
     pub(crate) async fn get_in<T: DeserializeOwned>(
         &self,
         scope: &Scope<'_>,
@@ -209,7 +174,7 @@ impl MemStache {
         self.traced(&span, "get", scope, Some(key), true, async {
             let sk = self.inline_key_in(scope, key)?;
             let sk = sk.as_str()?;
-            let raw = match self.read_raw(scope, sk).await {
+            let raw = match self.read(scope, sk).await {
                 Ok(Outcome::Done(raw)) => raw,
                 Ok(Outcome::Stale(g)) => return Ok(Outcome::Stale(g)),
                 // boxed: the fail-safe path's state stays out of every read's future
@@ -228,9 +193,6 @@ impl MemStache {
             span.record("hit", true);
             span.record("size", raw.len());
             let v = self.decode::<T>(&raw, sk).await?;
-            if self.tier_for(scope).is_some() {
-                Box::pin(self.fail_safe_keep(scope, sk, &raw)).await;
-            }
             self.inner.stats.hit();
             Ok(Outcome::Done(Some(v)))
         })
@@ -298,40 +260,11 @@ impl MemStache {
         if expiry.is_due(now) {
             // Already expired: make sure an older value is not served either. (Boxed: a rare
             // path, kept out of every write's future.)
-            return Box::pin(async {
-                self.fail_safe_forget(scope, sk).await;
-                self.b_remove(sk).await.map(|_| ())
-            })
-            .await;
+            return Box::pin(self.delete(scope, sk)).await.map(|_| ());
         }
-        if self.tier_for(scope).is_none() {
-            self.b_set(sk, bytes, expiry).await?;
-        } else {
-            // boxed: the fail-safe bookkeeping stays out of the plain write's future
-            Box::pin(self.store_fail_safe(scope, sk, bytes, expiry)).await?;
-        }
+        self.write(scope, sk, bytes, expiry).await?;
         self.inner.stats.set();
         Ok(())
-    }
-
-    async fn store_fail_safe(
-        &self,
-        scope: &Scope<'_>,
-        sk: &str,
-        bytes: Bytes,
-        expiry: crate::raw::Expiry,
-    ) -> Result<()> {
-        match self.b_set(sk, bytes.clone(), expiry).await {
-            Ok(()) => {
-                self.fail_safe_keep(scope, sk, &bytes).await;
-                Ok(())
-            }
-            Err(e) => {
-                // never serve a value the caller tried to replace
-                self.fail_safe_forget(scope, sk).await;
-                Err(e)
-            }
-        }
     }
 
     pub(crate) async fn remove_in(&self, scope: &Scope<'_>, key: &str) -> Result<bool> {
@@ -339,8 +272,7 @@ impl MemStache {
         self.traced(&span, "remove", scope, Some(key), false, async {
             let sk = self.inline_key_in(scope, key)?;
             let sk = sk.as_str()?;
-            self.fail_safe_forget(scope, sk).await;
-            self.b_remove(sk).await
+            self.delete(scope, sk).await
         })
         .await
     }
@@ -350,7 +282,7 @@ impl MemStache {
         self.traced(&span, "exists", scope, Some(key), false, async {
             let sk = self.inline_key_in(scope, key)?;
             let sk = sk.as_str()?;
-            self.b_exists(sk).await
+            self.probe(sk).await
         })
         .await
     }
@@ -360,7 +292,7 @@ impl MemStache {
         self.traced(&span, "refresh", scope, Some(key), false, async {
             let sk = self.inline_key_in(scope, key)?;
             let sk = sk.as_str()?;
-            self.b_touch(sk).await
+            self.touch(sk).await
         })
         .await
     }
@@ -491,7 +423,7 @@ impl MemStache {
             tracing::warn!(error = %e, "memstache: cache read failed; loading instead");
             Outcome::Done(None)
         };
-        let raw = match self.read_raw(scope, sk).await {
+        let raw = match self.read(scope, sk).await {
             Ok(Outcome::Done(raw)) => raw,
             Ok(Outcome::Stale(g)) => return Outcome::Stale(g),
             Err(e) => {
@@ -507,7 +439,6 @@ impl MemStache {
         };
         match self.decode::<T>(&raw, sk).await {
             Ok(v) => {
-                self.fail_safe_keep(scope, sk, &raw).await;
                 self.inner.stats.hit();
                 tracing::Span::current().record("hit", true);
                 Outcome::Done(Some(v))
@@ -555,13 +486,10 @@ impl MemStache {
         );
         self.traced(&span, "get_many", scope, None, false, async {
             let batch = self.keys_in(scope, keys)?;
-            let mut sks: Vec<&str> = Vec::with_capacity(keys.len() + 1);
-            if let Some(g) = scope.guard {
-                sks.push(g.key);
-            }
-            sks.extend(batch.iter());
-            let mut raws = match self.b_get_many(&sks).await {
-                Ok(raws) => raws,
+            let sks: Vec<&str> = batch.iter().collect();
+            let raws = match self.read_many(scope, &sks).await {
+                Ok(Outcome::Done(raws)) => raws,
+                Ok(Outcome::Stale(g)) => return Ok(Outcome::Stale(g)),
                 Err(e) => {
                     // boxed: the fail-safe path's state stays out of every batch's future
                     return match Box::pin(self.fail_safe_values::<T>(scope, &sks, &e, &span)).await
@@ -571,38 +499,16 @@ impl MemStache {
                     };
                 }
             };
-            if raws.len() != sks.len() {
-                return Err(Error::internal(
-                    "backend returned the wrong number of values",
-                ));
-            }
-            if let Some(g) = scope.guard {
-                let guard = raws.remove(0);
-                sks.remove(0);
-                if guard.as_deref() != Some(g.expected) {
-                    return Ok(Outcome::Stale(guard));
-                }
-            }
             let mut out = Vec::with_capacity(raws.len());
             let mut hits = 0usize;
-            let now = self.inner.clock.now_ms();
             for (raw, sk) in raws.iter().zip(&sks) {
-                match raw.as_ref().filter(|raw| !expired_at(raw, now)) {
+                match raw {
                     Some(raw) => {
                         out.push(Some(self.decode::<T>(raw, sk).await?));
                         hits += 1;
                     }
                     None => out.push(None),
                 }
-            }
-            if let Some(tier) = self.tier_for(scope) {
-                let good: Vec<(&str, &Bytes)> = raws
-                    .iter()
-                    .zip(&out)
-                    .zip(&sks)
-                    .filter_map(|((raw, v), sk)| Some((*sk, raw.as_ref().filter(|_| v.is_some())?)))
-                    .collect();
-                Box::pin(tier.keep_many(&good, self.inner.clock.now_ms())).await;
             }
             self.inner
                 .stats
@@ -649,10 +555,10 @@ impl MemStache {
             }
             if !due.is_empty() {
                 let due: Vec<&str> = due.iter().map(String::as_str).collect();
-                self.b_remove_many(&due).await?;
+                self.delete_many(scope, &due).await?;
             }
             let n = entries.len() as u64;
-            self.b_set_many(entries).await?;
+            self.write_many(scope, entries).await?;
             self.inner.stats.sets(n);
             Ok(())
         })
@@ -675,7 +581,7 @@ impl MemStache {
         self.traced(&span, "remove_many", scope, None, false, async {
             let batch = self.keys_in(scope, keys)?;
             let sks: Vec<&str> = batch.iter().collect();
-            self.b_remove_many(&sks).await
+            self.delete_many(scope, &sks).await
         })
         .await
     }

@@ -326,9 +326,27 @@ impl MemoryBackend {
         }
     }
 
-    fn get_sync(&self, key: &str) -> Option<Bytes> {
+    /// [`Backend::get`], synchronously (the store never waits).
+    pub(crate) fn get_sync(&self, key: &str) -> Option<Bytes> {
         self.with_shard(key, |s, _, clock, out| s.read(key, clock, true, out))
             .flatten()
+    }
+
+    /// [`Backend::set`], synchronously.
+    pub(crate) fn set_sync(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<()> {
+        self.with_shard(key, |s, hash, clock, out| {
+            s.set(key, hash, value, expiry, clock.now_ms(), out)
+        })
+        .map_err(|e| {
+            e.with_operation("set")
+                .with_context("backend", "memory")
+                .with_context("key_hash", crate::key_hash(key))
+        })
+    }
+
+    /// [`Backend::remove`], synchronously.
+    pub(crate) fn remove_sync(&self, key: &str) -> bool {
+        self.with_shard(key, |s, _, clock, out| s.remove(key, clock, out))
     }
 
     #[cfg(test)]
@@ -358,18 +376,11 @@ impl Backend for MemoryBackend {
     }
 
     async fn set(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<()> {
-        self.with_shard(key, |s, hash, clock, out| {
-            s.set(key, hash, value, expiry, clock.now_ms(), out)
-        })
-        .map_err(|e| {
-            e.with_operation("set")
-                .with_context("backend", "memory")
-                .with_context("key_hash", crate::key_hash(key))
-        })
+        self.set_sync(key, value, expiry)
     }
 
     async fn remove(&self, key: &str) -> Result<bool> {
-        Ok(self.with_shard(key, |s, _, clock, out| s.remove(key, clock, out)))
+        Ok(self.remove_sync(key))
     }
 
     async fn set_if_absent(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<bool> {

@@ -20,6 +20,7 @@ pub use eviction::{EntryId, EntryMeta, EvictionPolicy, EvictionState};
 pub use keys::{KeyManager, KeyVersion, SecretKey, validate_key_id};
 pub use service::{
     BackendFuture, BackendRequest, BackendResponse, BackendService, BoxBackendService,
+    ServiceBackend,
 };
 
 pub use crate::envelope;

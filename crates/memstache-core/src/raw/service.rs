@@ -8,9 +8,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use async_trait::async_trait;
 use bytes::Bytes;
+use tower::ServiceExt;
 
-use super::{Backend, BackendEntry, Expiry};
+use super::{Backend, BackendEntry, Capabilities, Expiry};
 use crate::{Error, Result};
 
 /// One call to a [`Backend`], owning its data. Every variant is idempotent: repeating it has
@@ -350,3 +352,133 @@ impl tower::Service<BackendRequest> for BackendService {
 /// wraps one of these and is boxed into one.
 pub type BoxBackendService =
     tower::util::BoxCloneSyncService<BackendRequest, BackendResponse, Error>;
+
+/// A layered backend stack as a [`Backend`]: [`BackendRequest`]s through a
+/// [`BoxBackendService`] (the layers, then the store). It is what a cache holds when
+/// [`backend_layer`](crate::MemStacheBuilder::backend_layer)s are configured, so every
+/// operation reaches its store by one road, layered or not — as OpenDAL's layers implement
+/// its `Access` trait.
+///
+/// Name and capabilities are the wrapped store's. Cheap to clone.
+///
+/// ```
+/// use memstache_core::memory::MemoryBackend;
+/// use memstache_core::raw::{Backend, BackendService, BoxBackendService, Expiry, ServiceBackend};
+/// use std::sync::Arc;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> memstache_core::Result<()> {
+/// let store: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+/// let stack = BoxBackendService::new(BackendService::new(Arc::clone(&store)));
+/// let layered = ServiceBackend::new(store.as_ref(), stack);
+/// layered.set("ms:k", bytes::Bytes::from_static(b"v"), Expiry::NEVER).await?;
+/// assert!(store.exists("ms:k").await?);
+/// assert_eq!(layered.name(), "memory");
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct ServiceBackend {
+    name: &'static str,
+    capabilities: Capabilities,
+    stack: BoxBackendService,
+}
+
+impl ServiceBackend {
+    /// `stack` as a backend, named and described as `store` (the backend at its bottom).
+    pub fn new(store: &dyn Backend, stack: BoxBackendService) -> Self {
+        ServiceBackend {
+            name: store.name(),
+            capabilities: store.capabilities(),
+            stack,
+        }
+    }
+
+    fn call(&self, req: BackendRequest) -> tower::util::Oneshot<BoxBackendService, BackendRequest> {
+        self.stack.clone().oneshot(req)
+    }
+}
+
+impl fmt::Debug for ServiceBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServiceBackend")
+            .field("store", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Owned keys, for a batch request.
+fn owned(keys: &[&str]) -> Vec<String> {
+    keys.iter().map(|k| (*k).to_owned()).collect()
+}
+
+#[async_trait]
+impl Backend for ServiceBackend {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        self.capabilities
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        let key = key.to_owned();
+        self.call(BackendRequest::Get { key }).await?.into_value()
+    }
+
+    async fn set(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<()> {
+        let key = key.to_owned();
+        self.call(BackendRequest::Set { key, value, expiry })
+            .await?
+            .into_done()
+    }
+
+    async fn remove(&self, key: &str) -> Result<bool> {
+        let key = key.to_owned();
+        self.call(BackendRequest::Remove { key }).await?.into_flag()
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool> {
+        let key = key.to_owned();
+        self.call(BackendRequest::Exists { key }).await?.into_flag()
+    }
+
+    async fn touch(&self, key: &str) -> Result<bool> {
+        let key = key.to_owned();
+        self.call(BackendRequest::Touch { key }).await?.into_flag()
+    }
+
+    async fn set_if_absent(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<bool> {
+        let key = key.to_owned();
+        self.call(BackendRequest::SetIfAbsent { key, value, expiry })
+            .await?
+            .into_flag()
+    }
+
+    async fn remove_if_equals(&self, key: &str, expected: &[u8]) -> Result<bool> {
+        let key = key.to_owned();
+        let expected = Bytes::copy_from_slice(expected);
+        self.call(BackendRequest::RemoveIfEquals { key, expected })
+            .await?
+            .into_flag()
+    }
+
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
+        let keys = owned(keys);
+        self.call(BackendRequest::GetMany { keys })
+            .await?
+            .into_values()
+    }
+
+    async fn set_many(&self, entries: Vec<BackendEntry>) -> Result<()> {
+        self.call(BackendRequest::SetMany { entries })
+            .await?
+            .into_done()
+    }
+
+    async fn remove_many(&self, keys: &[&str]) -> Result<u64> {
+        let keys = owned(keys);
+        self.call(BackendRequest::RemoveMany { keys })
+            .await?
+            .into_count()
+    }
+}

@@ -1,0 +1,274 @@
+//! The road: every backend call of a cache goes through here, to its one
+//! [`Backend`](crate::raw::Backend) (the store itself, or the layered stack as a
+//! [`ServiceBackend`](crate::raw::ServiceBackend)), under the operation timeout — and so does
+//! every effect an operation has on the [local copies](super::local). An operation cannot
+//! reach the store without passing the local copies: reads keep what they read, writes keep
+//! what they wrote, removals drop the copy, each by the ordering rules of
+//! [`local`](super::local).
+//!
+//! Entry calls (`read`, `write`, `delete` and their batch forms) act on entries of a scope.
+//! Control calls (`control_*`) act on keys that are not entries and never have local copies:
+//! distributed locks and scope guards (tenancy's generation tokens).
+//!
+//! The calls are combinators, not `async fn`s, where they are on the plain path (their state
+//! would otherwise be part of, and copied with, every operation's future): they start when
+//! *called* — the timeout's clock starts then, and creating it needs a Tokio runtime. Call them
+//! only where the returned future is awaited at once. Paths with local copies or a guard are
+//! boxed, so their state stays out of the plain operation's future.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use bytes::Bytes;
+use futures::FutureExt;
+use futures::future::Either;
+
+use super::local::{LocalCopies, WriteTicket};
+use super::{Guard, MemStache, Outcome, Scope, expired_at};
+use crate::raw::{BackendEntry, Expiry};
+use crate::{Error, ErrorKind, Result};
+
+type Boxed<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
+
+impl MemStache {
+    /// Runs a backend call under the operation timeout (the outermost bound: it covers every
+    /// layer, retries included).
+    pub(crate) fn call<T>(
+        &self,
+        fut: impl Future<Output = Result<T>>,
+    ) -> impl Future<Output = Result<T>> {
+        match self.inner.operation_timeout {
+            None => Either::Left(fut),
+            Some(limit) => Either::Right(tokio::time::timeout(limit, fut).map(move |r| {
+                r.unwrap_or_else(|_| {
+                    Err(Error::new(
+                        ErrorKind::Timeout,
+                        format!("backend did not answer within {limit:?}"),
+                    ))
+                })
+            })),
+        }
+    }
+
+    /// The local copies an operation in `scope` uses (guarded scopes use none).
+    pub(crate) fn local_for(&self, scope: &Scope<'_>) -> Option<&LocalCopies> {
+        self.inner.local.as_ref().filter(|_| scope.guard.is_none())
+    }
+
+    // ---- entries -----------------------------------------------------------------------
+
+    /// The entry at `sk` (`None` when absent or past its header's deadline), checked against
+    /// the scope's guard in the same backend call when there is one.
+    pub(crate) fn read<'a>(
+        &'a self,
+        scope: &Scope<'a>,
+        sk: &'a str,
+    ) -> impl Future<Output = Result<Outcome<Option<Bytes>>>> + Send + 'a {
+        if let Some(g) = scope.guard {
+            return Either::Right(Box::pin(self.read_guarded(g, sk)) as Boxed<'a, _>);
+        }
+        match &self.inner.local {
+            None => Either::Left(self.call(self.inner.backend.get(sk)).map(move |r| {
+                r.map(|raw| Outcome::Done(raw.filter(|raw| !self.expired_by_header(raw))))
+            })),
+            Some(local) => Either::Right(Box::pin(async move {
+                let ticket = local.read_ticket(sk);
+                let raw = self.call(self.inner.backend.get(sk)).await?;
+                let raw = raw.filter(|raw| !self.expired_by_header(raw));
+                if let Some(raw) = &raw {
+                    local.read_done(ticket, sk, raw, self.inner.clock.now_ms());
+                }
+                Ok(Outcome::Done(raw))
+            })),
+        }
+    }
+
+    async fn read_guarded(&self, g: Guard<'_>, sk: &str) -> Result<Outcome<Option<Bytes>>> {
+        let mut got = self.call(self.inner.backend.get_many(&[g.key, sk])).await?;
+        if got.len() != 2 {
+            return Err(Error::internal(
+                "backend returned the wrong number of values",
+            ));
+        }
+        let value = got
+            .pop()
+            .flatten()
+            .filter(|raw| !self.expired_by_header(raw));
+        let guard = got.pop().flatten();
+        if guard.as_deref() == Some(g.expected) {
+            Ok(Outcome::Done(value))
+        } else {
+            Ok(Outcome::Stale(guard))
+        }
+    }
+
+    /// The entries at `sks`, in order, in one backend batch call (with the scope's guard).
+    pub(crate) async fn read_many(
+        &self,
+        scope: &Scope<'_>,
+        sks: &[&str],
+    ) -> Result<Outcome<Vec<Option<Bytes>>>> {
+        let local = self.local_for(scope);
+        let tickets: Vec<_> = local
+            .map(|l| sks.iter().map(|sk| l.read_ticket(sk)).collect())
+            .unwrap_or_default();
+        let mut raws = match scope.guard {
+            None => self.call(self.inner.backend.get_many(sks)).await?,
+            Some(g) => {
+                let mut keys = Vec::with_capacity(sks.len() + 1);
+                keys.push(g.key);
+                keys.extend_from_slice(sks);
+                let mut raws = self.call(self.inner.backend.get_many(&keys)).await?;
+                if raws.len() != keys.len() {
+                    return Err(Error::internal(
+                        "backend returned the wrong number of values",
+                    ));
+                }
+                let guard = raws.remove(0);
+                if guard.as_deref() != Some(g.expected) {
+                    return Ok(Outcome::Stale(guard));
+                }
+                raws
+            }
+        };
+        if raws.len() != sks.len() {
+            return Err(Error::internal(
+                "backend returned the wrong number of values",
+            ));
+        }
+        let now = self.inner.clock.now_ms();
+        for raw in &mut raws {
+            if raw.as_ref().is_some_and(|r| expired_at(r, now)) {
+                *raw = None;
+            }
+        }
+        if let Some(local) = local {
+            for ((ticket, sk), raw) in tickets.into_iter().zip(sks).zip(&raws) {
+                if let Some(raw) = raw {
+                    local.read_done(ticket, sk, raw, now);
+                }
+            }
+        }
+        Ok(Outcome::Done(raws))
+    }
+
+    /// Stores `bytes` at `sk`.
+    pub(crate) fn write<'a>(
+        &'a self,
+        scope: &Scope<'a>,
+        sk: &'a str,
+        bytes: Bytes,
+        expiry: Expiry,
+    ) -> impl Future<Output = Result<()>> + Send + 'a {
+        match self.local_for(scope) {
+            None => Either::Left(self.call(self.inner.backend.set(sk, bytes, expiry))),
+            Some(local) => Either::Right(Box::pin(async move {
+                let ticket = local.write_ticket(sk);
+                let r = self
+                    .call(self.inner.backend.set(sk, bytes.clone(), expiry))
+                    .await;
+                ticket.done(sk, r.is_ok().then_some(&bytes[..]), self.inner.clock.now_ms());
+                r
+            }) as Boxed<'a, ()>),
+        }
+    }
+
+    /// Stores every entry in one backend batch call.
+    pub(crate) async fn write_many(
+        &self,
+        scope: &Scope<'_>,
+        entries: Vec<BackendEntry>,
+    ) -> Result<()> {
+        let Some(local) = self.local_for(scope) else {
+            return self.call(self.inner.backend.set_many(entries)).await;
+        };
+        let tickets: Vec<WriteTicket<'_>> =
+            entries.iter().map(|e| local.write_ticket(&e.key)).collect();
+        // the batch is moved into the call; keep what the tickets need to finish
+        let kept: Vec<BackendEntry> = entries.clone();
+        let r = self.call(self.inner.backend.set_many(entries)).await;
+        WriteTicket::done_many(tickets, &kept, r.is_ok(), self.inner.clock.now_ms());
+        r
+    }
+
+    /// Removes `sk`; `true` when an entry was there.
+    pub(crate) fn delete<'a>(
+        &'a self,
+        scope: &Scope<'a>,
+        sk: &'a str,
+    ) -> impl Future<Output = Result<bool>> + Send + 'a {
+        match self.local_for(scope) {
+            None => Either::Left(self.call(self.inner.backend.remove(sk))),
+            Some(local) => Either::Right(Box::pin(async move {
+                let ticket = local.write_ticket(sk);
+                let r = self.call(self.inner.backend.remove(sk)).await;
+                ticket.done(sk, None, self.inner.clock.now_ms());
+                r
+            }) as Boxed<'a, bool>),
+        }
+    }
+
+    /// Removes every key in one backend batch call; how many entries were there.
+    pub(crate) async fn delete_many(&self, scope: &Scope<'_>, sks: &[&str]) -> Result<u64> {
+        let Some(local) = self.local_for(scope) else {
+            return self.call(self.inner.backend.remove_many(sks)).await;
+        };
+        let tickets: Vec<WriteTicket<'_>> = sks.iter().map(|sk| local.write_ticket(sk)).collect();
+        let r = self.call(self.inner.backend.remove_many(sks)).await;
+        let now = self.inner.clock.now_ms();
+        for (ticket, sk) in tickets.into_iter().zip(sks) {
+            ticket.done(sk, None, now);
+        }
+        r
+    }
+
+    /// Whether a live entry is at `sk` (no local effect).
+    pub(crate) fn probe<'a>(&'a self, sk: &'a str) -> impl Future<Output = Result<bool>> + 'a {
+        self.call(self.inner.backend.exists(sk))
+    }
+
+    /// Re-arms the sliding window of `sk` (no local effect: a copy's age counts from when it
+    /// was last read or written).
+    pub(crate) fn touch<'a>(&'a self, sk: &'a str) -> impl Future<Output = Result<bool>> + 'a {
+        self.call(self.inner.backend.touch(sk))
+    }
+
+    // ---- control keys ------------------------------------------------------------------
+
+    /// Reads a control key.
+    pub(crate) fn control_get<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> impl Future<Output = Result<Option<Bytes>>> + 'a {
+        self.call(self.inner.backend.get(key))
+    }
+
+    /// Writes a control key.
+    pub(crate) fn control_set<'a>(
+        &'a self,
+        key: &'a str,
+        value: Bytes,
+        expiry: Expiry,
+    ) -> impl Future<Output = Result<()>> + 'a {
+        self.call(self.inner.backend.set(key, value, expiry))
+    }
+
+    /// Writes a control key only when it is absent (atomic on distributed backends).
+    pub(crate) fn control_set_if_absent<'a>(
+        &'a self,
+        key: &'a str,
+        value: Bytes,
+        expiry: Expiry,
+    ) -> impl Future<Output = Result<bool>> + 'a {
+        self.call(self.inner.backend.set_if_absent(key, value, expiry))
+    }
+
+    /// Removes a control key only when it holds `expected` (atomic on distributed backends).
+    pub(crate) fn control_remove_if_equals<'a>(
+        &'a self,
+        key: &'a str,
+        expected: &'a [u8],
+    ) -> impl Future<Output = Result<bool>> + 'a {
+        self.call(self.inner.backend.remove_if_equals(key, expected))
+    }
+}
