@@ -161,7 +161,10 @@ impl MemStache {
         let now = self.inner.clock.now_ms();
         let lease_ms = u64::try_from(opts.lease.as_millis()).unwrap_or(u64::MAX);
         let expiry = Expiry::new(Some(now.saturating_add(lease_ms)), None);
-        match self.control_set_if_absent(&key, token.clone(), expiry).await {
+        match self
+            .control_set_if_absent(&key, token.clone(), expiry)
+            .await
+        {
             Ok(true) => Lock::Held { key, token },
             Ok(false) => Lock::Busy,
             Err(e) => {

@@ -518,4 +518,6 @@ mod test_support;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_local;
+#[cfg(test)]
 mod tests_resilience;

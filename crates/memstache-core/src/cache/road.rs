@@ -167,7 +167,11 @@ impl MemStache {
                 let r = self
                     .call(self.inner.backend.set(sk, bytes.clone(), expiry))
                     .await;
-                ticket.done(sk, r.is_ok().then_some(&bytes[..]), self.inner.clock.now_ms());
+                ticket.done(
+                    sk,
+                    r.is_ok().then_some(&bytes[..]),
+                    self.inner.clock.now_ms(),
+                );
                 r
             }) as Boxed<'a, ()>),
         }

@@ -1,89 +1,17 @@
 //! Backend layers, the operation timeout around them, fail-safe and the distributed lock,
 //! against mock backends (the real-Redis fault tests live in `memstache-resilience`).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use bytes::Bytes;
 use tower::ServiceExt;
 
-use super::test_support::capture_logs;
+use super::test_support::{Flaky, capture_logs, fail_safe_cache};
 use crate::memory::MemoryBackend;
-use crate::raw::{
-    Backend, BackendRequest, BackendResponse, BoxBackendService, Capabilities, Expiry, ManualClock,
-};
-use crate::{EntryOptions, Error, ErrorKind, FailSafe, LockOptions, MemStache, Result};
-
-/// A memory backend that fails every call with `fail_kind` while `down` is set.
-#[derive(Debug, Clone)]
-struct Flaky {
-    inner: MemoryBackend,
-    down: Arc<AtomicBool>,
-    kind: ErrorKind,
-    calls: Arc<AtomicU64>,
-}
-
-impl Flaky {
-    fn new(inner: MemoryBackend, kind: ErrorKind) -> Self {
-        Flaky {
-            inner,
-            down: Arc::default(),
-            kind,
-            calls: Arc::default(),
-        }
-    }
-    fn set_down(&self, down: bool) {
-        self.down.store(down, Ordering::SeqCst);
-    }
-    fn check(&self) -> Result<()> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        if self.down.load(Ordering::SeqCst) {
-            Err(Error::new(self.kind, "injected failure"))
-        } else {
-            Ok(())
-        }
-    }
-}
-
-#[async_trait]
-impl Backend for Flaky {
-    fn name(&self) -> &'static str {
-        "flaky"
-    }
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
-    }
-    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        self.check()?;
-        self.inner.get(key).await
-    }
-    async fn set(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<()> {
-        self.check()?;
-        self.inner.set(key, value, expiry).await
-    }
-    async fn remove(&self, key: &str) -> Result<bool> {
-        self.check()?;
-        self.inner.remove(key).await
-    }
-    async fn exists(&self, key: &str) -> Result<bool> {
-        self.check()?;
-        self.inner.exists(key).await
-    }
-    async fn touch(&self, key: &str) -> Result<bool> {
-        self.check()?;
-        self.inner.touch(key).await
-    }
-    async fn set_if_absent(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<bool> {
-        self.check()?;
-        self.inner.set_if_absent(key, value, expiry).await
-    }
-    async fn remove_if_equals(&self, key: &str, expected: &[u8]) -> Result<bool> {
-        self.check()?;
-        self.inner.remove_if_equals(key, expected).await
-    }
-}
+use crate::raw::{Backend, BackendRequest, BackendResponse, BoxBackendService, Expiry};
+use crate::{EntryOptions, Error, ErrorKind, FailSafe, LockOptions, MemStache};
 
 fn tag_layer(
     log: Arc<Mutex<Vec<&'static str>>>,
@@ -238,27 +166,6 @@ async fn backend_service_dispatches_every_request() {
         }
     );
     assert!(!dbg.contains("secret-key") && dbg.contains("size"), "{dbg}");
-}
-
-fn fail_safe_cache(kind: ErrorKind) -> (MemStache, Flaky, ManualClock) {
-    let clock = ManualClock::starting_now();
-    let shared = MemoryBackend::builder()
-        .clock(Arc::new(clock.clone()))
-        .build()
-        .unwrap();
-    let flaky = Flaky::new(shared, kind);
-    let local = MemoryBackend::builder()
-        .max_entries(100)
-        .clock(Arc::new(clock.clone()))
-        .build()
-        .unwrap();
-    let cache = MemStache::builder()
-        .backend(flaky.clone())
-        .clock(Arc::new(clock.clone()))
-        .fail_safe(FailSafe::new(Duration::from_secs(60)).local_tier(local))
-        .build()
-        .unwrap();
-    (cache, flaky, clock)
 }
 
 #[tokio::test(flavor = "current_thread")]
