@@ -7,9 +7,8 @@ mod error;
 pub mod memory;
 mod options;
 pub mod raw;
+pub mod scope;
 pub mod serializer;
-#[cfg(feature = "tenancy")]
-pub mod tenancy;
 
 pub use cache::{
     DEFAULT_COMPRESS_THRESHOLD, DEFAULT_DISTRIBUTED_TIMEOUT, DEFAULT_FAIL_SAFE_BYTES,

@@ -11,10 +11,13 @@ async fn tenancy_suite_on_memory() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_noisy_tenant_cannot_evict_other_tenants() {
     use memstache_core::EntryOptions;
-    use memstache_core::tenancy::TenantManager;
+    use memstache_tenancy::TenantManager;
     use memstache_testkit::behaviour::Harness;
 
-    let h = MemoryHarness::with(|b| b.max_entries(1_000).tenant_limits(100, 1 << 20));
+    let h = MemoryHarness::with(|b| {
+        b.max_entries(1_000)
+            .partition_by(memstache_tenancy::partition_of, 100, 1 << 20)
+    });
     let cache = h.cache();
     let tenants = TenantManager::new(cache.clone());
     let quiet = tenants.tenant("quiet").unwrap();
@@ -47,7 +50,12 @@ async fn a_noisy_tenant_cannot_evict_other_tenants() {
         );
     }
     let mem = h.memory();
-    let noisy_len = mem.tenant_len(cache.namespace(), "noisy").unwrap();
+    let noisy_len = mem
+        .partition_len(&memstache_tenancy::partition_name(
+            cache.namespace(),
+            "noisy",
+        ))
+        .unwrap();
     assert!(
         noisy_len <= 100,
         "noisy tenant holds {noisy_len} entries over its limit of 100"

@@ -44,7 +44,7 @@ pub mod eviction {
 /// Multi-tenancy (`tenancy`): isolated keyspaces, per-tenant keys, O(1) clear.
 #[cfg(feature = "tenancy")]
 pub mod tenancy {
-    pub use memstache_core::tenancy::*;
+    pub use memstache_tenancy::*;
 }
 
 /// Resilience layers for the backend stack (`resilience`): retry, circuit breaker, attempt

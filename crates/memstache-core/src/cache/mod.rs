@@ -26,21 +26,11 @@ pub use lock::{DEFAULT_LOCK_LEASE, DEFAULT_LOCK_POLL, DEFAULT_LOCK_WAIT, LockOpt
 pub use stats::StatsSnapshot;
 
 use crate::raw::{Backend, Clock, Expiry};
+use crate::scope::{Outcome, Scope};
 use crate::{Absolute, EntryOptions, Error, ErrorKind, Result};
 use flight::Flights;
 use pipeline::{EncodeParams, Opened, Pipeline, fingerprint_of};
 use stats::Stats;
-
-/// Where an operation acts: a key prefix and key id (the cache's own, or a tenant's), and an
-/// optional guard — a backend key whose value must still be `expected` for a read to count
-/// (tenancy's generation token, read in the same batch as the entry).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Scope<'a> {
-    pub(crate) prefix: &'a str,
-    pub(crate) key_id: &'a str,
-    pub(crate) tenant: Option<&'a str>,
-    pub(crate) guard: Option<Guard<'a>>,
-}
 
 /// Longest storage key (namespace prefix + user key) kept inline by [`StorageKey`].
 const INLINE_KEY: usize = 96;
@@ -70,32 +60,6 @@ fn joined(prefix: &str, key: &str) -> String {
     s.push_str(prefix);
     s.push_str(key);
     s
-}
-
-/// See [`Scope`].
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Guard<'a> {
-    pub(crate) key: &'a str,
-    pub(crate) expected: &'a [u8],
-}
-
-/// The result of a guarded operation.
-#[derive(Debug)]
-pub(crate) enum Outcome<T> {
-    /// Done under the scope.
-    Done(T),
-    /// The guard key holds something else now (`None`: nothing): the scope is stale.
-    Stale(Option<Bytes>),
-}
-
-impl<T> Outcome<T> {
-    /// The value of an unguarded operation.
-    fn done(self) -> Result<T> {
-        match self {
-            Outcome::Done(v) => Ok(v),
-            Outcome::Stale(_) => Err(Error::internal("unguarded scope reported stale")),
-        }
-    }
 }
 
 /// A typed cache over a [`Backend`]: serialize → compress → encrypt → store, and back.
@@ -181,7 +145,7 @@ macro_rules! op_span {
             $name,
             namespace = %$self.inner.namespace,
             backend = $self.inner.backend_name,
-            tenant = $scope.tenant,
+            scope = $scope.label.map(|(_, v)| v),
             key_hash = field::Empty,
             hit = field::Empty,
             size = field::Empty,
@@ -197,8 +161,7 @@ macro_rules! op_span {
 
 // after the macro, which it uses
 mod ops;
-#[cfg(feature = "tenancy")]
-pub(crate) use ops::absorb;
+pub use ops::absorb;
 
 fn record_outcome<T>(span: &tracing::Span, r: &Result<T>) {
     if let Err(e) = r {
@@ -246,6 +209,11 @@ impl MemStache {
         self.key_in(&self.root(), key)
     }
 
+    /// The storage key of `key` (validated) in `scope`.
+    pub fn storage_key_in(&self, scope: &Scope<'_>, key: &str) -> Result<String> {
+        self.key_in(scope, key)
+    }
+
     /// The storage key of `key` in `scope`.
     pub(crate) fn key_in(&self, scope: &Scope<'_>, key: &str) -> Result<String> {
         self.validate_key(key)?;
@@ -290,14 +258,9 @@ impl MemStache {
         Ok(KeyBatch { buf, ends })
     }
 
-    /// The scope of the cache itself: its namespace and key id, no tenant.
+    /// The scope of the cache itself: its namespace and key id, no label, no guard.
     pub(crate) fn root(&self) -> Scope<'_> {
-        Scope {
-            prefix: &self.inner.prefix,
-            key_id: &self.inner.key_id,
-            tenant: None,
-            guard: None,
-        }
+        Scope::new(&self.inner.prefix, &self.inner.key_id)
     }
 
     fn validate_key(&self, key: &str) -> Result<()> {
@@ -333,8 +296,8 @@ impl MemStache {
             .with_operation(op)
             .with_context("backend", self.inner.backend_name)
             .with_context("namespace", self.inner.namespace.clone());
-        if let Some(t) = scope.tenant {
-            e = e.with_context("tenant", t);
+        if let Some((name, value)) = scope.label {
+            e = e.with_context(name, value.to_owned());
         }
         match key {
             Some(k) => e.with_context("key_hash", crate::key_hash(k)),

@@ -1,5 +1,5 @@
-//! The cache operations: public ones act on the cache's own scope; the `*_in` forms act on
-//! any [`Scope`] (tenancy uses them with a tenant prefix, key id and generation guard).
+//! The cache operations: the plain ones act on the cache's own scope; the `*_in` forms act on
+//! any [`Scope`] (the scope SPI, see [`crate::scope`]).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -18,9 +18,15 @@ use super::{LockOptions, MemStache, Outcome, Scope, record_outcome};
 use crate::raw::BackendEntry;
 use crate::{BoxError, EntryOptions, Error, Result};
 
-/// `try_get`'s policy: an error is logged (it carries the key hash, never the key) and read as
-/// a miss. (The error was already counted by the failed `get`.)
-pub(crate) fn absorb<T>(r: Result<Option<T>>) -> Option<T> {
+/// `try_get`'s policy, for `try_get`s on a [`Scope`]: an error is logged (it carries the key
+/// hash, never the key) and read as a miss. (The failed `get` already counted the error.)
+///
+/// ```
+/// let r: memstache_core::Result<Option<u8>> =
+///     Err(memstache_core::Error::new(memstache_core::ErrorKind::Timeout, "slow"));
+/// assert_eq!(memstache_core::scope::absorb(r), None);
+/// ```
+pub fn absorb<T>(r: Result<Option<T>>) -> Option<T> {
     r.unwrap_or_else(|e| {
         tracing::warn!(error = %e, "memstache.try_get failed; treated as a miss");
         None
@@ -38,7 +44,7 @@ impl MemStache {
     /// [`UnsupportedFormat`](crate::ErrorKind::UnsupportedFormat),
     /// [`KeyDestroyed`](crate::ErrorKind::KeyDestroyed), …). Never wrong data.
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        self.get_in(&self.root(), key).await?.done()
+        self.get_in(&self.root(), key).await?.into_done()
     }
 
     /// Like [`get`](Self::get), but never fails: any error is logged (with the key hash, never
@@ -101,7 +107,7 @@ impl MemStache {
         let mut loader = Some(loader);
         self.get_or_set_in(&self.root(), key, options, &mut loader)
             .await?
-            .done()
+            .into_done()
     }
 
     /// The values at `keys`, in order (`None` for misses). One backend batch call: on Redis,
@@ -110,7 +116,7 @@ impl MemStache {
         &self,
         keys: &[K],
     ) -> Result<Vec<Option<T>>> {
-        self.get_many_in(&self.root(), keys).await?.done()
+        self.get_many_in(&self.root(), keys).await?.into_done()
     }
 
     /// Stores every `(key, value)` with the same options, in one backend batch call. Every key
@@ -165,7 +171,8 @@ impl MemStache {
 
     // ---- scoped forms ------------------------------------------------------------------
 
-    pub(crate) async fn get_in<T: DeserializeOwned>(
+    /// [`get`](Self::get) in `scope`; [`Outcome::Stale`] when the scope's guard moved on.
+    pub async fn get_in<T: DeserializeOwned>(
         &self,
         scope: &Scope<'_>,
         key: &str,
@@ -199,7 +206,8 @@ impl MemStache {
         .await
     }
 
-    pub(crate) async fn set_in<T: Serialize + ?Sized>(
+    /// [`set`](Self::set) in `scope` (the guard is not checked: see [`scope`](crate::scope)).
+    pub async fn set_in<T: Serialize + ?Sized>(
         &self,
         scope: &Scope<'_>,
         key: &str,
@@ -267,7 +275,8 @@ impl MemStache {
         Ok(())
     }
 
-    pub(crate) async fn remove_in(&self, scope: &Scope<'_>, key: &str) -> Result<bool> {
+    /// [`remove`](Self::remove) in `scope`.
+    pub async fn remove_in(&self, scope: &Scope<'_>, key: &str) -> Result<bool> {
         let span = op_span!("memstache.remove", self, scope, key);
         self.traced(&span, "remove", scope, Some(key), false, async {
             let sk = self.inline_key_in(scope, key)?;
@@ -277,7 +286,8 @@ impl MemStache {
         .await
     }
 
-    pub(crate) async fn exists_in(&self, scope: &Scope<'_>, key: &str) -> Result<bool> {
+    /// [`exists`](Self::exists) in `scope`.
+    pub async fn exists_in(&self, scope: &Scope<'_>, key: &str) -> Result<bool> {
         let span = op_span!("memstache.exists", self, scope, key);
         self.traced(&span, "exists", scope, Some(key), false, async {
             let sk = self.inline_key_in(scope, key)?;
@@ -287,7 +297,8 @@ impl MemStache {
         .await
     }
 
-    pub(crate) async fn refresh_in(&self, scope: &Scope<'_>, key: &str) -> Result<bool> {
+    /// [`refresh`](Self::refresh) in `scope`.
+    pub async fn refresh_in(&self, scope: &Scope<'_>, key: &str) -> Result<bool> {
         let span = op_span!("memstache.refresh", self, scope, key);
         self.traced(&span, "refresh", scope, Some(key), false, async {
             let sk = self.inline_key_in(scope, key)?;
@@ -297,9 +308,10 @@ impl MemStache {
         .await
     }
 
-    /// `get_or_set` in a scope. The loader is taken out of `loader` only when it runs, so a
-    /// caller that gets `Stale` back can retry with the same loader.
-    pub(crate) async fn get_or_set_in<T, F, Fut, E>(
+    /// [`get_or_set`](Self::get_or_set) in `scope`. The loader is taken out of `loader` only
+    /// when it runs, so a caller that gets [`Outcome::Stale`] back can retry with the same
+    /// loader.
+    pub async fn get_or_set_in<T, F, Fut, E>(
         &self,
         scope: &Scope<'_>,
         key: &str,
@@ -469,7 +481,8 @@ impl MemStache {
         }
     }
 
-    pub(crate) async fn get_many_in<T: DeserializeOwned, K: AsRef<str>>(
+    /// [`get_many`](Self::get_many) in `scope` (the guard is read in the same batch).
+    pub async fn get_many_in<T: DeserializeOwned, K: AsRef<str>>(
         &self,
         scope: &Scope<'_>,
         keys: &[K],
@@ -478,7 +491,7 @@ impl MemStache {
             "memstache.get_many",
             namespace = %self.inner.namespace,
             backend = self.inner.backend_name,
-            tenant = scope.tenant,
+            scope = scope.label.map(|(_, v)| v),
             keys = keys.len(),
             hits = field::Empty,
             fail_safe = field::Empty,
@@ -519,7 +532,8 @@ impl MemStache {
         .await
     }
 
-    pub(crate) async fn set_many_in<T: Serialize, K: AsRef<str>>(
+    /// [`set_many`](Self::set_many) in `scope`.
+    pub async fn set_many_in<T: Serialize, K: AsRef<str>>(
         &self,
         scope: &Scope<'_>,
         items: &[(K, &T)],
@@ -529,7 +543,7 @@ impl MemStache {
             "memstache.set_many",
             namespace = %self.inner.namespace,
             backend = self.inner.backend_name,
-            tenant = scope.tenant,
+            scope = scope.label.map(|(_, v)| v),
             keys = items.len(),
             error = field::Empty,
         );
@@ -565,7 +579,8 @@ impl MemStache {
         .await
     }
 
-    pub(crate) async fn remove_many_in<K: AsRef<str>>(
+    /// [`remove_many`](Self::remove_many) in `scope`.
+    pub async fn remove_many_in<K: AsRef<str>>(
         &self,
         scope: &Scope<'_>,
         keys: &[K],
@@ -574,7 +589,7 @@ impl MemStache {
             "memstache.remove_many",
             namespace = %self.inner.namespace,
             backend = self.inner.backend_name,
-            tenant = scope.tenant,
+            scope = scope.label.map(|(_, v)| v),
             keys = keys.len(),
             error = field::Empty,
         );

@@ -24,8 +24,9 @@ use futures::FutureExt;
 use futures::future::Either;
 
 use super::local::{LocalCopies, WriteTicket};
-use super::{Guard, MemStache, Outcome, Scope, expired_at};
+use super::{MemStache, expired_at};
 use crate::raw::{BackendEntry, Expiry};
+use crate::scope::{Guard, Outcome, Scope};
 use crate::{Error, ErrorKind, Result};
 
 type Boxed<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
@@ -239,16 +240,17 @@ impl MemStache {
 
     // ---- control keys ------------------------------------------------------------------
 
-    /// Reads a control key.
-    pub(crate) fn control_get<'a>(
+    /// Reads a control key (a [`Guard`]'s key, for example) under the operation timeout.
+    /// Control keys are not entries: no envelope, no local copy.
+    pub fn control_get<'a>(
         &'a self,
         key: &'a str,
     ) -> impl Future<Output = Result<Option<Bytes>>> + 'a {
         self.call(self.inner.backend.get(key))
     }
 
-    /// Writes a control key.
-    pub(crate) fn control_set<'a>(
+    /// Writes a control key under the operation timeout.
+    pub fn control_set<'a>(
         &'a self,
         key: &'a str,
         value: Bytes,
@@ -257,8 +259,9 @@ impl MemStache {
         self.call(self.inner.backend.set(key, value, expiry))
     }
 
-    /// Writes a control key only when it is absent (atomic on distributed backends).
-    pub(crate) fn control_set_if_absent<'a>(
+    /// Writes a control key only when it is absent (atomic on distributed backends), under
+    /// the operation timeout; `true` when it wrote.
+    pub fn control_set_if_absent<'a>(
         &'a self,
         key: &'a str,
         value: Bytes,

@@ -214,23 +214,22 @@ async fn msgpack_uses_named_fields() {
     assert_eq!(cache.get::<V2>("k").await.unwrap(), Some(V2 { b: 0, a: 5 }));
 }
 
-/// Tenant operations carry the tenant on their spans and errors (and still never the key).
-#[cfg(feature = "tenancy")]
+/// Operations in a labelled scope carry the label on their spans (`scope`) and errors (the
+/// label's name), and still never the key or the value.
 #[tokio::test(flavor = "current_thread")]
-async fn tenant_is_a_span_field() {
+async fn a_scope_label_is_a_span_field_and_error_context() {
     let (out, _guard) = capture_logs(tracing::Level::TRACE);
     let cache = MemStache::builder().build().unwrap();
-    let acme = crate::tenancy::TenantManager::new(cache)
-        .tenant("acme-corp")
-        .unwrap();
-    acme.set(SECRET_KEY, &SECRET_VALUE, EntryOptions::default())
+    let scope = crate::scope::Scope::new("ms#x:", "default").labelled("team", "blue-team");
+    cache
+        .set_in(&scope, SECRET_KEY, &SECRET_VALUE, EntryOptions::default())
         .await
         .unwrap();
-    let e = acme.get::<u64>(SECRET_KEY).await.unwrap_err();
-    assert_eq!(e.context_value("tenant"), Some("acme-corp"));
+    let e = cache.get_in::<u64>(&scope, SECRET_KEY).await.unwrap_err();
+    assert_eq!(e.context_value("team"), Some("blue-team"));
     let logs = out.text();
     assert!(
-        logs.contains("tenant=\"acme-corp\"") || logs.contains("tenant=acme-corp"),
+        logs.contains("scope=\"blue-team\"") || logs.contains("scope=blue-team"),
         "{logs}"
     );
     assert!(!logs.contains(SECRET_KEY) && !logs.contains(SECRET_VALUE));

@@ -57,8 +57,20 @@ pub struct MemoryBackendBuilder {
     clock: Arc<dyn Clock>,
     shards: Option<usize>,
     listener: Option<Listener>,
-    tenant_limits: Option<(usize, u64)>,
+    partitions: Option<PartitionSpec>,
 }
+
+/// How keys are routed to partitions, and each partition's bounds.
+#[derive(Clone, Copy)]
+pub(super) struct PartitionSpec {
+    pub(super) route: PartitionFn,
+    pub(super) max_entries: usize,
+    pub(super) max_bytes: u64,
+}
+
+/// Names the partition a key belongs to (`None`: the store's own bounds). See
+/// [`MemoryBackendBuilder::partition_by`].
+pub type PartitionFn = fn(&str) -> Option<&str>;
 
 impl fmt::Debug for MemoryBackendBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -69,7 +81,10 @@ impl fmt::Debug for MemoryBackendBuilder {
             .field("clock", &self.clock)
             .field("shards", &self.shards)
             .field("listener", &self.listener.is_some())
-            .field("tenant_limits", &self.tenant_limits)
+            .field(
+                "partitions",
+                &self.partitions.map(|p| (p.max_entries, p.max_bytes)),
+            )
             .finish()
     }
 }
@@ -83,7 +98,7 @@ impl Default for MemoryBackendBuilder {
             clock: Arc::new(SystemClock),
             shards: None,
             listener: None,
-            tenant_limits: None,
+            partitions: None,
         }
     }
 }
@@ -148,14 +163,37 @@ impl MemoryBackendBuilder {
         self
     }
 
-    /// Gives every tenant of [`tenancy`](crate::tenancy) its own bounded partition of the
-    /// store, with at most `max_entries` entries and `max_bytes` bytes, and its own eviction
-    /// order: a noisy tenant evicts only its own entries, never another tenant's or the
-    /// cache's own. Keys are routed by their layout (`{namespace}#{<tenant>}:…`); other keys
-    /// use the store's own bounds. The store's total is then its own bounds plus one
-    /// partition's bounds per active tenant. Default: none (tenants share the store's bounds).
-    pub fn tenant_limits(mut self, max_entries: usize, max_bytes: u64) -> Self {
-        self.tenant_limits = Some((max_entries, max_bytes));
+    /// Gives every partition of the keyspace its own bounded store, with at most
+    /// `max_entries` entries and `max_bytes` bytes and its own eviction order: a noisy
+    /// partition evicts only its own entries, never another's or the store's own. `route`
+    /// names the partition of a key (a prefix of it, say), or `None` for keys that use the
+    /// store's own bounds. The store's total is then its own bounds plus one partition's bounds
+    /// per partition in use. `memstache-tenancy` routes each tenant to its own partition with
+    /// its `partition_of`. Default: none (one keyspace).
+    ///
+    /// ```
+    /// use memstache_core::memory::MemoryBackend;
+    /// use memstache_core::raw::{Backend, Expiry};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> memstache_core::Result<()> {
+    /// fn by_team(key: &str) -> Option<&str> {
+    ///     key.strip_prefix("team/")?.split('/').next()
+    /// }
+    /// let store = MemoryBackend::builder().partition_by(by_team, 1, 1 << 20).build()?;
+    /// for k in ["team/a/1", "team/a/2", "team/b/1", "other"] {
+    ///     store.set(k, bytes::Bytes::from_static(b"v"), Expiry::NEVER).await?;
+    /// }
+    /// assert_eq!(store.partition_len("a"), Some(1)); // team a holds one entry at most
+    /// assert_eq!(store.partition_len("b"), Some(1));
+    /// assert_eq!(store.len(), 3);
+    /// # Ok(()) }
+    /// ```
+    pub fn partition_by(mut self, route: PartitionFn, max_entries: usize, max_bytes: u64) -> Self {
+        self.partitions = Some(PartitionSpec {
+            route,
+            max_entries,
+            max_bytes,
+        });
         self
     }
 
@@ -189,8 +227,11 @@ impl MemoryBackendBuilder {
                 ));
             }
         }
-        if self.tenant_limits.is_some_and(|(e, b)| e == 0 || b == 0) {
-            return invalid("memory backend tenant limits must be at least 1".into());
+        if self
+            .partitions
+            .is_some_and(|p| p.max_entries == 0 || p.max_bytes == 0)
+        {
+            return invalid("memory backend partition bounds must be at least 1".into());
         }
         Ok(self.build_unchecked())
     }
@@ -209,20 +250,19 @@ impl MemoryBackendBuilder {
                 Mutex::new(Shard::new(self.policy.as_ref(), entries, bytes, report))
             })
             .collect();
-        let partitions = self
-            .tenant_limits
-            .map(|(max_entries, max_bytes)| Partitions {
-                template: MemoryBackendBuilder {
-                    max_entries,
-                    max_bytes,
-                    policy: Arc::clone(&self.policy),
-                    clock: Arc::clone(&self.clock),
-                    shards: Some(partition_shards(max_entries, max_bytes)),
-                    listener: self.listener.clone(),
-                    tenant_limits: None,
-                },
-                map: Default::default(),
-            });
+        let partitions = self.partitions.map(|p| Partitions {
+            route: p.route,
+            template: MemoryBackendBuilder {
+                max_entries: p.max_entries,
+                max_bytes: p.max_bytes,
+                policy: Arc::clone(&self.policy),
+                clock: Arc::clone(&self.clock),
+                shards: Some(partition_shards(p.max_entries, p.max_bytes)),
+                listener: self.listener.clone(),
+                partitions: None,
+            },
+            map: Default::default(),
+        });
         MemoryBackend {
             inner: Arc::new(Inner {
                 shards,
@@ -237,7 +277,7 @@ impl MemoryBackendBuilder {
     }
 }
 
-/// Shards of one tenant partition: few, since tenants are many.
+/// Shards of one partition: few, since partitions may be many.
 fn partition_shards(max_entries: usize, max_bytes: u64) -> usize {
     let mut n = 4usize;
     while n > 1

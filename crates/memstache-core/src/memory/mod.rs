@@ -62,7 +62,7 @@ use parking_lot::Mutex;
 
 use crate::raw::{Backend, Capabilities, Clock, EvictionPolicy, Expiry};
 use crate::{Result, hash64};
-pub use builder::MemoryBackendBuilder;
+pub use builder::{MemoryBackendBuilder, PartitionFn};
 pub use lru::Lru;
 use shard::{Departure, Shard};
 
@@ -134,24 +134,11 @@ struct Inner {
     partitions: Option<Partitions>,
 }
 
-/// Per-tenant partitions (see [`MemoryBackendBuilder::tenant_limits`]).
+/// Partitions of the keyspace (see [`MemoryBackendBuilder::partition_by`]).
 pub(crate) struct Partitions {
+    pub(crate) route: PartitionFn,
     pub(crate) template: MemoryBackendBuilder,
     pub(crate) map: parking_lot::RwLock<std::collections::HashMap<Box<str>, MemoryBackend>>,
-}
-
-/// The partition a tenant key belongs to: its `{namespace}#{<tenant>}` prefix, when `key`
-/// has the tenancy layout.
-fn partition_of(key: &str) -> Option<&str> {
-    let b = key.as_bytes();
-    let hash = b
-        .iter()
-        .position(|c| !(c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-')))?;
-    if hash == 0 || b[hash] != b'#' || b.get(hash + 1) != Some(&b'{') {
-        return None;
-    }
-    let close = hash + 2 + b[hash + 2..].iter().position(|c| *c == b'}')?;
-    Some(&key[..=close])
 }
 
 impl fmt::Debug for MemoryBackend {
@@ -188,8 +175,8 @@ impl MemoryBackend {
         MemoryBackendBuilder::default()
     }
 
-    /// How many entries are stored (including due entries not reclaimed yet), tenant
-    /// partitions included.
+    /// How many entries are stored (including due entries not reclaimed yet), partitions
+    /// included.
     pub fn len(&self) -> usize {
         self.inner
             .shards
@@ -203,7 +190,7 @@ impl MemoryBackend {
                 .sum::<usize>()
     }
 
-    /// The tenant partitions that exist so far.
+    /// The partitions that exist so far.
     fn partitions(&self) -> Vec<MemoryBackend> {
         self.inner
             .partitions
@@ -212,20 +199,17 @@ impl MemoryBackend {
             .unwrap_or_default()
     }
 
-    /// The number of entries in one tenant's partition (`None` without tenant limits or
-    /// before the tenant stored anything).
-    ///
-    /// `namespace` and `tenant` as given to `MemStache` and `TenantManager`.
-    pub fn tenant_len(&self, namespace: &str, tenant: &str) -> Option<usize> {
-        let key = format!("{namespace}#{{{tenant}}}");
+    /// The number of entries in the partition `name` (`None` without partitions, or before
+    /// the partition stored anything). See [`MemoryBackendBuilder::partition_by`].
+    pub fn partition_len(&self, name: &str) -> Option<usize> {
         let p = self.inner.partitions.as_ref()?;
-        p.map.read().get(key.as_str()).map(MemoryBackend::len)
+        p.map.read().get(name).map(MemoryBackend::len)
     }
 
-    /// The child store for a tenant key, created on first use.
+    /// The child store for a partitioned key, created on first use.
     fn partition_for(&self, key: &str) -> Option<MemoryBackend> {
         let parts = self.inner.partitions.as_ref()?;
-        let name = partition_of(key)?;
+        let name = (parts.route)(key)?;
         if let Some(child) = parts.map.read().get(name) {
             return Some(child.clone());
         }

@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
-use memstache_core::tenancy::TenantManager;
 use memstache_core::{EntryOptions, ErrorKind, MemStache};
+use memstache_tenancy::TenantManager;
 
 use super::Harness;
 

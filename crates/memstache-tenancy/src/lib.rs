@@ -1,23 +1,5 @@
-//! Multi-tenancy: isolated keyspaces, per-tenant encryption keys, O(1) tenant clear.
-//!
-//! ```
-//! use memstache_core::{EntryOptions, MemStache};
-//! use memstache_core::tenancy::TenantManager;
-//!
-//! # #[tokio::main(flavor = "current_thread")] async fn main() -> memstache_core::Result<()> {
-//! let cache = MemStache::builder().namespace("app").build()?;
-//! let tenants = TenantManager::new(cache.clone());
-//! let acme = tenants.tenant("acme")?;
-//! let globex = tenants.tenant("globex")?;
-//!
-//! acme.set("user:1", &"Ada", EntryOptions::default()).await?;
-//! assert_eq!(acme.get::<String>("user:1").await?.as_deref(), Some("Ada"));
-//! assert_eq!(globex.get::<String>("user:1").await?, None); // isolated
-//!
-//! acme.clear().await?; // O(1): every earlier acme entry is unreadable now, on every node
-//! assert_eq!(acme.get::<String>("user:1").await?, None);
-//! # Ok(()) }
-//! ```
+#![doc = include_str!("../README.md")]
+#![deny(missing_docs)]
 //!
 //! # Key layout
 //!
@@ -49,19 +31,23 @@
 //! storage key (tenant and generation included) is part of the AAD, so an entry replayed under
 //! another tenant fails authentication. [`TenantCache::destroy_key`] crypto-shreds a tenant.
 
+mod partition;
+
+pub use partition::{partition_name, partition_of};
+
 use std::fmt;
 use std::future::Future;
+use std::hash::{BuildHasher, Hasher, RandomState};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
+use memstache_core::raw::Expiry;
+use memstache_core::scope::{Outcome, Scope, absorb};
+use memstache_core::{BoxError, EntryOptions, Error, ErrorKind, MemStache, Result};
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-
-use crate::cache::{Guard, Outcome, Scope};
-use crate::raw::{Clock, Expiry, SystemClock};
-use crate::{BoxError, EntryOptions, Error, ErrorKind, MemStache, Result};
 
 /// Longest tenant id, in bytes.
 pub const MAX_TENANT_ID_LEN: usize = 48;
@@ -133,7 +119,7 @@ impl TenantManager {
 /// Checks a tenant id: 1–48 bytes of `[A-Za-z0-9._-]`.
 ///
 /// ```
-/// use memstache_core::tenancy::validate_tenant_id;
+/// use memstache_tenancy::validate_tenant_id;
 /// assert!(validate_tenant_id("acme-eu.2").is_ok());
 /// for bad in ["", "a:b", "a}b", "a b", "ünï"] {
 ///     assert!(validate_tenant_id(bad).is_err());
@@ -172,20 +158,19 @@ impl fmt::Debug for TenantCache {
     }
 }
 
+/// A fresh random generation token: 64 bits from SipHash keyed by the process's random
+/// `RandomState` (seeded from the OS), over a counter and the time, as 16 hex digits.
+/// Tokens need to be unique, not secret.
 fn new_token() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut seed = Vec::with_capacity(32);
-    seed.extend_from_slice(&SystemClock.now_ms().to_le_bytes());
-    seed.extend_from_slice(&std::process::id().to_le_bytes());
-    seed.extend_from_slice(&COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes());
+    let mut h = RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    seed.extend_from_slice(&nanos.to_le_bytes());
-    // address entropy of a fresh allocation
-    let probe = Box::new(0u8);
-    seed.extend_from_slice(&(std::ptr::from_ref::<u8>(&probe) as usize).to_le_bytes());
-    format!("{:016x}", crate::hash64(&seed))
+        .map_or(0, |d| d.as_nanos());
+    h.write_u128(nanos);
+    h.write_u32(std::process::id());
+    format!("{:016x}", h.finish())
 }
 
 fn parse_token(raw: Option<&[u8]>) -> Option<String> {
@@ -277,22 +262,16 @@ impl TenantCache {
     }
 
     fn scope<'a>(&'a self, prefix: &'a str, token: &'a str) -> Scope<'a> {
-        Scope {
-            prefix,
-            key_id: &self.state.key_id,
-            tenant: Some(&self.state.id),
-            guard: Some(Guard {
-                key: &self.state.gen_key,
-                expected: token.as_bytes(),
-            }),
-        }
+        Scope::new(prefix, &self.state.key_id)
+            .labelled("tenant", &self.state.id)
+            .guarded(&self.state.gen_key, token.as_bytes())
     }
 
     /// The storage key of `key` for this tenant under its current generation.
     pub async fn storage_key(&self, key: &str) -> Result<String> {
         let token = self.token(false).await?;
         let prefix = self.prefix(&token);
-        self.cache.key_in(&self.scope(&prefix, &token), key)
+        self.cache.storage_key_in(&self.scope(&prefix, &token), key)
     }
 
     /// [`MemStache::get`] for this tenant: one backend round trip (the entry and the
@@ -307,7 +286,7 @@ impl TenantCache {
 
     /// [`MemStache::try_get`] for this tenant.
     pub async fn try_get<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
-        crate::cache::absorb(self.get(key).await)
+        absorb(self.get(key).await)
     }
 
     /// [`MemStache::set`] for this tenant. Reads the generation first, so a write after a

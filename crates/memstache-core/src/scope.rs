@@ -1,0 +1,136 @@
+//! Scopes: where a cache operation acts, for plugins that carve a cache into keyspaces
+//! (`memstache-tenancy` is one).
+//!
+//! A [`Scope`] is a storage-key prefix, the key id entries are sealed under, an optional
+//! label for spans and error context, and an optional [`Guard`]: a control key whose value
+//! must still be the expected one for the operation to count. A guarded read fetches the guard
+//! with the entry in one backend call; when the guard holds something else the operation
+//! returns [`Outcome::Stale`] with what it found, and the caller decides (tenancy adopts the new
+//! generation and retries).
+//!
+//! [`MemStache`]'s operations on a scope are the `*_in` methods (`get_in`, `set_in`, …); the
+//! cache's own operations are the same methods on the cache's root scope. Control keys (a
+//! guard's key) are read and written with the `control_*` methods, under the operation
+//! timeout, and never have local copies. Reads in a guarded scope check the guard in the same
+//! backend call; writes do not (a caller that must not write into a stale scope confirms the
+//! guard first), and guarded scopes keep no local copies.
+//!
+//! The plugin owns its key layout: the prefix must keep its keys apart from every other
+//! scope's and from the cache's own `{namespace}:` keys. A scope prefix should therefore start
+//! with the namespace followed by a character other than `:` (namespaces are
+//! `[A-Za-z0-9._-]`).
+//!
+//! ```
+//! use memstache_core::scope::{Outcome, Scope};
+//! use memstache_core::{EntryOptions, MemStache};
+//! use bytes::Bytes;
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> memstache_core::Result<()> {
+//! let cache = MemStache::builder().namespace("app").build()?;
+//! cache.control_set("app#v", Bytes::from_static(b"1"), Default::default()).await?;
+//! let v1 = Scope::new("app#v1:", "default").guarded("app#v", b"1");
+//! cache.set_in(&v1, "k", &7u32, EntryOptions::default()).await?;
+//! assert_eq!(cache.get_in::<u32>(&v1, "k").await?.into_done()?, Some(7));
+//!
+//! // the guard moved on: the scope is stale, and says what the guard holds now
+//! cache.control_set("app#v", Bytes::from_static(b"2"), Default::default()).await?;
+//! match cache.get_in::<u32>(&v1, "k").await? {
+//!     Outcome::Stale(now) => assert_eq!(now.as_deref(), Some(&b"2"[..])),
+//!     Outcome::Done(_) => unreachable!(),
+//! }
+//! # Ok(()) }
+//! ```
+
+use bytes::Bytes;
+
+pub use crate::cache::absorb;
+use crate::{Error, Result};
+
+/// Where an operation acts (see the [module docs](self)).
+#[derive(Debug, Clone, Copy)]
+pub struct Scope<'a> {
+    pub(crate) prefix: &'a str,
+    pub(crate) key_id: &'a str,
+    pub(crate) label: Option<(&'static str, &'a str)>,
+    pub(crate) guard: Option<Guard<'a>>,
+}
+
+impl<'a> Scope<'a> {
+    /// Entries at `{prefix}{user key}`, sealed under `key_id` when the cache encrypts.
+    pub fn new(prefix: &'a str, key_id: &'a str) -> Self {
+        Scope {
+            prefix,
+            key_id,
+            label: None,
+            guard: None,
+        }
+    }
+
+    /// Names the scope in spans (the `scope` field, `value`) and in error context (`name =
+    /// value`). Give it only what may appear in logs: never a secret.
+    #[must_use]
+    pub fn labelled(mut self, name: &'static str, value: &'a str) -> Self {
+        self.label = Some((name, value));
+        self
+    }
+
+    /// Operations count only while the control key `key` holds exactly `expected`.
+    #[must_use]
+    pub fn guarded(mut self, key: &'a str, expected: &'a [u8]) -> Self {
+        self.guard = Some(Guard { key, expected });
+        self
+    }
+
+    /// The storage-key prefix.
+    pub fn prefix(&self) -> &'a str {
+        self.prefix
+    }
+
+    /// The key id entries are sealed under.
+    pub fn key_id(&self) -> &'a str {
+        self.key_id
+    }
+
+    /// The guard, if any.
+    pub fn guard(&self) -> Option<Guard<'a>> {
+        self.guard
+    }
+}
+
+/// A control key and the value it must hold (see [`Scope::guarded`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Guard<'a> {
+    /// The control key.
+    pub key: &'a str,
+    /// The value it must hold.
+    pub expected: &'a [u8],
+}
+
+/// The result of an operation in a [`Scope`].
+#[derive(Debug)]
+#[expect(
+    clippy::exhaustive_enums,
+    reason = "done or stale is the whole guard protocol; callers match both"
+)]
+pub enum Outcome<T> {
+    /// Done under the scope.
+    Done(T),
+    /// The guard key holds something else now (`None`: nothing): the scope is stale and the
+    /// operation had no effect (a read returned nothing).
+    Stale(Option<Bytes>),
+}
+
+impl<T> Outcome<T> {
+    /// The value of an operation done under the scope.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Internal`](crate::ErrorKind::Internal) for [`Outcome::Stale`]: only a
+    /// guarded scope can be stale, and its caller must handle it.
+    pub fn into_done(self) -> Result<T> {
+        match self {
+            Outcome::Done(v) => Ok(v),
+            Outcome::Stale(_) => Err(Error::internal("unguarded scope reported stale")),
+        }
+    }
+}
