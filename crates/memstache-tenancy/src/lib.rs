@@ -22,8 +22,12 @@
 //! flushed), a new random one is created and every earlier entry stays unreadable — losing it
 //! can only clear a tenant, never resurrect old entries. `clear()` writes a new token; reads
 //! fetch the token together with the entry and retry under the new one when it changed, so
-//! after `clear()` returns no node serves an earlier entry. Old entries are never read again
-//! and disappear with their TTLs (or the backend's eviction).
+//! after `clear()` returns no node serves an earlier entry. Writes (`set`, `set_many`) go
+//! through the token as a guard in the same backend call (`Backend::set_many_guarded`: one
+//! atomic Lua script on Redis), so a write after a `clear()` on another node adopts the new
+//! token and lands in the new generation, in one round trip while the known token is current.
+//! `remove`, `exists` and `refresh` still read the token first (two round trips). Old entries
+//! are never read again and disappear with their TTLs (or the backend's eviction).
 //!
 //! # Encryption
 //!
@@ -236,7 +240,7 @@ impl TenantCache {
         .with_context("tenant", self.state.id.clone())
     }
 
-    /// Runs a guarded read, retrying under the new generation when a clear intervened.
+    /// Runs a guarded operation, retrying under the new generation when a clear intervened.
     async fn guarded<T, F, Fut>(&self, mut op: F) -> Result<T>
     where
         F: FnMut(String) -> Fut,
@@ -289,19 +293,23 @@ impl TenantCache {
         absorb(self.get(key).await)
     }
 
-    /// [`MemStache::set`] for this tenant. Reads the generation first, so a write after a
-    /// `clear()` on another node lands in the new generation.
+    /// [`MemStache::set`] for this tenant: one backend round trip. The write goes through the
+    /// tenant's generation as a guard (atomically on Redis), so a write after a `clear()` on
+    /// another node never lands in the cleared generation: it finds the new token, adopts it
+    /// and writes again.
     pub async fn set<T: Serialize + ?Sized>(
         &self,
         key: &str,
         value: &T,
         options: EntryOptions,
     ) -> Result<()> {
-        let token = self.token(true).await?;
-        let prefix = self.prefix(&token);
-        self.cache
-            .set_in(&self.scope(&prefix, &token), key, value, options)
-            .await
+        self.guarded(|token| async move {
+            let prefix = self.prefix(&token);
+            self.cache
+                .set_in(&self.scope(&prefix, &token), key, value, options)
+                .await
+        })
+        .await
     }
 
     /// [`MemStache::remove`] for this tenant.
@@ -374,17 +382,20 @@ impl TenantCache {
         .await
     }
 
-    /// [`MemStache::set_many`] for this tenant.
+    /// [`MemStache::set_many`] for this tenant: one backend round trip, through the
+    /// generation guard like [`set`](Self::set).
     pub async fn set_many<T: Serialize, K: AsRef<str>>(
         &self,
         items: &[(K, &T)],
         options: EntryOptions,
     ) -> Result<()> {
-        let token = self.token(true).await?;
-        let prefix = self.prefix(&token);
-        self.cache
-            .set_many_in(&self.scope(&prefix, &token), items, options)
-            .await
+        self.guarded(|token| async move {
+            let prefix = self.prefix(&token);
+            self.cache
+                .set_many_in(&self.scope(&prefix, &token), items, options)
+                .await
+        })
+        .await
     }
 
     /// [`MemStache::remove_many`] for this tenant.

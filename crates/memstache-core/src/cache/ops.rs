@@ -63,7 +63,9 @@ impl MemStache {
         value: &T,
         options: EntryOptions,
     ) -> Result<()> {
-        self.set_in(&self.root(), key, value, options).await
+        self.set_in(&self.root(), key, value, options)
+            .await?
+            .into_done()
     }
 
     /// Removes `key`; `true` when an entry was there.
@@ -126,7 +128,9 @@ impl MemStache {
         items: &[(K, &T)],
         options: EntryOptions,
     ) -> Result<()> {
-        self.set_many_in(&self.root(), items, options).await
+        self.set_many_in(&self.root(), items, options)
+            .await?
+            .into_done()
     }
 
     /// Removes every key in one backend batch call; returns how many entries were there.
@@ -206,14 +210,15 @@ impl MemStache {
         .await
     }
 
-    /// [`set`](Self::set) in `scope` (the guard is not checked: see [`scope`](crate::scope)).
+    /// [`set`](Self::set) in `scope`, through its guard in the same backend call
+    /// ([`Outcome::Stale`], nothing written, when the guard moved on).
     pub async fn set_in<T: Serialize + ?Sized>(
         &self,
         scope: &Scope<'_>,
         key: &str,
         value: &T,
         options: EntryOptions,
-    ) -> Result<()> {
+    ) -> Result<Outcome<()>> {
         let span = op_span!("memstache.set", self, scope, key);
         self.traced(&span, "set", scope, Some(key), true, async {
             let sk = self.inline_key_in(scope, key)?;
@@ -247,7 +252,7 @@ impl MemStache {
         sk: &str,
         plain: &[u8],
         options: &EntryOptions,
-    ) -> Result<()> {
+    ) -> Result<Outcome<()>> {
         let now = self.inner.clock.now_ms();
         let (bytes, expiry) = self
             .encode_serialized::<T>(plain, sk, scope.key_id, options, now)
@@ -263,16 +268,20 @@ impl MemStache {
         bytes: Bytes,
         expiry: crate::raw::Expiry,
         now: u64,
-    ) -> Result<()> {
+    ) -> Result<Outcome<()>> {
         tracing::Span::current().record("size", bytes.len());
         if expiry.is_due(now) {
             // Already expired: make sure an older value is not served either. (Boxed: a rare
             // path, kept out of every write's future.)
-            return Box::pin(self.delete(scope, sk)).await.map(|_| ());
+            return Box::pin(self.delete(scope, sk))
+                .await
+                .map(|_| Outcome::Done(()));
         }
-        self.write(scope, sk, bytes, expiry).await?;
-        self.inner.stats.set();
-        Ok(())
+        let out = self.write(scope, sk, bytes, expiry).await?;
+        if matches!(out, Outcome::Done(())) {
+            self.inner.stats.set();
+        }
+        Ok(out)
     }
 
     /// [`remove`](Self::remove) in `scope`.
@@ -395,7 +404,11 @@ impl MemStache {
                     let out = match loaded {
                         Ok(value) => match self.inner.pipeline.serialize(&value) {
                             Ok(plain) => {
-                                if let Err(e) = self.store::<T>(scope, sk, &plain, &options).await {
+                                if let Err(e) = self
+                                    .store::<T>(scope, sk, &plain, &options)
+                                    .await
+                                    .and_then(Outcome::into_done)
+                                {
                                     self.inner.stats.error();
                                     let e = self.ctx(e, "get_or_set", scope, Some(key));
                                     tracing::warn!(error = %e, "memstache: storing the loaded value failed; returning it uncached");
@@ -532,13 +545,13 @@ impl MemStache {
         .await
     }
 
-    /// [`set_many`](Self::set_many) in `scope`.
+    /// [`set_many`](Self::set_many) in `scope`, through its guard in the same backend call.
     pub async fn set_many_in<T: Serialize, K: AsRef<str>>(
         &self,
         scope: &Scope<'_>,
         items: &[(K, &T)],
         options: EntryOptions,
-    ) -> Result<()> {
+    ) -> Result<Outcome<()>> {
         let span = tracing::debug_span!(
             "memstache.set_many",
             namespace = %self.inner.namespace,
@@ -572,9 +585,11 @@ impl MemStache {
                 self.delete_many(scope, &due).await?;
             }
             let n = entries.len() as u64;
-            self.write_many(scope, entries).await?;
-            self.inner.stats.sets(n);
-            Ok(())
+            let out = self.write_many(scope, entries).await?;
+            if matches!(out, Outcome::Done(())) {
+                self.inner.stats.sets(n);
+            }
+            Ok(out)
         })
         .await
     }

@@ -153,16 +153,32 @@ impl MemStache {
         Ok(Outcome::Done(raws))
     }
 
-    /// Stores `bytes` at `sk`.
+    /// Stores `bytes` at `sk` (through the scope's guard when there is one: [`Outcome::Stale`]
+    /// and nothing written when it moved on).
     pub(crate) fn write<'a>(
         &'a self,
         scope: &Scope<'a>,
         sk: &'a str,
         bytes: Bytes,
         expiry: Expiry,
-    ) -> impl Future<Output = Result<()>> + Send + 'a {
-        match self.local_for(scope) {
-            None => Either::Left(self.call(self.inner.backend.set(sk, bytes, expiry))),
+    ) -> impl Future<Output = Result<Outcome<()>>> + Send + 'a {
+        if let Some(g) = scope.guard {
+            let entry = BackendEntry {
+                key: sk.to_owned(),
+                value: bytes,
+                expiry,
+            };
+            return Either::Right(Box::pin(self.call(self.inner.backend.set_many_guarded(
+                g.key,
+                g.expected,
+                vec![entry],
+            ))) as Boxed<'a, _>);
+        }
+        match &self.inner.local {
+            None => Either::Left(
+                self.call(self.inner.backend.set(sk, bytes, expiry))
+                    .map(|r| r.map(Outcome::Done)),
+            ),
             Some(local) => Either::Right(Box::pin(async move {
                 let ticket = local.write_ticket(sk);
                 let r = self
@@ -173,19 +189,31 @@ impl MemStache {
                     r.is_ok().then_some(&bytes[..]),
                     self.inner.clock.now_ms(),
                 );
-                r
-            }) as Boxed<'a, ()>),
+                r.map(Outcome::Done)
+            })),
         }
     }
 
-    /// Stores every entry in one backend batch call.
+    /// Stores every entry in one backend batch call (through the scope's guard).
     pub(crate) async fn write_many(
         &self,
         scope: &Scope<'_>,
         entries: Vec<BackendEntry>,
-    ) -> Result<()> {
-        let Some(local) = self.local_for(scope) else {
-            return self.call(self.inner.backend.set_many(entries)).await;
+    ) -> Result<Outcome<()>> {
+        if let Some(g) = scope.guard {
+            return self
+                .call(
+                    self.inner
+                        .backend
+                        .set_many_guarded(g.key, g.expected, entries),
+                )
+                .await;
+        }
+        let Some(local) = self.inner.local.as_ref() else {
+            return self
+                .call(self.inner.backend.set_many(entries))
+                .await
+                .map(Outcome::Done);
         };
         let tickets: Vec<WriteTicket<'_>> =
             entries.iter().map(|e| local.write_ticket(&e.key)).collect();
@@ -193,7 +221,7 @@ impl MemStache {
         let kept: Vec<BackendEntry> = entries.clone();
         let r = self.call(self.inner.backend.set_many(entries)).await;
         WriteTicket::done_many(tickets, &kept, r.is_ok(), self.inner.clock.now_ms());
-        r
+        r.map(Outcome::Done)
     }
 
     /// Removes `sk`; `true` when an entry was there.

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::Result;
+use crate::scope::Outcome;
 
 /// How long a stored entry lives, as the backend must enforce it.
 ///
@@ -244,6 +245,27 @@ pub trait Backend: Debug + Send + Sync + 'static {
             Some(v) if v.as_ref() == expected => self.remove(key).await,
             _ => Ok(false),
         }
+    }
+
+    /// Stores every entry only when the control key `guard` holds exactly `expected`;
+    /// [`Outcome::Stale`] with what `guard` holds (nothing written) otherwise. Scopes with a
+    /// guard write through it (tenancy: a write lands in the tenant's current generation).
+    ///
+    /// Distributed backends SHOULD make this atomic and one round trip (Redis: a Lua script;
+    /// on a cluster, `guard` and the entries share a hash slot). Default: `get` of the guard
+    /// then `set_many` — two round trips, and a guard changed in between goes unnoticed.
+    async fn set_many_guarded(
+        &self,
+        guard: &str,
+        expected: &[u8],
+        entries: Vec<BackendEntry>,
+    ) -> Result<Outcome<()>> {
+        let seen = self.get(guard).await?;
+        if seen.as_deref() != Some(expected) {
+            return Ok(Outcome::Stale(seen));
+        }
+        self.set_many(entries).await?;
+        Ok(Outcome::Done(()))
     }
 
     /// The entries at `keys`, in order. Default: one `get` per key.

@@ -13,6 +13,7 @@ use bytes::Bytes;
 use tower::ServiceExt;
 
 use super::{Backend, BackendEntry, Capabilities, Expiry};
+use crate::scope::Outcome;
 use crate::{Error, Result};
 
 /// One call to a [`Backend`], owning its data. Every variant is idempotent: repeating it has
@@ -84,6 +85,15 @@ pub enum BackendRequest {
         /// Entries to store.
         entries: Vec<BackendEntry>,
     },
+    /// [`Backend::set_many_guarded`].
+    SetManyGuarded {
+        /// The guard's control key.
+        guard: String,
+        /// The value it must hold.
+        expected: Bytes,
+        /// Entries to store.
+        entries: Vec<BackendEntry>,
+    },
     /// [`Backend::remove_many`].
     RemoveMany {
         /// Storage keys.
@@ -104,6 +114,7 @@ impl BackendRequest {
             BackendRequest::RemoveIfEquals { .. } => "remove_if_equals",
             BackendRequest::GetMany { .. } => "get_many",
             BackendRequest::SetMany { .. } => "set_many",
+            BackendRequest::SetManyGuarded { .. } => "set_many_guarded",
             BackendRequest::RemoveMany { .. } => "remove_many",
         }
     }
@@ -143,6 +154,14 @@ impl BackendRequest {
                 backend.set_many(entries).await?;
                 BackendResponse::Done
             }
+            BackendRequest::SetManyGuarded {
+                guard,
+                expected,
+                entries,
+            } => match backend.set_many_guarded(&guard, &expected, entries).await? {
+                Outcome::Done(()) => BackendResponse::Done,
+                Outcome::Stale(seen) => BackendResponse::Stale(seen),
+            },
             BackendRequest::RemoveMany { keys } => {
                 BackendResponse::Count(backend.remove_many(&str_refs(&keys)).await?)
             }
@@ -177,7 +196,8 @@ impl fmt::Debug for BackendRequest {
             BackendRequest::GetMany { keys } | BackendRequest::RemoveMany { keys } => {
                 d.field("keys", &keys.len());
             }
-            BackendRequest::SetMany { entries } => {
+            BackendRequest::SetMany { entries }
+            | BackendRequest::SetManyGuarded { entries, .. } => {
                 d.field("keys", &entries.len());
             }
         }
@@ -201,6 +221,8 @@ pub enum BackendResponse {
     Values(Vec<Option<Bytes>>),
     /// `remove_many`: how many entries were there.
     Count(u64),
+    /// `set_many_guarded`: the guard held something else (what it held); nothing written.
+    Stale(Option<Bytes>),
 }
 
 fn mismatch() -> Error {
@@ -257,6 +279,19 @@ impl BackendResponse {
         }
     }
 
+    /// The outcome of a `set_many_guarded` (`Done` or `Stale`).
+    ///
+    /// # Errors
+    ///
+    /// As [`into_value`](Self::into_value).
+    pub fn into_guarded(self) -> Result<Outcome<()>> {
+        match self {
+            BackendResponse::Done => Ok(Outcome::Done(())),
+            BackendResponse::Stale(seen) => Ok(Outcome::Stale(seen)),
+            _ => Err(mismatch()),
+        }
+    }
+
     /// The count of a `remove_many`.
     ///
     /// # Errors
@@ -285,6 +320,10 @@ impl fmt::Debug for BackendResponse {
                 .field("hits", &v.iter().filter(|x| x.is_some()).count())
                 .finish(),
             BackendResponse::Count(n) => f.debug_tuple("Count").field(n).finish(),
+            BackendResponse::Stale(seen) => f
+                .debug_tuple("Stale")
+                .field(&seen.as_ref().map(|b| b.len()))
+                .finish(),
         }
     }
 }
@@ -473,6 +512,23 @@ impl Backend for ServiceBackend {
         self.call(BackendRequest::SetMany { entries })
             .await?
             .into_done()
+    }
+
+    async fn set_many_guarded(
+        &self,
+        guard: &str,
+        expected: &[u8],
+        entries: Vec<BackendEntry>,
+    ) -> Result<Outcome<()>> {
+        let guard = guard.to_owned();
+        let expected = Bytes::copy_from_slice(expected);
+        self.call(BackendRequest::SetManyGuarded {
+            guard,
+            expected,
+            entries,
+        })
+        .await?
+        .into_guarded()
     }
 
     async fn remove_many(&self, keys: &[&str]) -> Result<u64> {
