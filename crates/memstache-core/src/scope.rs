@@ -51,7 +51,7 @@ use crate::{Error, Result};
 pub struct Scope<'a> {
     pub(crate) prefix: &'a str,
     pub(crate) key_id: &'a str,
-    pub(crate) label: Option<(&'static str, &'a str)>,
+    pub(crate) label: Option<&'a Label>,
     pub(crate) guard: Option<Guard<'a>>,
 }
 
@@ -66,11 +66,10 @@ impl<'a> Scope<'a> {
         }
     }
 
-    /// Names the scope in spans (the `scope` field, `value`) and in error context (`name =
-    /// value`). Give it only what may appear in logs: never a secret.
+    /// Names the scope in spans and in error context (see [`Label`]).
     #[must_use]
-    pub fn labelled(mut self, name: &'static str, value: &'a str) -> Self {
-        self.label = Some((name, value));
+    pub fn labelled(mut self, label: &'a Label) -> Self {
+        self.label = Some(label);
         self
     }
 
@@ -94,6 +93,40 @@ impl<'a> Scope<'a> {
     /// The guard, if any.
     pub fn guard(&self) -> Option<Guard<'a>> {
         self.guard
+    }
+}
+
+/// A scope's name in spans (the `scope` field: the value) and in error context (the name,
+/// with the value): for tenancy `tenant = <id>`. Give it only what may appear in logs, never a
+/// secret. Kept by the plugin, borrowed by its scopes (a scope stays a few words long).
+///
+/// ```
+/// let l = memstache_core::scope::Label::new("tenant", "acme");
+/// assert_eq!((l.name(), l.value()), ("tenant", "acme"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Label {
+    name: &'static str,
+    value: String,
+}
+
+impl Label {
+    /// A label `name = value`.
+    pub fn new(name: &'static str, value: impl Into<String>) -> Self {
+        Label {
+            name,
+            value: value.into(),
+        }
+    }
+
+    /// The context name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The value.
+    pub fn value(&self) -> &str {
+        &self.value
     }
 }
 

@@ -47,7 +47,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use memstache_core::raw::Expiry;
-use memstache_core::scope::{Outcome, Scope, absorb};
+use memstache_core::scope::{Label, Outcome, Scope, absorb};
 use memstache_core::{BoxError, EntryOptions, Error, ErrorKind, MemStache, Result};
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
@@ -80,6 +80,8 @@ impl fmt::Debug for TenantManager {
 #[derive(Debug)]
 struct TenantState {
     id: String,
+    /// `tenant = <id>`, for spans and errors.
+    label: Label,
     gen_key: String,
     key_id: String,
     /// The last generation token seen, as its 16 hex digits.
@@ -107,6 +109,7 @@ impl TenantManager {
                 let ns = self.cache.namespace();
                 Arc::new(TenantState {
                     id: id.to_owned(),
+                    label: Label::new("tenant", id),
                     gen_key: format!("{ns}#{{{id}}}:gen"),
                     key_id: format!("tenant:{id}"),
                     token: RwLock::new(None),
@@ -267,7 +270,7 @@ impl TenantCache {
 
     fn scope<'a>(&'a self, prefix: &'a str, token: &'a str) -> Scope<'a> {
         Scope::new(prefix, &self.state.key_id)
-            .labelled("tenant", &self.state.id)
+            .labelled(&self.state.label)
             .guarded(&self.state.gen_key, token.as_bytes())
     }
 

@@ -145,7 +145,7 @@ macro_rules! op_span {
             $name,
             namespace = %$self.inner.namespace,
             backend = $self.inner.backend_name,
-            scope = $scope.label.map(|(_, v)| v),
+            scope = $scope.label.map(crate::scope::Label::value),
             key_hash = field::Empty,
             hit = field::Empty,
             size = field::Empty,
@@ -296,8 +296,8 @@ impl MemStache {
             .with_operation(op)
             .with_context("backend", self.inner.backend_name)
             .with_context("namespace", self.inner.namespace.clone());
-        if let Some((name, value)) = scope.label {
-            e = e.with_context(name, value.to_owned());
+        if let Some(label) = scope.label {
+            e = e.with_context(label.name(), label.value());
         }
         match key {
             Some(k) => e.with_context("key_hash", crate::key_hash(k)),

@@ -16,6 +16,7 @@ use super::lock::Lock;
 use super::pipeline::Prepared;
 use super::{LockOptions, MemStache, Outcome, Scope, record_outcome};
 use crate::raw::BackendEntry;
+use crate::scope::{Guard, Label};
 use crate::{BoxError, EntryOptions, Error, Result};
 
 /// `try_get`'s policy, for `try_get`s on a [`Scope`]: an error is logged (it carries the key
@@ -31,6 +32,32 @@ pub fn absorb<T>(r: Result<Option<T>>) -> Option<T> {
         tracing::warn!(error = %e, "memstache.try_get failed; treated as a miss");
         None
     })
+}
+
+/// Encodes `value` for a write of `sk` at `now` into `(bytes, expiry)`, with `?` on errors.
+/// A macro, not a function, so that both write bodies keep it inline: in a block, the encoding
+/// state (parameters, serialized buffer, the compressing or encrypting future) ends before the
+/// write is awaited, so the two share space in the future instead of adding up, and the
+/// plain path awaits nothing.
+macro_rules! encode_entry {
+    ($self:ident, $scope:ident, $sk:ident, $value:ident, $options:expr, $now:ident) => {{
+        let (bytes, expiry) = {
+            let (params, expiry) = $self.encode_params::<T>($sk, $scope.key_id, $options, $now)?;
+            let bytes = match $self.inner.pipeline.encode_value(&$value, &params)? {
+                Prepared::Done(b) => b,
+                Prepared::Serialized { buf, offset } => {
+                    $self
+                        .inner
+                        .pipeline
+                        .encode_serialized(&buf[offset..], &params)
+                        .await?
+                }
+            };
+            (bytes, expiry)
+        };
+        $self.check_backend_size(&bytes)?;
+        (bytes, expiry)
+    }};
 }
 
 impl MemStache {
@@ -63,9 +90,7 @@ impl MemStache {
         value: &T,
         options: EntryOptions,
     ) -> Result<()> {
-        self.set_in(&self.root(), key, value, options)
-            .await?
-            .into_done()
+        self.put(&self.root(), key, value, options).await
     }
 
     /// Removes `key`; `true` when an entry was there.
@@ -219,33 +244,56 @@ impl MemStache {
         value: &T,
         options: EntryOptions,
     ) -> Result<Outcome<()>> {
+        match scope.guard {
+            None => self
+                .put(scope, key, value, options)
+                .await
+                .map(Outcome::Done),
+            // boxed: the guarded write's state stays out of the plain write's future
+            Some(g) => Box::pin(self.put_guarded(scope, g, key, value, options)).await,
+        }
+    }
+
+    /// `set` in an unguarded scope.
+    async fn put<T: Serialize + ?Sized>(
+        &self,
+        scope: &Scope<'_>,
+        key: &str,
+        value: &T,
+        options: EntryOptions,
+    ) -> Result<()> {
         let span = op_span!("memstache.set", self, scope, key);
         self.traced(&span, "set", scope, Some(key), true, async {
             let sk = self.inline_key_in(scope, key)?;
             let sk = sk.as_str()?;
             let now = self.inner.clock.now_ms();
-            // In a block: the encoding state (parameters, serialized buffer, the compressing
-            // or encrypting future) ends before the write is awaited, so the two share space
-            // in the future instead of adding up.
-            let (bytes, expiry) = {
-                let (params, expiry) = self.encode_params::<T>(sk, scope.key_id, &options, now)?;
-                let bytes = match self.inner.pipeline.encode_value(&value, &params)? {
-                    Prepared::Done(b) => b,
-                    Prepared::Serialized { buf, offset } => {
-                        self.inner
-                            .pipeline
-                            .encode_serialized(&buf[offset..], &params)
-                            .await?
-                    }
-                };
-                (bytes, expiry)
-            };
-            self.check_backend_size(&bytes)?;
+            let (bytes, expiry) = encode_entry!(self, scope, sk, value, &options, now);
             self.store_encoded(scope, sk, bytes, expiry, now).await
         })
         .await
     }
 
+    /// `set` in a scope with the guard `g`: one guarded backend call.
+    async fn put_guarded<T: Serialize + ?Sized>(
+        &self,
+        scope: &Scope<'_>,
+        g: Guard<'_>,
+        key: &str,
+        value: &T,
+        options: EntryOptions,
+    ) -> Result<Outcome<()>> {
+        let span = op_span!("memstache.set", self, scope, key);
+        self.traced(&span, "set", scope, Some(key), true, async {
+            let sk = self.inline_key_in(scope, key)?;
+            let sk = sk.as_str()?;
+            let now = self.inner.clock.now_ms();
+            let (bytes, expiry) = encode_entry!(self, scope, sk, value, &options, now);
+            self.store_guarded(g, sk, bytes, expiry).await
+        })
+        .await
+    }
+
+    /// Encodes and stores a value already serialized (the loader's, in `get_or_set`).
     async fn store<T: ?Sized>(
         &self,
         scope: &Scope<'_>,
@@ -257,10 +305,17 @@ impl MemStache {
         let (bytes, expiry) = self
             .encode_serialized::<T>(plain, sk, scope.key_id, options, now)
             .await?;
-        self.store_encoded(scope, sk, bytes, expiry, now).await
+        match scope.guard {
+            None => self
+                .store_encoded(scope, sk, bytes, expiry, now)
+                .await
+                .map(Outcome::Done),
+            Some(g) => self.store_guarded(g, sk, bytes, expiry).await,
+        }
     }
 
-    /// Writes an encoded entry (removes the key when its expiry is already due).
+    /// Writes an encoded entry in an unguarded scope (removes the key when its expiry is
+    /// already due).
     async fn store_encoded(
         &self,
         scope: &Scope<'_>,
@@ -268,16 +323,29 @@ impl MemStache {
         bytes: Bytes,
         expiry: crate::raw::Expiry,
         now: u64,
-    ) -> Result<Outcome<()>> {
+    ) -> Result<()> {
         tracing::Span::current().record("size", bytes.len());
         if expiry.is_due(now) {
             // Already expired: make sure an older value is not served either. (Boxed: a rare
             // path, kept out of every write's future.)
-            return Box::pin(self.delete(scope, sk))
-                .await
-                .map(|_| Outcome::Done(()));
+            return Box::pin(self.delete(scope, sk)).await.map(|_| ());
         }
-        let out = self.write(scope, sk, bytes, expiry).await?;
+        self.write(scope, sk, bytes, expiry).await?;
+        self.inner.stats.set();
+        Ok(())
+    }
+
+    /// Writes an encoded entry through the guard `g`. (An entry already due is written too:
+    /// a guarded scope keeps no local copy, and the backend never returns a due entry.)
+    async fn store_guarded(
+        &self,
+        g: Guard<'_>,
+        sk: &str,
+        bytes: Bytes,
+        expiry: crate::raw::Expiry,
+    ) -> Result<Outcome<()>> {
+        tracing::Span::current().record("size", bytes.len());
+        let out = self.write_guarded(g, sk, bytes, expiry).await?;
         if matches!(out, Outcome::Done(())) {
             self.inner.stats.set();
         }
@@ -504,7 +572,7 @@ impl MemStache {
             "memstache.get_many",
             namespace = %self.inner.namespace,
             backend = self.inner.backend_name,
-            scope = scope.label.map(|(_, v)| v),
+            scope = scope.label.map(Label::value),
             keys = keys.len(),
             hits = field::Empty,
             fail_safe = field::Empty,
@@ -556,7 +624,7 @@ impl MemStache {
             "memstache.set_many",
             namespace = %self.inner.namespace,
             backend = self.inner.backend_name,
-            scope = scope.label.map(|(_, v)| v),
+            scope = scope.label.map(Label::value),
             keys = items.len(),
             error = field::Empty,
         );
@@ -604,7 +672,7 @@ impl MemStache {
             "memstache.remove_many",
             namespace = %self.inner.namespace,
             backend = self.inner.backend_name,
-            scope = scope.label.map(|(_, v)| v),
+            scope = scope.label.map(Label::value),
             keys = keys.len(),
             error = field::Empty,
         );

@@ -153,32 +153,17 @@ impl MemStache {
         Ok(Outcome::Done(raws))
     }
 
-    /// Stores `bytes` at `sk` (through the scope's guard when there is one: [`Outcome::Stale`]
-    /// and nothing written when it moved on).
+    /// Stores `bytes` at `sk` in an unguarded scope (a guarded scope writes through
+    /// [`write_guarded`](Self::write_guarded)).
     pub(crate) fn write<'a>(
         &'a self,
         scope: &Scope<'a>,
         sk: &'a str,
         bytes: Bytes,
         expiry: Expiry,
-    ) -> impl Future<Output = Result<Outcome<()>>> + Send + 'a {
-        if let Some(g) = scope.guard {
-            let entry = BackendEntry {
-                key: sk.to_owned(),
-                value: bytes,
-                expiry,
-            };
-            return Either::Right(Box::pin(self.call(self.inner.backend.set_many_guarded(
-                g.key,
-                g.expected,
-                vec![entry],
-            ))) as Boxed<'a, _>);
-        }
-        match &self.inner.local {
-            None => Either::Left(
-                self.call(self.inner.backend.set(sk, bytes, expiry))
-                    .map(|r| r.map(Outcome::Done)),
-            ),
+    ) -> impl Future<Output = Result<()>> + Send + 'a {
+        match self.local_for(scope) {
+            None => Either::Left(self.call(self.inner.backend.set(sk, bytes, expiry))),
             Some(local) => Either::Right(Box::pin(async move {
                 let ticket = local.write_ticket(sk);
                 let r = self
@@ -189,9 +174,31 @@ impl MemStache {
                     r.is_ok().then_some(&bytes[..]),
                     self.inner.clock.now_ms(),
                 );
-                r.map(Outcome::Done)
-            })),
+                r
+            }) as Boxed<'a, ()>),
         }
+    }
+
+    /// Stores `bytes` at `sk` through the guard `g`, in one backend call: [`Outcome::Stale`]
+    /// and nothing written when the guard moved on.
+    pub(crate) async fn write_guarded(
+        &self,
+        g: Guard<'_>,
+        sk: &str,
+        bytes: Bytes,
+        expiry: Expiry,
+    ) -> Result<Outcome<()>> {
+        let entry = BackendEntry {
+            key: sk.to_owned(),
+            value: bytes,
+            expiry,
+        };
+        self.call(
+            self.inner
+                .backend
+                .set_many_guarded(g.key, g.expected, vec![entry]),
+        )
+        .await
     }
 
     /// Stores every entry in one backend batch call (through the scope's guard).

@@ -220,7 +220,8 @@ async fn msgpack_uses_named_fields() {
 async fn a_scope_label_is_a_span_field_and_error_context() {
     let (out, _guard) = capture_logs(tracing::Level::TRACE);
     let cache = MemStache::builder().build().unwrap();
-    let scope = crate::scope::Scope::new("ms#x:", "default").labelled("team", "blue-team");
+    let label = crate::scope::Label::new("team", "blue-team");
+    let scope = crate::scope::Scope::new("ms#x:", "default").labelled(&label);
     cache
         .set_in(&scope, SECRET_KEY, &SECRET_VALUE, EntryOptions::default())
         .await

@@ -311,12 +311,14 @@ impl MemoryBackend {
     }
 
     /// [`Backend::get`], synchronously (the store never waits).
+    #[inline]
     pub(crate) fn get_sync(&self, key: &str) -> Option<Bytes> {
         self.with_shard(key, |s, _, clock, out| s.read(key, clock, true, out))
             .flatten()
     }
 
     /// [`Backend::set`], synchronously.
+    #[inline]
     pub(crate) fn set_sync(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<()> {
         self.with_shard(key, |s, hash, clock, out| {
             s.set(key, hash, value, expiry, clock.now_ms(), out)
@@ -329,6 +331,7 @@ impl MemoryBackend {
     }
 
     /// [`Backend::remove`], synchronously.
+    #[inline]
     pub(crate) fn remove_sync(&self, key: &str) -> bool {
         self.with_shard(key, |s, _, clock, out| s.remove(key, clock, out))
     }
