@@ -56,7 +56,7 @@ use crate::keyring::{self as ring_format, Entry, KEY_LEN};
 /// ```
 /// use memstache_core::ErrorKind;
 /// use memstache_core::raw::KeyManager;
-/// use memstache_aes::LocalKeyManager;
+/// use memstache_keys::LocalKeyManager;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> memstache_core::Result<()> {
@@ -103,7 +103,7 @@ impl LocalKeyManager {
     /// a loaded ring for a distributed cache.
     ///
     /// ```
-    /// let keys = memstache_aes::LocalKeyManager::generate();
+    /// let keys = memstache_keys::LocalKeyManager::generate();
     /// ```
     pub fn generate() -> Self {
         Self::with_ring(BTreeMap::new(), true)
@@ -115,7 +115,7 @@ impl LocalKeyManager {
     /// entry by number, never by content.
     ///
     /// ```
-    /// use memstache_aes::LocalKeyManager;
+    /// use memstache_keys::LocalKeyManager;
     /// let keys = LocalKeyManager::from_keyring_str(
     ///     "default 1 AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=\ndestroyed old",
     /// )?;
@@ -130,7 +130,7 @@ impl LocalKeyManager {
     ///
     /// ```no_run
     /// // MEMSTACHE_KEYS="default 1 <base64>;default 2 <base64>"
-    /// let keys = memstache_aes::LocalKeyManager::from_env("MEMSTACHE_KEYS")?;
+    /// let keys = memstache_keys::LocalKeyManager::from_env("MEMSTACHE_KEYS")?;
     /// # Ok::<(), memstache_core::Error>(())
     /// ```
     pub fn from_env(var: &str) -> Result<Self> {
@@ -146,7 +146,7 @@ impl LocalKeyManager {
     /// A ring read from a file. Keep the file readable by the service's user only.
     ///
     /// ```no_run
-    /// let keys = memstache_aes::LocalKeyManager::from_file("/etc/memstache/keyring")?;
+    /// let keys = memstache_keys::LocalKeyManager::from_file("/etc/memstache/keyring")?;
     /// # Ok::<(), memstache_core::Error>(())
     /// ```
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
@@ -160,7 +160,7 @@ impl LocalKeyManager {
     /// Turns auto-create on or off for this ring and all its clones (see the [type docs](Self)).
     ///
     /// ```
-    /// let keys = memstache_aes::LocalKeyManager::generate().with_auto_create(false);
+    /// let keys = memstache_keys::LocalKeyManager::generate().with_auto_create(false);
     /// assert!(!keys.auto_create());
     /// ```
     #[must_use]
@@ -172,7 +172,7 @@ impl LocalKeyManager {
     /// Whether `current_key` creates version 1 of unknown key ids.
     ///
     /// ```
-    /// assert!(memstache_aes::LocalKeyManager::generate().auto_create());
+    /// assert!(memstache_keys::LocalKeyManager::generate().auto_create());
     /// ```
     pub fn auto_create(&self) -> bool {
         self.inner.auto_create.load(Ordering::SeqCst)
@@ -185,7 +185,7 @@ impl LocalKeyManager {
     /// # use memstache_core::raw::KeyManager;
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> memstache_core::Result<()> {
-    /// use memstache_aes::LocalKeyManager;
+    /// use memstache_keys::LocalKeyManager;
     /// let keys = LocalKeyManager::generate();
     /// let v1 = keys.current_key("default").await?;
     /// let copy = LocalKeyManager::from_keyring_str(&keys.export_keyring())?;
