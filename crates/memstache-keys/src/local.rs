@@ -10,7 +10,6 @@ use async_trait::async_trait;
 use memstache_core::raw::{KeyManager, KeyVersion, SecretKey, validate_key_id};
 use memstache_core::{Error, Result};
 use parking_lot::RwLock;
-use ring::rand::{SecureRandom, SystemRandom};
 use zeroize::Zeroizing;
 
 use crate::error::{crypto, destroyed, keyring, not_found};
@@ -83,7 +82,6 @@ pub struct LocalKeyManager {
 struct Inner {
     ring: RwLock<BTreeMap<String, Entry>>,
     auto_create: AtomicBool,
-    rng: SystemRandom,
 }
 
 impl LocalKeyManager {
@@ -92,7 +90,6 @@ impl LocalKeyManager {
             inner: Arc::new(Inner {
                 ring: RwLock::new(ring),
                 auto_create: AtomicBool::new(auto_create),
-                rng: SystemRandom::new(),
             }),
         }
     }
@@ -196,22 +193,25 @@ impl LocalKeyManager {
     pub fn export_keyring(&self) -> Zeroizing<String> {
         ring_format::format(&self.inner.ring.read())
     }
+}
 
-    fn random_key(&self) -> Result<SecretKey> {
-        let mut bytes = vec![0u8; KEY_LEN];
-        if let Err(e) = self.inner.rng.fill(&mut bytes) {
-            return Err(crypto("the system random source failed").with_source(e));
-        }
-        Ok(SecretKey::new(bytes))
+/// A fresh key from the operating system's CSPRNG (`getrandom(2)` on Linux, the source ring's
+/// `SystemRandom` reads too).
+fn random_key() -> Result<SecretKey> {
+    let mut bytes = vec![0u8; KEY_LEN];
+    if let Err(e) = getrandom::fill(&mut bytes) {
+        return Err(crypto("the system random source failed").with_source(e));
     }
+    Ok(SecretKey::new(bytes))
+}
 
-    fn new_version(&self, key_id: &str, version: u32) -> Result<Arc<KeyVersion>> {
-        Ok(Arc::new(KeyVersion {
-            key_id: key_id.to_owned(),
-            version,
-            material: self.random_key()?,
-        }))
-    }
+/// Version `version` of `key_id`, with fresh random material.
+fn new_version(key_id: &str, version: u32) -> Result<Arc<KeyVersion>> {
+    Ok(Arc::new(KeyVersion {
+        key_id: key_id.to_owned(),
+        version,
+        material: random_key()?,
+    }))
 }
 
 fn with_id(e: Error, key_id: &str) -> Error {
@@ -235,7 +235,7 @@ impl KeyManager for LocalKeyManager {
             return Err(with_id(not_found(), key_id));
         }
         // Create version 1 unless another caller won the race (or destroyed it meanwhile).
-        let fresh = self.new_version(key_id, 1)?;
+        let fresh = new_version(key_id, 1)?;
         let mut ring = self.inner.ring.write();
         let entry = ring
             .entry(key_id.to_owned())
@@ -266,7 +266,7 @@ impl KeyManager for LocalKeyManager {
 
     async fn rotate_key(&self, key_id: &str) -> Result<Arc<KeyVersion>> {
         validate_key_id(key_id)?;
-        let material = self.random_key()?;
+        let material = random_key()?;
         let mut ring = self.inner.ring.write();
         let entry = ring
             .entry(key_id.to_owned())
