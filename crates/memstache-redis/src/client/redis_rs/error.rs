@@ -68,3 +68,92 @@ fn rustls_error(e: &redis::RedisError) -> Option<&rustls::Error> {
     }
     std::error::Error::source(e).and_then(find)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+    use std::io;
+
+    use redis::{ErrorKind as R, RedisError, ServerErrorKind as S};
+
+    #[test]
+    fn redis_rs_errors_map_and_keep_source() {
+        let cases: [(RedisError, ErrorKind, bool); 9] = [
+            (
+                io::Error::from(io::ErrorKind::ConnectionRefused).into(),
+                ErrorKind::Unavailable,
+                true,
+            ),
+            (
+                io::Error::from(io::ErrorKind::TimedOut).into(),
+                ErrorKind::Timeout,
+                true,
+            ),
+            (
+                (R::EmptySentinelList, "no sentinels").into(),
+                ErrorKind::Unavailable,
+                true,
+            ),
+            (
+                (R::AuthenticationFailed, "bad password").into(),
+                ErrorKind::InvalidConfig,
+                false,
+            ),
+            (
+                (R::Server(S::BusyLoading), "loading").into(),
+                ErrorKind::Unavailable,
+                true,
+            ),
+            (
+                (R::Server(S::ReadOnly), "replica").into(),
+                ErrorKind::Unavailable,
+                true,
+            ),
+            (
+                (R::Server(S::NoPerm), "acl").into(),
+                ErrorKind::InvalidConfig,
+                false,
+            ),
+            (
+                (R::Server(S::ResponseError), "script failed").into(),
+                ErrorKind::Backend,
+                false,
+            ),
+            (
+                (R::UnexpectedReturnType, "not bytes").into(),
+                ErrorKind::Backend,
+                false,
+            ),
+        ];
+        for (re, kind, temporary) in cases {
+            let shown = format!("{re:?}");
+            let e = from_redis_rs(re);
+            assert_eq!(e.kind(), kind, "{shown}");
+            assert_eq!(e.is_temporary(), temporary, "{shown}");
+            let src = e.source().expect("source kept");
+            assert!(src.downcast_ref::<RedisError>().is_some(), "{shown}");
+        }
+    }
+
+    /// A refused certificate inside redis-rs's I/O error is a configuration error, not an
+    /// outage; a connection reset during the handshake stays temporary.
+    #[cfg(feature = "tls")]
+    #[test]
+    fn tls_refusals_under_redis_rs_errors_are_configuration_errors() {
+        use rustls::{CertificateError, Error as T};
+        let refused: RedisError = io::Error::new(
+            io::ErrorKind::InvalidData,
+            T::InvalidCertificate(CertificateError::UnknownIssuer),
+        )
+        .into();
+        let e = from_redis_rs(refused);
+        assert_eq!(e.kind(), ErrorKind::InvalidConfig);
+        assert!(!e.is_temporary());
+
+        let reset: RedisError = io::Error::from(io::ErrorKind::ConnectionReset).into();
+        let e = from_redis_rs(reset);
+        assert_eq!(e.kind(), ErrorKind::Unavailable);
+        assert!(e.is_temporary());
+    }
+}
