@@ -18,19 +18,3 @@ pub(crate) fn integrity(source: Option<ring::error::Unspecified>) -> Error {
 pub(crate) fn crypto(message: &'static str) -> Error {
     Error::new(ErrorKind::Crypto, message)
 }
-
-/// A key ring could not be loaded.
-pub(crate) fn keyring(message: impl Into<std::borrow::Cow<'static, str>>) -> Error {
-    Error::new(ErrorKind::InvalidConfig, message)
-}
-
-pub(crate) fn not_found() -> Error {
-    Error::new(ErrorKind::KeyNotFound, "unknown key id or key version")
-}
-
-pub(crate) fn destroyed() -> Error {
-    Error::new(
-        ErrorKind::KeyDestroyed,
-        "the key was destroyed: entries sealed under it are unreadable",
-    )
-}

@@ -11,7 +11,7 @@ use memstache_core::raw::{
 use memstache_core::{Error, ErrorKind, Result};
 
 use crate::client::{Client, RawClient, SetPx};
-use crate::config::{RedisClient, RedisConfig, SlidingReads, Topology};
+use crate::config::{RedisConfig, SlidingReads, Topology};
 use crate::hints::SlidingHints;
 use crate::scripts::sliding_script;
 use crate::slot::group_by_slot;
@@ -148,24 +148,7 @@ impl RedisBackend {
     /// As [`connect`](Self::connect).
     pub async fn from_config(config: RedisConfig) -> Result<RedisBackend> {
         config.validate()?;
-        let client: Client = match config.client {
-            #[cfg(feature = "redis-rs")]
-            RedisClient::RedisRs => {
-                Client::RedisRs(crate::redis_rs::RedisRsClient::connect(&config).await?)
-            }
-            #[cfg(feature = "fred")]
-            RedisClient::Fred => Client::Fred(crate::fred::FredClient::connect(&config).await?),
-            #[allow(
-                unreachable_patterns,
-                reason = "depends on the enabled client features"
-            )]
-            _ => {
-                return Err(Error::new(
-                    ErrorKind::InvalidConfig,
-                    "the selected Redis client is not compiled in (features `redis-rs`, `fred`)",
-                ));
-            }
-        };
+        let client = Client::connect(&config).await?;
         let script = sliding_script();
         let sha = match config.sliding_reads {
             SlidingReads::Disabled => String::new(),

@@ -1,5 +1,7 @@
-//! Mapping Redis client errors to memstache's [`ErrorKind`]s, keeping the client's error as
-//! `source()`.
+//! The client-independent half of mapping Redis errors to memstache's [`ErrorKind`]s: server
+//! error replies by their prefix, rustls's TLS refusals by their text, and the fixed messages.
+//! Each client maps its own error type with these, keeping it as `source()`:
+//! `client/redis_rs/error.rs` and `client/fred/error.rs`. Together they give:
 //!
 //! | cause | kind | temporary |
 //! |---|---|---|
@@ -82,7 +84,7 @@ const TLS_REFUSAL_ALERTS: &[&str] = &[
 /// Whether `text` (an error's `Debug`, `Display` or details) carries a TLS refusal for trust or
 /// settings.
 #[cfg(feature = "tls")]
-fn is_tls_trust_failure(text: &str) -> bool {
+pub(crate) fn is_tls_trust_failure(text: &str) -> bool {
     // an alert name must be followed by something that ends it (`BadCertificate` is a refusal,
     // `BadCertificateStatusResponse` is not)
     let alert = |prefix: &str| {
@@ -101,7 +103,7 @@ fn is_tls_trust_failure(text: &str) -> bool {
 
 /// The error for a TLS handshake refused for trust or settings.
 #[cfg(feature = "tls")]
-fn tls_refused(source: impl Into<memstache_core::BoxError>) -> Error {
+pub(crate) fn tls_refused(source: impl Into<memstache_core::BoxError>) -> Error {
     Error::new(
         ErrorKind::InvalidConfig,
         "the TLS handshake with Redis was refused: certificate, CA or TLS settings",
@@ -117,94 +119,9 @@ pub(crate) fn with_source(kind: ErrorKind, source: impl Into<memstache_core::Box
         .with_source(source)
 }
 
-/// fred's error kinds → memstache kinds.
-#[cfg(feature = "fred")]
-pub(crate) fn from_fred(e: fred::error::Error) -> Error {
-    use fred::error::ErrorKind as F;
-    #[cfg(feature = "tls")]
-    if matches!(e.kind(), F::IO | F::Tls) && is_tls_trust_failure(e.details()) {
-        return tls_refused(e);
-    }
-    let kind = match e.kind() {
-        F::IO | F::Canceled | F::Routing | F::Cluster | F::Sentinel | F::Backpressure => {
-            ErrorKind::Unavailable
-        }
-        F::Timeout => ErrorKind::Timeout,
-        F::Auth | F::Config | F::Url => ErrorKind::InvalidConfig,
-        #[cfg(feature = "tls")]
-        F::Tls => ErrorKind::Unavailable,
-        _ => classify_reply(e.details()),
-    };
-    with_source(kind, e)
-}
-
-/// redis-rs errors → memstache kinds.
-#[cfg(feature = "redis-rs")]
-pub(crate) fn from_redis_rs(e: redis::RedisError) -> Error {
-    use redis::ErrorKind as R;
-    let kind = if e.is_timeout() {
-        ErrorKind::Timeout
-    } else if e.is_io_error()
-        || e.is_connection_refusal()
-        || e.is_connection_dropped()
-        || e.is_cluster_error()
-    {
-        ErrorKind::Unavailable
-    } else {
-        match e.kind() {
-            R::AuthenticationFailed | R::InvalidClientConfig => ErrorKind::InvalidConfig,
-            R::Io
-            | R::ClusterConnectionNotFound
-            | R::MasterNameNotFoundBySentinel
-            | R::NoValidReplicasFoundBySentinel
-            | R::EmptySentinelList => ErrorKind::Unavailable,
-            _ => e.code().map_or(ErrorKind::Backend, classify_reply),
-        }
-    };
-    // (the error path only: a TLS refusal surfaces as a connection failure)
-    #[cfg(feature = "tls")]
-    if kind == ErrorKind::Unavailable
-        // a connection failure, not a server reply (whose text the server partly controls)
-        && e.code().is_none()
-        && match rustls_error(&e) {
-            Some(r) => is_tls_trust_failure(&format!("{r:?}")),
-            // the cluster client keeps only the message
-            None => is_tls_trust_failure(&e.to_string()),
-        }
-    {
-        return tls_refused(e);
-    }
-    with_source(kind, e)
-}
-
-/// The rustls error under a redis-rs error, if any. redis-rs keeps an I/O failure as an
-/// `Arc<dyn Error>` holding the `io::Error`, and rustls reports through an `io::Error` whose
-/// inner error (not its `source()`) is the `rustls::Error`.
-#[cfg(all(feature = "redis-rs", feature = "tls"))]
-fn rustls_error(e: &redis::RedisError) -> Option<&rustls::Error> {
-    type Shared = std::sync::Arc<dyn std::error::Error + Send + Sync>;
-    fn find<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
-        if let Some(r) = err.downcast_ref::<rustls::Error>() {
-            return Some(r);
-        }
-        if let Some(shared) = err.downcast_ref::<Shared>() {
-            return find(shared.as_ref());
-        }
-        if let Some(inner) = err
-            .downcast_ref::<std::io::Error>()
-            .and_then(std::io::Error::get_ref)
-        {
-            return find(inner);
-        }
-        err.source().and_then(find)
-    }
-    std::error::Error::source(e).and_then(find)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::error::Error as _;
 
     #[test]
     fn server_replies_are_classified() {
@@ -270,31 +187,5 @@ mod tests {
             assert!(!is_tls_trust_failure(&format!("{e}")), "{e}");
             assert!(!is_tls_trust_failure(&format!("Io: {e} (os error)")), "{e}");
         }
-    }
-
-    #[cfg(feature = "fred")]
-    #[test]
-    fn fred_errors_map_and_keep_source() {
-        use fred::error::{Error as FredError, ErrorKind as F};
-        let cases = [
-            (F::IO, ErrorKind::Unavailable, true),
-            (F::Timeout, ErrorKind::Timeout, true),
-            (F::Cluster, ErrorKind::Unavailable, true),
-            (F::Protocol, ErrorKind::Backend, false),
-            (F::Auth, ErrorKind::InvalidConfig, false),
-        ];
-        for (fk, kind, temporary) in cases {
-            let e = from_fred(FredError::new(fk, "details with user:42"));
-            assert_eq!(e.kind(), kind);
-            assert_eq!(e.is_temporary(), temporary);
-            assert!(!e.to_string().contains("user:42"), "{e}");
-            let src = e.source().expect("source kept");
-            assert!(src.downcast_ref::<FredError>().is_some());
-        }
-        let script = from_fred(FredError::new(F::Unknown, "ERR Error running script"));
-        assert_eq!(script.kind(), ErrorKind::Backend);
-        assert!(!script.is_temporary());
-        let down = from_fred(FredError::new(F::Unknown, "LOADING dataset"));
-        assert_eq!(down.kind(), ErrorKind::Unavailable);
     }
 }

@@ -5,11 +5,7 @@ mod backend;
 mod client;
 mod config;
 mod error;
-#[cfg(feature = "fred")]
-mod fred;
 mod hints;
-#[cfg(feature = "redis-rs")]
-mod redis_rs;
 mod scripts;
 mod slot;
 

@@ -29,10 +29,13 @@ pub mod compression {
     pub use memstache_zstd::*;
 }
 
-/// Authenticated encryption and key managers (`encryption-aes`).
-#[cfg(feature = "encryption-aes")]
+/// Authenticated encryption (`encryption-aes`) and key managers (`keys`, implied by
+/// `encryption-aes`).
+#[cfg(feature = "keys")]
 pub mod crypto {
+    #[cfg(feature = "encryption-aes")]
     pub use memstache_aes::*;
+    pub use memstache_keys::*;
 }
 
 /// Eviction policies for the memory backend (`eviction`); `Lru` is always in [`memory`].
@@ -73,9 +76,11 @@ mod tests {
         assert::<crate::memory::MemoryBackend>();
         assert::<crate::StatsSnapshot>();
         #[cfg(feature = "encryption-aes")]
+        assert::<crate::crypto::Aes256Gcm>();
+        #[cfg(feature = "keys")]
         {
-            assert::<crate::crypto::Aes256Gcm>();
             assert::<crate::crypto::LocalKeyManager>();
+            assert::<crate::crypto::CachedKeyManager>();
         }
         #[cfg(feature = "redis")]
         assert::<crate::redis::RedisBackend>();

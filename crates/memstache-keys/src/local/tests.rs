@@ -99,7 +99,7 @@ async fn concurrent_first_use_creates_exactly_one_version_1() {
 
 #[tokio::test]
 async fn from_file_reads_a_ring_and_reports_a_missing_file() {
-    let dir = std::env::temp_dir().join(format!("memstache-aes-test-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("memstache-keys-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("keyring");
     std::fs::write(&path, format!("default 7 {K1}\n")).unwrap();
@@ -119,7 +119,7 @@ async fn from_file_reads_a_ring_and_reports_a_missing_file() {
 /// test re-runs itself as a child process with the variable set.
 #[test]
 fn from_env_reads_a_ring_with_semicolon_separators() {
-    const VAR: &str = "MEMSTACHE_AES_TEST_KEYRING";
+    const VAR: &str = "MEMSTACHE_KEYS_TEST_KEYRING";
     if let Ok(text) = std::env::var(VAR) {
         assert!(text.contains(';'));
         let keys = LocalKeyManager::from_env(VAR).unwrap();
@@ -131,7 +131,7 @@ fn from_env_reads_a_ring_with_semicolon_separators() {
         assert_eq!(current.material.expose(), &[2u8; 32]);
         return;
     }
-    let err = LocalKeyManager::from_env("MEMSTACHE_AES_TEST_NOT_SET").unwrap_err();
+    let err = LocalKeyManager::from_env("MEMSTACHE_KEYS_TEST_NOT_SET").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidConfig);
 
     let child = std::process::Command::new(std::env::current_exe().unwrap())

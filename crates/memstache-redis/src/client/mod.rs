@@ -1,91 +1,72 @@
-//! The small internal client trait: everything Redis-specific (key layout, scripts, slot
-//! grouping, error classification, config parsing) lives outside it, so a second client can be
-//! added behind a feature without touching the backend.
+//! The Redis clients behind one small internal trait. Everything Redis-specific that is not a
+//! command (key layout, scripts, slot grouping, the client-independent error rules, config
+//! parsing) lives outside this module, so a second client can be added behind a feature without
+//! touching the backend.
+//!
+//! Dependency direction: one way only, from the dispatch down to the trait, so no two files
+//! import each other (`→` = imports from):
+//!
+//! ```text
+//! backend.rs             → client/mod.rs, config.rs, hints.rs, scripts.rs, slot.rs
+//! client/mod.rs          → client/raw.rs, client/redis_rs.rs, client/fred.rs, config.rs
+//! client/redis_rs.rs     → client/raw.rs, client/redis_rs/error.rs, config.rs, scripts.rs, error.rs
+//! client/fred.rs         → client/raw.rs, client/fred/error.rs,     config.rs, scripts.rs, error.rs
+//! client/*/error.rs      → error.rs
+//! client/raw.rs, error.rs, config.rs, scripts.rs, hints.rs, slot.rs → nothing in the crate
+//! ```
+//!
+//! * `raw.rs`: the [`RawClient`] trait and [`SetPx`].
+//! * `redis_rs.rs`, `fred.rs`: one client each, implementing `raw::RawClient`; each maps its
+//!   own library's errors in its `error.rs`, with the client-independent rules of the crate's
+//!   `error.rs`. They never import this file, nor each other.
+//! * this file: the [`Client`] enum that dispatches statically to the compiled-in clients, and
+//!   [`Client::connect`], which picks one from the configuration.
 
-use std::fmt::Debug;
+#[cfg(feature = "fred")]
+mod fred;
+mod raw;
+#[cfg(feature = "redis-rs")]
+mod redis_rs;
 
 use bytes::Bytes;
-use memstache_core::Result;
+use memstache_core::{Error, ErrorKind, Result};
 
-/// One `SET key value [PX ms]` of a batch.
-#[derive(Debug, Clone)]
-pub(crate) struct SetPx {
-    pub(crate) key: String,
-    pub(crate) value: Bytes,
-    pub(crate) px_ms: Option<u64>,
-}
-
-/// What the backend needs from a Redis client. Multi-key methods receive keys of one hash slot
-/// when the client talks to a cluster (the backend groups them).
-///
-/// Statically dispatched (through [`Client`]), not `dyn`: a boxed future per command costs an
-/// allocation and a copy of the whole future on every `GET`, which is measurable against the
-/// raw client at 64 requests in flight (docs/BENCHMARKS.md).
-pub(crate) trait RawClient: Debug + Send + Sync + 'static {
-    /// A short name for `Debug` (`"fred"`).
-    fn name(&self) -> &'static str;
-    /// `GET key`.
-    fn get(&self, key: &str) -> impl Future<Output = Result<Option<Bytes>>> + Send;
-    /// `SET key value [PX ms]`.
-    fn set_px(
-        &self,
-        key: &str,
-        value: Bytes,
-        px_ms: Option<u64>,
-    ) -> impl Future<Output = Result<()>> + Send;
-    /// Every `SET … PX` pipelined (any slots: the client routes each command).
-    fn set_many_px(&self, entries: Vec<SetPx>) -> impl Future<Output = Result<()>> + Send;
-    /// `SET key value NX [PX ms]`; whether it stored.
-    fn set_nx_px(
-        &self,
-        key: &str,
-        value: Bytes,
-        px_ms: Option<u64>,
-    ) -> impl Future<Output = Result<bool>> + Send;
-    /// [`DEL_IF_EQUALS`](crate::scripts::DEL_IF_EQUALS) on `key`; whether it deleted.
-    fn del_if_equals(
-        &self,
-        key: &str,
-        expected: Bytes,
-    ) -> impl Future<Output = Result<bool>> + Send;
-    /// `UNLINK k…` (one slot); how many existed.
-    fn unlink(&self, keys: &[&str]) -> impl Future<Output = Result<u64>> + Send;
-    /// `EXISTS key`.
-    fn exists(&self, key: &str) -> impl Future<Output = Result<bool>> + Send;
-    /// `MGET k…` (one slot), in order.
-    fn mget(&self, keys: &[&str]) -> impl Future<Output = Result<Vec<Option<Bytes>>>> + Send;
-    /// `EVALSHA sha n k… arg` for a script returning one bulk or nil per key; `Ok(None)` on
-    /// `NOSCRIPT`.
-    fn evalsha(
-        &self,
-        sha: &str,
-        keys: &[&str],
-        arg: &str,
-    ) -> impl Future<Output = Result<Option<Vec<Option<Bytes>>>>> + Send;
-    /// `EVAL script n k… arg` (also caches the script on that node).
-    fn eval(
-        &self,
-        script: &str,
-        keys: &[&str],
-        arg: &str,
-    ) -> impl Future<Output = Result<Vec<Option<Bytes>>>> + Send;
-    /// `SCRIPT LOAD script`; the SHA1.
-    fn script_load(&self, script: &str) -> impl Future<Output = Result<String>> + Send;
-    /// `CONFIG SET param value` on every primary.
-    fn config_set_all(&self, param: &str, value: &str) -> impl Future<Output = Result<()>> + Send;
-    /// Closes the connections.
-    fn quit(&self) -> impl Future<Output = ()> + Send;
-}
+pub(crate) use self::raw::{RawClient, SetPx};
+use crate::config::{RedisClient, RedisConfig};
 
 /// The compiled-in clients, dispatched statically: no boxed future per command.
 #[derive(Debug)]
 pub(crate) enum Client {
     /// redis-rs 1.x.
     #[cfg(feature = "redis-rs")]
-    RedisRs(crate::redis_rs::RedisRsClient),
+    RedisRs(redis_rs::RedisRsClient),
     /// fred 10.
     #[cfg(feature = "fred")]
-    Fred(crate::fred::FredClient),
+    Fred(fred::FredClient),
+}
+
+impl Client {
+    /// Connects the client `config.client` names (the configuration is already validated).
+    pub(crate) async fn connect(config: &RedisConfig) -> Result<Client> {
+        Ok(match config.client {
+            #[cfg(feature = "redis-rs")]
+            RedisClient::RedisRs => {
+                Client::RedisRs(redis_rs::RedisRsClient::connect(config).await?)
+            }
+            #[cfg(feature = "fred")]
+            RedisClient::Fred => Client::Fred(fred::FredClient::connect(config).await?),
+            #[allow(
+                unreachable_patterns,
+                reason = "depends on the enabled client features"
+            )]
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::InvalidConfig,
+                    "the selected Redis client is not compiled in (features `redis-rs`, `fred`)",
+                ));
+            }
+        })
+    }
 }
 
 /// Runs `$body` with `$c` bound to whichever client `$self` holds.

@@ -42,14 +42,14 @@ type Slot = (String, Option<u32>);
 /// Clones share the cache. `Debug` shows the cached ids and versions, never key bytes. Time is
 /// read from a [`Clock`] ([`SystemClock`] unless [`with_clock`](Self::with_clock) says otherwise).
 ///
-/// Lives in `memstache-aes` next to [`LocalKeyManager`](crate::LocalKeyManager) so that
+/// Lives in `memstache-keys` next to [`LocalKeyManager`](crate::LocalKeyManager) so that
 /// `memstache-core` stays free of key-caching policy; it depends on the core traits only.
 ///
 /// ```
 /// use std::sync::Arc;
 /// use std::time::Duration;
 /// use memstache_core::raw::KeyManager;
-/// use memstache_aes::{CachedKeyManager, LocalKeyManager};
+/// use memstache_keys::{CachedKeyManager, LocalKeyManager};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> memstache_core::Result<()> {
@@ -119,7 +119,7 @@ impl CachedKeyManager {
     ///
     /// ```
     /// # use std::{sync::Arc, time::Duration};
-    /// # use memstache_aes::{CachedKeyManager, LocalKeyManager};
+    /// # use memstache_keys::{CachedKeyManager, LocalKeyManager};
     /// let keys = CachedKeyManager::new(Arc::new(LocalKeyManager::generate()), Duration::from_secs(60));
     /// assert_eq!(keys.ttl(), Duration::from_secs(60));
     /// ```
@@ -140,7 +140,7 @@ impl CachedKeyManager {
     ///
     /// ```
     /// # use std::{sync::Arc, time::Duration};
-    /// # use memstache_aes::{CachedKeyManager, LocalKeyManager};
+    /// # use memstache_keys::{CachedKeyManager, LocalKeyManager};
     /// use memstache_core::raw::ManualClock;
     /// let clock = ManualClock::new(0);
     /// let keys = CachedKeyManager::new(Arc::new(LocalKeyManager::generate()), Duration::from_secs(60))
@@ -162,7 +162,7 @@ impl CachedKeyManager {
     ///
     /// ```
     /// # use std::{sync::Arc, time::Duration};
-    /// # use memstache_aes::{CachedKeyManager, LocalKeyManager};
+    /// # use memstache_keys::{CachedKeyManager, LocalKeyManager};
     /// let keys = CachedKeyManager::new(Arc::new(LocalKeyManager::generate()), Duration::ZERO);
     /// assert_eq!(keys.ttl(), Duration::ZERO);
     /// ```
@@ -174,7 +174,7 @@ impl CachedKeyManager {
     ///
     /// ```
     /// # use std::{sync::Arc, time::Duration};
-    /// # use memstache_aes::{CachedKeyManager, LocalKeyManager};
+    /// # use memstache_keys::{CachedKeyManager, LocalKeyManager};
     /// let keys = CachedKeyManager::new(Arc::new(LocalKeyManager::generate()), Duration::from_secs(60));
     /// keys.clear();
     /// ```

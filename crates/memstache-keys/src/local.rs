@@ -10,7 +10,6 @@ use async_trait::async_trait;
 use memstache_core::raw::{KeyManager, KeyVersion, SecretKey, validate_key_id};
 use memstache_core::{Error, Result};
 use parking_lot::RwLock;
-use ring::rand::{SecureRandom, SystemRandom};
 use zeroize::Zeroizing;
 
 use crate::error::{crypto, destroyed, keyring, not_found};
@@ -56,7 +55,7 @@ use crate::keyring::{self as ring_format, Entry, KEY_LEN};
 /// ```
 /// use memstache_core::ErrorKind;
 /// use memstache_core::raw::KeyManager;
-/// use memstache_aes::LocalKeyManager;
+/// use memstache_keys::LocalKeyManager;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> memstache_core::Result<()> {
@@ -83,7 +82,6 @@ pub struct LocalKeyManager {
 struct Inner {
     ring: RwLock<BTreeMap<String, Entry>>,
     auto_create: AtomicBool,
-    rng: SystemRandom,
 }
 
 impl LocalKeyManager {
@@ -92,7 +90,6 @@ impl LocalKeyManager {
             inner: Arc::new(Inner {
                 ring: RwLock::new(ring),
                 auto_create: AtomicBool::new(auto_create),
-                rng: SystemRandom::new(),
             }),
         }
     }
@@ -103,7 +100,7 @@ impl LocalKeyManager {
     /// a loaded ring for a distributed cache.
     ///
     /// ```
-    /// let keys = memstache_aes::LocalKeyManager::generate();
+    /// let keys = memstache_keys::LocalKeyManager::generate();
     /// ```
     pub fn generate() -> Self {
         Self::with_ring(BTreeMap::new(), true)
@@ -115,7 +112,7 @@ impl LocalKeyManager {
     /// entry by number, never by content.
     ///
     /// ```
-    /// use memstache_aes::LocalKeyManager;
+    /// use memstache_keys::LocalKeyManager;
     /// let keys = LocalKeyManager::from_keyring_str(
     ///     "default 1 AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=\ndestroyed old",
     /// )?;
@@ -130,7 +127,7 @@ impl LocalKeyManager {
     ///
     /// ```no_run
     /// // MEMSTACHE_KEYS="default 1 <base64>;default 2 <base64>"
-    /// let keys = memstache_aes::LocalKeyManager::from_env("MEMSTACHE_KEYS")?;
+    /// let keys = memstache_keys::LocalKeyManager::from_env("MEMSTACHE_KEYS")?;
     /// # Ok::<(), memstache_core::Error>(())
     /// ```
     pub fn from_env(var: &str) -> Result<Self> {
@@ -146,7 +143,7 @@ impl LocalKeyManager {
     /// A ring read from a file. Keep the file readable by the service's user only.
     ///
     /// ```no_run
-    /// let keys = memstache_aes::LocalKeyManager::from_file("/etc/memstache/keyring")?;
+    /// let keys = memstache_keys::LocalKeyManager::from_file("/etc/memstache/keyring")?;
     /// # Ok::<(), memstache_core::Error>(())
     /// ```
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
@@ -160,7 +157,7 @@ impl LocalKeyManager {
     /// Turns auto-create on or off for this ring and all its clones (see the [type docs](Self)).
     ///
     /// ```
-    /// let keys = memstache_aes::LocalKeyManager::generate().with_auto_create(false);
+    /// let keys = memstache_keys::LocalKeyManager::generate().with_auto_create(false);
     /// assert!(!keys.auto_create());
     /// ```
     #[must_use]
@@ -172,7 +169,7 @@ impl LocalKeyManager {
     /// Whether `current_key` creates version 1 of unknown key ids.
     ///
     /// ```
-    /// assert!(memstache_aes::LocalKeyManager::generate().auto_create());
+    /// assert!(memstache_keys::LocalKeyManager::generate().auto_create());
     /// ```
     pub fn auto_create(&self) -> bool {
         self.inner.auto_create.load(Ordering::SeqCst)
@@ -185,7 +182,7 @@ impl LocalKeyManager {
     /// # use memstache_core::raw::KeyManager;
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> memstache_core::Result<()> {
-    /// use memstache_aes::LocalKeyManager;
+    /// use memstache_keys::LocalKeyManager;
     /// let keys = LocalKeyManager::generate();
     /// let v1 = keys.current_key("default").await?;
     /// let copy = LocalKeyManager::from_keyring_str(&keys.export_keyring())?;
@@ -196,22 +193,25 @@ impl LocalKeyManager {
     pub fn export_keyring(&self) -> Zeroizing<String> {
         ring_format::format(&self.inner.ring.read())
     }
+}
 
-    fn random_key(&self) -> Result<SecretKey> {
-        let mut bytes = vec![0u8; KEY_LEN];
-        if let Err(e) = self.inner.rng.fill(&mut bytes) {
-            return Err(crypto("the system random source failed").with_source(e));
-        }
-        Ok(SecretKey::new(bytes))
+/// A fresh key from the operating system's CSPRNG (`getrandom(2)` on Linux, the source ring's
+/// `SystemRandom` reads too).
+fn random_key() -> Result<SecretKey> {
+    let mut bytes = vec![0u8; KEY_LEN];
+    if let Err(e) = getrandom::fill(&mut bytes) {
+        return Err(crypto("the system random source failed").with_source(e));
     }
+    Ok(SecretKey::new(bytes))
+}
 
-    fn new_version(&self, key_id: &str, version: u32) -> Result<Arc<KeyVersion>> {
-        Ok(Arc::new(KeyVersion {
-            key_id: key_id.to_owned(),
-            version,
-            material: self.random_key()?,
-        }))
-    }
+/// Version `version` of `key_id`, with fresh random material.
+fn new_version(key_id: &str, version: u32) -> Result<Arc<KeyVersion>> {
+    Ok(Arc::new(KeyVersion {
+        key_id: key_id.to_owned(),
+        version,
+        material: random_key()?,
+    }))
 }
 
 fn with_id(e: Error, key_id: &str) -> Error {
@@ -235,7 +235,7 @@ impl KeyManager for LocalKeyManager {
             return Err(with_id(not_found(), key_id));
         }
         // Create version 1 unless another caller won the race (or destroyed it meanwhile).
-        let fresh = self.new_version(key_id, 1)?;
+        let fresh = new_version(key_id, 1)?;
         let mut ring = self.inner.ring.write();
         let entry = ring
             .entry(key_id.to_owned())
@@ -266,7 +266,7 @@ impl KeyManager for LocalKeyManager {
 
     async fn rotate_key(&self, key_id: &str) -> Result<Arc<KeyVersion>> {
         validate_key_id(key_id)?;
-        let material = self.random_key()?;
+        let material = random_key()?;
         let mut ring = self.inner.ring.write();
         let entry = ring
             .entry(key_id.to_owned())

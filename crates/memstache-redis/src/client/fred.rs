@@ -1,5 +1,7 @@
 //! [`RawClient`] on fred 10.
 
+mod error;
+
 use bytes::Bytes;
 use fred::clients::Pool;
 use fred::interfaces::{
@@ -11,9 +13,10 @@ use fred::types::config::{
 use fred::types::{Expiration, RespVersion, Value};
 use memstache_core::{Error, ErrorKind, Result};
 
-use crate::client::{RawClient, SetPx};
+use self::error::from_fred;
+use super::raw::{RawClient, SetPx};
 use crate::config::{ReconnectPolicy, RedisConfig, Topology};
-use crate::error::{from_fred, is_noscript};
+use crate::error::is_noscript;
 
 /// A fred connection pool.
 #[derive(Debug)]

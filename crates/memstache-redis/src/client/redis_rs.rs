@@ -2,6 +2,8 @@
 //! re-resolving the primary after a connection error or a `READONLY` reply), or a
 //! `ClusterConnection` (cluster).
 
+mod error;
+
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -16,9 +18,10 @@ use redis::{
     RedisConnectionInfo, Value,
 };
 
-use crate::client::{RawClient, SetPx};
+use self::error::from_redis_rs;
+use super::raw::{RawClient, SetPx};
 use crate::config::{ReconnectPolicy, RedisConfig, Topology};
-use crate::error::{from_redis_rs, is_noscript};
+use crate::error::is_noscript;
 
 enum Conn {
     /// Standalone or Sentinel: `pool_size` reconnecting multiplexed connections.
