@@ -8,6 +8,7 @@ use bytes::Bytes;
 use memstache_core::raw::{
     Backend, BackendEntry, Capabilities, Clock, EvictionPolicy, Expiry, SystemClock,
 };
+use memstache_core::scope::Outcome;
 use memstache_core::{Error, ErrorKind, Result};
 
 use crate::client::{Client, RawClient, SetPx};
@@ -503,6 +504,58 @@ impl Backend for RedisBackend {
         let (w, d) = futures::join!(write, drop_due);
         w.and(d.map(|_| ()))
             .map_err(|e| e.with_operation("set_many"))
+    }
+
+    /// One atomic Lua script ([`SET_IF_GUARD`](crate::scripts::SET_IF_GUARD)): one round trip.
+    /// On a cluster the guard and every entry must share a hash slot (tenancy's keys do,
+    /// through their `{<tenant>}` hash tag); other keys are an `InvalidConfig` error.
+    async fn set_many_guarded(
+        &self,
+        guard: &str,
+        expected: &[u8],
+        entries: Vec<BackendEntry>,
+    ) -> Result<Outcome<()>> {
+        let op = |e: Error| e.with_operation("set_many_guarded");
+        for e in &entries {
+            self.check_entry(&e.value, &e.expiry).map_err(op)?;
+        }
+        let slot = crate::slot::key_slot(guard.as_bytes());
+        if self.inner.topology.is_cluster()
+            && entries
+                .iter()
+                .any(|e| crate::slot::key_slot(e.key.as_bytes()) != slot)
+        {
+            return Err(op(Error::new(
+                ErrorKind::InvalidConfig,
+                "a guarded write on Redis Cluster needs the guard and every entry in one hash slot",
+            )));
+        }
+        let now = now_ms();
+        let mut keys = Vec::with_capacity(entries.len() + 1);
+        keys.push(guard);
+        let mut args = Vec::with_capacity(2 * entries.len() + 1);
+        args.push(Bytes::copy_from_slice(expected));
+        for e in &entries {
+            self.inner.hints.learn(&e.key, e.expiry.sliding.is_some());
+            keys.push(e.key.as_str());
+            args.push(e.value.clone());
+            args.push(match px_for(&e.expiry, now) {
+                Ok(Some(ms)) => Bytes::from(ms.to_string()),
+                Ok(None) => Bytes::new(),
+                Err(()) => Bytes::from_static(b"-"),
+            });
+        }
+        let reply = self
+            .inner
+            .client
+            .eval_bytes(crate::scripts::SET_IF_GUARD, &keys, args)
+            .await
+            .map_err(op)?;
+        Ok(if reply.is_empty() {
+            Outcome::Done(())
+        } else {
+            Outcome::Stale(reply.into_iter().nth(1).flatten())
+        })
     }
 
     async fn remove_many(&self, keys: &[&str]) -> Result<u64> {

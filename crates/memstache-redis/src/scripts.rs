@@ -10,6 +10,22 @@ use memstache_core::envelope::{DEADLINE_OFFSET, FORMAT_VERSION, MAGIC, SLIDING_O
 /// token). Returns the number of keys deleted (0 or 1).
 pub(crate) const DEL_IF_EQUALS: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
 
+/// Guarded write: the entries `KEYS[2..]` are written only when the guard `KEYS[1]` holds
+/// exactly `ARGV[1]`. Entry `i` (from 2) takes its value from `ARGV[2i-2]` and its expiry from
+/// `ARGV[2i-1]`: milliseconds for `PX`, empty for none, `-` for an entry already due (the key
+/// is deleted). Returns an empty array when it wrote, `{0, guard}` (the guard's value, or nil)
+/// when it did not.
+pub(crate) const SET_IF_GUARD: &str = r#"local g = redis.call('GET', KEYS[1])
+if g ~= ARGV[1] then return {0, g} end
+for i = 2, #KEYS do
+  local v, px = ARGV[2 * i - 2], ARGV[2 * i - 1]
+  if px == '-' then redis.call('DEL', KEYS[i])
+  elseif px == '' then redis.call('SET', KEYS[i], v)
+  else redis.call('SET', KEYS[i], v, 'PX', px) end
+end
+return {}
+"#;
+
 /// Sliding windows at or above this (about 317 years) are not re-armed: the TTL set on write
 /// stands. It keeps every number the script handles exact in Lua's doubles and inside
 /// `PEXPIRE`'s range, whatever bytes a corrupted header holds (the pipeline then rejects the

@@ -328,6 +328,21 @@ impl RawClient for FredClient {
         value_list(v)
     }
 
+    async fn eval_bytes(
+        &self,
+        script: &str,
+        keys: &[&str],
+        args: Vec<Bytes>,
+    ) -> Result<Vec<Option<Bytes>>> {
+        let args: Vec<Value> = args.into_iter().map(Value::Bytes).collect();
+        let v: Value = self
+            .pool
+            .eval(script, owned(keys), args)
+            .await
+            .map_err(from_fred)?;
+        value_list(v)
+    }
+
     async fn script_load(&self, script: &str) -> Result<String> {
         self.pool.script_load(script).await.map_err(from_fred)
     }

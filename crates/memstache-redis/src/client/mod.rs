@@ -136,6 +136,14 @@ impl RawClient for Client {
     async fn eval(&self, script: &str, keys: &[&str], arg: &str) -> Result<Vec<Option<Bytes>>> {
         dispatch_await!(self, c => c.eval(script, keys, arg))
     }
+    async fn eval_bytes(
+        &self,
+        script: &str,
+        keys: &[&str],
+        args: Vec<Bytes>,
+    ) -> Result<Vec<Option<Bytes>>> {
+        dispatch_await!(self, c => c.eval_bytes(script, keys, args))
+    }
     async fn script_load(&self, script: &str) -> Result<String> {
         dispatch_await!(self, c => c.script_load(script))
     }

@@ -69,6 +69,14 @@ pub(crate) trait RawClient: Debug + Send + Sync + 'static {
         keys: &[&str],
         arg: &str,
     ) -> impl Future<Output = Result<Vec<Option<Bytes>>>> + Send;
+    /// `EVAL script n k… a…` with binary arguments (also caches the script on that node);
+    /// the reply as one bulk or nil per element.
+    fn eval_bytes(
+        &self,
+        script: &str,
+        keys: &[&str],
+        args: Vec<Bytes>,
+    ) -> impl Future<Output = Result<Vec<Option<Bytes>>>> + Send;
     /// `SCRIPT LOAD script`; the SHA1.
     fn script_load(&self, script: &str) -> impl Future<Output = Result<String>> + Send;
     /// `CONFIG SET param value` on every primary.

@@ -558,6 +558,21 @@ impl RawClient for RedisRsClient {
         value_list(v)
     }
 
+    async fn eval_bytes(
+        &self,
+        script: &str,
+        keys: &[&str],
+        args: Vec<Bytes>,
+    ) -> Result<Vec<Option<Bytes>>> {
+        let mut c = redis::cmd("EVAL");
+        c.arg(script).arg(keys.len()).arg(keys);
+        for a in &args {
+            c.arg(a.as_ref());
+        }
+        let v: Value = self.run(&c).await?;
+        value_list(v)
+    }
+
     async fn script_load(&self, script: &str) -> Result<String> {
         self.run(redis::cmd("SCRIPT").arg("LOAD").arg(script)).await
     }

@@ -252,6 +252,7 @@ macro_rules! __behaviour_cases {
             get_or_set_single_flight, get_or_set_loader_error_reaches_every_waiter,
             get_or_set_leader_cancelled, get_or_set_returns_cached_value,
             batch_roundtrip_in_order, batch_rejects_bad_key_before_writing, remove_many_counts,
+            guarded_writes_check_the_guard,
             corrupt_entry_is_integrity_error, flipped_byte_is_detected, copied_entry_is_detected,
             unknown_format_version_is_unsupported, truncated_entry_is_integrity_error,
             type_check_rejects_other_type, stats_count_hits_and_misses
