@@ -8,12 +8,14 @@
 //! returns [`Outcome::Stale`] with what it found, and the caller decides (tenancy adopts the new
 //! generation and retries).
 //!
-//! [`MemStache`]'s operations on a scope are the `*_in` methods (`get_in`, `set_in`, …); the
+//! [`MemStache`](crate::MemStache)'s operations on a scope are the `*_in` methods (`get_in`, `set_in`, …); the
 //! cache's own operations are the same methods on the cache's root scope. Control keys (a
 //! guard's key) are read and written with the `control_*` methods, under the operation
-//! timeout, and never have local copies. Reads in a guarded scope check the guard in the same
-//! backend call; writes do not (a caller that must not write into a stale scope confirms the
-//! guard first), and guarded scopes keep no local copies.
+//! timeout, and never have local copies. Reads and writes (`set_in`, `set_many_in`) in a
+//! guarded scope check the guard in the same backend call (writes through
+//! [`Backend::set_many_guarded`](crate::raw::Backend::set_many_guarded)); `remove_in`,
+//! `exists_in` and `refresh_in` do not (a caller that must not act on a stale scope confirms
+//! the guard first). Guarded scopes keep no local copies.
 //!
 //! The plugin owns its key layout: the prefix must keep its keys apart from every other
 //! scope's and from the cache's own `{namespace}:` keys. A scope prefix should therefore start
@@ -43,7 +45,6 @@
 
 use bytes::Bytes;
 
-pub use crate::cache::absorb;
 use crate::{Error, Result};
 
 /// Where an operation acts (see the [module docs](self)).
@@ -166,4 +167,19 @@ impl<T> Outcome<T> {
             Outcome::Stale(_) => Err(Error::internal("unguarded scope reported stale")),
         }
     }
+}
+
+/// `try_get`'s policy, for `try_get`s on a [`Scope`]: an error is logged (it carries the key
+/// hash, never the key) and read as a miss. (The failed `get` already counted the error.)
+///
+/// ```
+/// let r: memstache_core::Result<Option<u8>> =
+///     Err(memstache_core::Error::new(memstache_core::ErrorKind::Timeout, "slow"));
+/// assert_eq!(memstache_core::scope::absorb(r), None);
+/// ```
+pub fn absorb<T>(r: Result<Option<T>>) -> Option<T> {
+    r.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "memstache.try_get failed; treated as a miss");
+        None
+    })
 }

@@ -506,7 +506,7 @@ impl Backend for RedisBackend {
             .map_err(|e| e.with_operation("set_many"))
     }
 
-    /// One atomic Lua script ([`SET_IF_GUARD`](crate::scripts::SET_IF_GUARD)): one round trip.
+    /// One atomic Lua script (`SET_IF_GUARD` in `scripts.rs`): one round trip.
     /// On a cluster the guard and every entry must share a hash slot (tenancy's keys do,
     /// through their `{<tenant>}` hash tag); other keys are an `InvalidConfig` error.
     async fn set_many_guarded(

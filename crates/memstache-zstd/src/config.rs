@@ -2,6 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The level of [`Zstd::default`](crate::Zstd::default).
+pub(crate) const DEFAULT_LEVEL: i32 = 1;
+
 /// Configuration of [`Zstd`](crate::Zstd), for loading from a config file.
 ///
 /// ```
@@ -28,7 +31,7 @@ pub struct ZstdConfig {
 impl Default for ZstdConfig {
     fn default() -> Self {
         ZstdConfig {
-            level: crate::zstd::DEFAULT_LEVEL,
+            level: DEFAULT_LEVEL,
             checksum: true,
         }
     }

@@ -8,11 +8,9 @@ use zstd::zstd_safe::{
     self, CCtx, CParameter, DCtx, DParameter, InBuffer, OutBuffer, ResetDirective,
 };
 
-use crate::ZstdConfig;
+use crate::config::{DEFAULT_LEVEL, ZstdConfig};
 use crate::error::{bad_format, too_large, zstd_failed};
 
-/// The level of [`Zstd::default`].
-pub(crate) const DEFAULT_LEVEL: i32 = 1;
 
 /// Zstandard compression. Envelope id **2**.
 ///

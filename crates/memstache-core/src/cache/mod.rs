@@ -161,7 +161,6 @@ macro_rules! op_span {
 
 // after the macro, which it uses
 mod ops;
-pub use ops::absorb;
 
 fn record_outcome<T>(span: &tracing::Span, r: &Result<T>) {
     if let Err(e) = r {

@@ -16,23 +16,8 @@ use super::lock::Lock;
 use super::pipeline::Prepared;
 use super::{LockOptions, MemStache, Outcome, Scope, record_outcome};
 use crate::raw::BackendEntry;
-use crate::scope::{Guard, Label};
+use crate::scope::{Guard, Label, absorb};
 use crate::{BoxError, EntryOptions, Error, Result};
-
-/// `try_get`'s policy, for `try_get`s on a [`Scope`]: an error is logged (it carries the key
-/// hash, never the key) and read as a miss. (The failed `get` already counted the error.)
-///
-/// ```
-/// let r: memstache_core::Result<Option<u8>> =
-///     Err(memstache_core::Error::new(memstache_core::ErrorKind::Timeout, "slow"));
-/// assert_eq!(memstache_core::scope::absorb(r), None);
-/// ```
-pub fn absorb<T>(r: Result<Option<T>>) -> Option<T> {
-    r.unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "memstache.try_get failed; treated as a miss");
-        None
-    })
-}
 
 /// Encodes `value` for a write of `sk` at `now` into `(bytes, expiry)`, with `?` on errors.
 /// A macro, not a function, so that both write bodies keep it inline: in a block, the encoding

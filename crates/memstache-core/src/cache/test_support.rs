@@ -54,6 +54,10 @@ pub(crate) fn capture_logs(level: tracing::Level) -> (Captured, tracing::subscri
         .with_ansi(false)
         .finish();
     let guard = tracing::subscriber::set_default(subscriber);
+    // Tests on other threads may have cached a callsite's interest as "never" while no
+    // subscriber wanted it (a span first seen there); ask every callsite again now that this
+    // thread has one, or a span of this test can go unrecorded.
+    tracing::callsite::rebuild_interest_cache();
     (out, guard)
 }
 

@@ -80,7 +80,7 @@ impl Expiry {
 /// One entry of a batch write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackendEntry {
-    /// The full storage key (namespace, tenant and user key already applied).
+    /// The full storage key (the scope's prefix and the user key already joined).
     pub key: String,
     /// The encoded envelope.
     pub value: Bytes,

@@ -23,5 +23,4 @@ pub use service::{
     ServiceBackend,
 };
 
-pub use crate::envelope;
 pub use erased_serde;
