@@ -44,7 +44,7 @@ fn main() -> ExitCode {
         "deny" => deny::deny(&rest),
         "ci" => no_args(&command, &rest).and_then(|()| ci()),
         "hit-ratio" => run(cargo()
-            .args(["run", "--release", "-q", "-p", "memstache-testkit"])
+            .args(["run", "--release", "-q", "-p", "memstache-harness"])
             .args(["--bin", "memstache-hit-ratio", "--"])
             .args(&rest)),
         "bench" => run(cargo()

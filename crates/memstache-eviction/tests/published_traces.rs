@@ -4,7 +4,7 @@
 
 use memstache_core::raw::EvictionPolicy;
 use memstache_eviction::{Lru, TinyLfu};
-use memstache_testkit::traces::{Trace, default_traces_dir, replay};
+use memstache_harness::traces::{Trace, default_traces_dir, replay};
 
 fn load(file: &str) -> Trace {
     let path = default_traces_dir().join(file);
@@ -87,7 +87,7 @@ fn tinylfu_is_scan_resistant_on_loop() {
 #[test]
 fn optimal_replay_matches_published_optimum_and_bounds_tinylfu() {
     let t = load("loop.trace.gz");
-    let opt = memstache_testkit::traces::replay_optimal(512, &t.requests);
+    let opt = memstache_harness::traces::replay_optimal(512, &t.requests);
     assert_eq!(opt.hit_ratio_percent_2dp(), 50.54);
     let tiny = replay(&TinyLfu::default(), 512, &t.requests);
     assert!(tiny.hits <= opt.hits);

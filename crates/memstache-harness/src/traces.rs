@@ -13,7 +13,7 @@
 //! for a resident block is a hit. Hit ratio = hits / requests.
 //!
 //! ```no_run
-//! use memstache_testkit::traces::{Trace, default_traces_dir, replay};
+//! use memstache_harness::traces::{Trace, default_traces_dir, replay};
 //! use memstache_eviction::Lru;
 //!
 //! let oltp = Trace::load(default_traces_dir().join("OLTP.lis.zst"))?;
