@@ -8,6 +8,7 @@ mod json;
 mod lint;
 mod msrv;
 mod test;
+mod traces;
 mod util;
 
 use std::process::ExitCode;
@@ -20,7 +21,9 @@ cargo xtask <command> [args]
 
 Commands (exactly what CI runs):
   test [args] [-- test-args]  install Redis if missing (root + apt-get), then
-                              `cargo test --workspace --all-features [args]`
+                              `cargo test --workspace --all-features [args]`; the trace
+                              tests need $MEMSTACHE_TRACES or ../shared/traces (reported
+                              as NOT RUN without them; required under CI=true)
   lint                        cargo fmt --check, clippy -D warnings, rustdoc -D warnings, msrv
   msrv                        rustc and every resolved dependency fit `rust-version`
   deny [args]                 cargo-deny offline against ../shared/advisory-db
@@ -76,18 +79,21 @@ fn no_args(command: &str, rest: &[String]) -> Res {
     }
 }
 
+/// The steps of `cargo xtask ci`, in order.
+const CI_STEPS: [&str; 3] = ["lint", "test", "deny"];
+
 /// lint → test → deny, timing each step; stops at the first failure.
 fn ci() -> Res {
     let started = Instant::now();
     let mut timings: Vec<(&str, Duration, bool)> = Vec::new();
     let mut test_line = None;
     let mut result = Ok(());
-    for step in ["lint", "test", "deny"] {
+    for step in CI_STEPS {
         eprintln!("==== ci: {step}");
         let t = Instant::now();
         let r = match step {
             "lint" => lint::lint(),
-            "test" => test::test(&[]).map(|totals| test_line = Some(totals.line())),
+            "test" => test::test(&[]).map(|report| test_line = Some(report.closing())),
             _ => deny::deny(&[]),
         };
         timings.push((step, t.elapsed(), r.is_ok()));
@@ -99,10 +105,14 @@ fn ci() -> Res {
     println!("ci steps:");
     for (step, took, ok) in &timings {
         let verdict = if *ok { "ok" } else { "FAILED" };
-        println!("  {step:<5} {verdict:<6} {:>8.1}s", took.as_secs_f64());
+        println!("  {step:<10} {verdict:<6} {:>8.1}s", took.as_secs_f64());
     }
-    println!("  total        {:>8.1}s", started.elapsed().as_secs_f64());
-    // The test totals go last so that the closing line of the run is the test summary.
+    println!(
+        "  total             {:>8.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    // The test totals go last so that the closing line of the run is the test summary (with
+    // the trace tests' NOT RUN notice, if any, right before it).
     if let Some(line) = test_line {
         println!("{line}");
     }
