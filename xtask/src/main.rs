@@ -26,7 +26,8 @@ Commands (exactly what CI runs):
                               as NOT RUN without them; required under CI=true)
   lint                        cargo fmt --check, clippy -D warnings, rustdoc -D warnings, msrv
   msrv                        rustc and every resolved dependency fit `rust-version`
-  deny [args]                 cargo-deny offline against ../shared/advisory-db
+  deny [args]                 cargo-deny: offline against ../shared/advisory-db when it is
+                              there, else with its fetched default database
   ci                          lint, then test, then deny; stops at the first failure
   hit-ratio [args]            run the memstache-hit-ratio tool (release build)
   bench [args]                cargo bench -p memstache-benches [args]
