@@ -3,10 +3,12 @@
 //! These commands are exactly what CI runs (`.ci/run` is `cargo xtask ci`). xtask depends on
 //! nothing but std so that it compiles in seconds.
 
+mod bare_clone;
 mod deny;
 mod json;
 mod lint;
 mod msrv;
+mod package;
 mod test;
 mod traces;
 mod util;
@@ -28,7 +30,10 @@ Commands (exactly what CI runs):
   msrv                        rustc and every resolved dependency fit `rust-version`
   deny [args]                 cargo-deny: offline against ../shared/advisory-db when it is
                               there, else with its fetched default database
-  ci                          lint, then test, then deny; stops at the first failure
+  package [args]              `cargo package --workspace` (no upload), licence files checked
+  bare-clone                  git clone HEAD into a temp dir with nothing beside it and run
+                              the README's two commands there
+  ci                          lint, test, deny, package, bare-clone; stops at the first failure
   hit-ratio [args]            run the memstache-hit-ratio tool (release build)
   bench [args]                cargo bench -p memstache-benches [args]
   help                        this text
@@ -43,6 +48,8 @@ fn main() -> ExitCode {
     let rest: Vec<String> = args.collect();
     let result = match command.as_str() {
         "test" => test::test(&rest).map(|_| ()),
+        "package" => package::package(&rest),
+        "bare-clone" => no_args(&command, &rest).and_then(|()| bare_clone::bare_clone()),
         "lint" => no_args(&command, &rest).and_then(|()| lint::lint()),
         "msrv" => no_args(&command, &rest).and_then(|()| msrv::check()),
         "deny" => deny::deny(&rest),
@@ -81,9 +88,9 @@ fn no_args(command: &str, rest: &[String]) -> Res {
 }
 
 /// The steps of `cargo xtask ci`, in order.
-const CI_STEPS: [&str; 3] = ["lint", "test", "deny"];
+const CI_STEPS: [&str; 5] = ["lint", "test", "deny", "package", "bare-clone"];
 
-/// lint → test → deny, timing each step; stops at the first failure.
+/// lint → test → deny → package → bare-clone, timing each step; stops at the first failure.
 fn ci() -> Res {
     let started = Instant::now();
     let mut timings: Vec<(&str, Duration, bool)> = Vec::new();
@@ -95,7 +102,9 @@ fn ci() -> Res {
         let r = match step {
             "lint" => lint::lint(),
             "test" => test::test(&[]).map(|report| test_line = Some(report.closing())),
-            _ => deny::deny(&[]),
+            "deny" => deny::deny(&[]),
+            "package" => package::package(&[]),
+            _ => bare_clone::bare_clone(),
         };
         timings.push((step, t.elapsed(), r.is_ok()));
         if let Err(e) = r {
