@@ -30,8 +30,8 @@ use fred::prelude::{ClientLike, KeysInterface};
 use futures::StreamExt;
 use memstache::{EntryOptions, MemStache};
 use memstache_core::raw::{Backend, Expiry};
+use memstache_harness::redis::RedisServer;
 use memstache_redis::RedisBackend;
-use memstache_testkit::redis::RedisServer;
 use tokio::runtime::Runtime;
 
 const KEYS: usize = 1_000;

@@ -29,7 +29,7 @@ async fn main() -> Result<(), memstache::Error> {
     let (url, _server) = match std::env::args().nth(1) {
         Some(url) => (url, None),
         None => {
-            let server = memstache_testkit::redis::RedisServer::start();
+            let server = memstache_harness::redis::RedisServer::start();
             (server.url(), Some(server))
         }
     };

@@ -12,8 +12,8 @@ use memstache::envelope::DEADLINE_OFFSET;
 use memstache::raw::{Backend, Expiry};
 use memstache::redis::RedisBackend;
 use memstache::{EntryOptions, ErrorKind, MemStache};
+use memstache_harness::redis::{RedisCluster, RedisSentinelSet, RedisServer, Reply};
 use memstache_testkit::behaviour::{self, Configured, RealTimeHarness};
-use memstache_testkit::redis::{RedisCluster, RedisSentinelSet, RedisServer, Reply};
 
 async fn encrypted_suite(url: &str) {
     let backend = RedisBackend::connect(url).await.expect("connect");

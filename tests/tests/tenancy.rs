@@ -12,8 +12,8 @@ use memstache::raw::{Backend, Expiry};
 use memstache::redis::RedisBackend;
 use memstache::tenancy::TenantManager;
 use memstache::{EntryOptions, ErrorKind, MemStache};
+use memstache_harness::redis::{RedisCluster, RedisServer};
 use memstache_testkit::behaviour::{Configured, RealTimeHarness, tenancy};
-use memstache_testkit::redis::{RedisCluster, RedisServer};
 use proptest::prelude::*;
 
 fn tenant_id() -> impl Strategy<Value = String> {

@@ -1,4 +1,5 @@
-//! `cargo xtask deny`: cargo-deny, offline, against the RustSec snapshot in `../shared`.
+//! `cargo xtask deny`: cargo-deny, offline against the RustSec snapshot in `../shared` when
+//! it is there (CI), else with cargo-deny's own fetched database. It says which it used.
 //!
 //! cargo-deny keeps each advisory database as a git checkout in
 //! `<db-path>/<last url segment>-<xxhash64(lowercased url) as 16 hex digits>` and, when it may not
@@ -38,33 +39,78 @@ fn snapshot_dir() -> PathBuf {
         .join("advisory-db")
 }
 
-/// Runs `cargo deny --offline check` with the snapshot; installs cargo-deny first if missing.
+/// Which advisory database a run uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Database {
+    /// The snapshot in this directory, offline.
+    Snapshot(PathBuf),
+    /// cargo-deny's default: fetched from [`ADVISORY_DB_URL`] into `deny.toml`'s default
+    /// `db-path` (`target/advisory-dbs`).
+    Fetched,
+}
+
+impl Database {
+    /// The snapshot when `snapshot` holds one (a `crates` directory), else the fetched one.
+    pub(crate) fn choose(snapshot: &Path, is_dir: impl Fn(&Path) -> bool) -> Database {
+        if is_dir(&snapshot.join("crates")) {
+            Database::Snapshot(snapshot.to_path_buf())
+        } else {
+            Database::Fetched
+        }
+    }
+
+    /// One line saying which database is used.
+    pub(crate) fn describe(&self, snapshot: &Path) -> String {
+        match self {
+            Database::Snapshot(dir) => format!(
+                "the RustSec snapshot in {} (offline, committed into a temp copy)",
+                dir.display()
+            ),
+            Database::Fetched => format!(
+                "cargo-deny's default database, fetched from {ADVISORY_DB_URL} into \
+                 target/advisory-dbs (no snapshot at {})",
+                snapshot.display()
+            ),
+        }
+    }
+}
+
+/// Runs cargo-deny's checks with the snapshot (offline) or the fetched database; installs
+/// cargo-deny first if missing.
 pub(crate) fn deny(extra: &[String]) -> Res {
     let snapshot = snapshot_dir();
-    if !snapshot.join("crates").is_dir() {
-        return Err(fail!(
-            "no RustSec snapshot at {} (expected ../shared/advisory-db beside the repo)",
-            snapshot.display()
-        ));
-    }
+    let database = Database::choose(&snapshot, Path::is_dir);
+    let used = database.describe(&snapshot);
+    println!("deny: advisory database: {used}");
     ensure_cargo_deny()?;
 
-    let tmp = TempDir::new("memstache-advisory-dbs")?;
-    let db = tmp.path().join(db_dir_name(ADVISORY_DB_URL));
-    prepare_db(&snapshot, &db)?;
-
     let mut cmd = cargo();
-    cmd.env(DB_PATH_VAR, tmp.path())
-        .args([
-            "deny",
-            "--offline",
-            "--workspace",
-            "--all-features",
-            "check",
-        ])
+    // Held until cargo-deny is done: the temp copy of the snapshot.
+    let _tmp = match &database {
+        Database::Snapshot(dir) => {
+            let tmp = TempDir::new("memstache-advisory-dbs")?;
+            prepare_db(dir, &tmp.path().join(db_dir_name(ADVISORY_DB_URL)))?;
+            cmd.env(DB_PATH_VAR, tmp.path()).args(["deny", "--offline"]);
+            Some(tmp)
+        }
+        Database::Fetched => {
+            cmd.env_remove(DB_PATH_VAR).arg("deny");
+            None
+        }
+    };
+    cmd.args(["--workspace", "--all-features", "check"])
         .args(extra);
-    run(&mut cmd)?;
-    println!("deny: advisories, bans, licenses and sources ok");
+    if let Err(e) = run(&mut cmd) {
+        if database == Database::Fetched {
+            return Err(fail!(
+                "{e}; with no snapshot at {}, cargo-deny needs to fetch {ADVISORY_DB_URL} \
+                 (offline? put a checkout of it at that path)",
+                snapshot.display()
+            ));
+        }
+        return Err(e);
+    }
+    println!("deny: advisories, bans, licenses and sources ok (advisory database: {used})");
     Ok(())
 }
 
@@ -208,6 +254,29 @@ mod tests {
         assert_eq!(
             db_dir_name("https://github.com/RustSec/advisory-db"),
             db_dir_name(ADVISORY_DB_URL)
+        );
+    }
+
+    #[test]
+    fn the_snapshot_is_used_when_there_and_the_fetched_database_otherwise() {
+        let snapshot = Path::new("/w/../shared/advisory-db");
+        let there = Database::choose(snapshot, |p| p.ends_with("advisory-db/crates"));
+        assert_eq!(there, Database::Snapshot(snapshot.to_path_buf()));
+        assert!(
+            there
+                .describe(snapshot)
+                .contains("RustSec snapshot in /w/../shared")
+        );
+        let absent = Database::choose(snapshot, |_| false);
+        assert_eq!(absent, Database::Fetched);
+        let said = absent.describe(snapshot);
+        assert!(
+            said.contains("fetched from https://github.com/rustsec/advisory-db"),
+            "{said}"
+        );
+        assert!(
+            said.contains("no snapshot at /w/../shared/advisory-db"),
+            "{said}"
         );
     }
 

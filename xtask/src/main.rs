@@ -3,11 +3,14 @@
 //! These commands are exactly what CI runs (`.ci/run` is `cargo xtask ci`). xtask depends on
 //! nothing but std so that it compiles in seconds.
 
+mod bare_clone;
 mod deny;
 mod json;
 mod lint;
 mod msrv;
+mod package;
 mod test;
+mod traces;
 mod util;
 
 use std::process::ExitCode;
@@ -20,11 +23,17 @@ cargo xtask <command> [args]
 
 Commands (exactly what CI runs):
   test [args] [-- test-args]  install Redis if missing (root + apt-get), then
-                              `cargo test --workspace --all-features [args]`
+                              `cargo test --workspace --all-features [args]`; the trace
+                              tests need $MEMSTACHE_TRACES or ../shared/traces (reported
+                              as NOT RUN without them; required under CI=true)
   lint                        cargo fmt --check, clippy -D warnings, rustdoc -D warnings, msrv
   msrv                        rustc and every resolved dependency fit `rust-version`
-  deny [args]                 cargo-deny offline against ../shared/advisory-db
-  ci                          lint, then test, then deny; stops at the first failure
+  deny [args]                 cargo-deny: offline against ../shared/advisory-db when it is
+                              there, else with its fetched default database
+  package [args]              `cargo package --workspace` (no upload), licence files checked
+  bare-clone                  git clone HEAD into a temp dir with nothing beside it and run
+                              the README's two commands there
+  ci                          lint, test, deny, package, bare-clone; stops at the first failure
   hit-ratio [args]            run the memstache-hit-ratio tool (release build)
   bench [args]                cargo bench -p memstache-benches [args]
   help                        this text
@@ -39,12 +48,14 @@ fn main() -> ExitCode {
     let rest: Vec<String> = args.collect();
     let result = match command.as_str() {
         "test" => test::test(&rest).map(|_| ()),
+        "package" => package::package(&rest),
+        "bare-clone" => no_args(&command, &rest).and_then(|()| bare_clone::bare_clone()),
         "lint" => no_args(&command, &rest).and_then(|()| lint::lint()),
         "msrv" => no_args(&command, &rest).and_then(|()| msrv::check()),
         "deny" => deny::deny(&rest),
         "ci" => no_args(&command, &rest).and_then(|()| ci()),
         "hit-ratio" => run(cargo()
-            .args(["run", "--release", "-q", "-p", "memstache-testkit"])
+            .args(["run", "--release", "-q", "-p", "memstache-harness"])
             .args(["--bin", "memstache-hit-ratio", "--"])
             .args(&rest)),
         "bench" => run(cargo()
@@ -76,19 +87,24 @@ fn no_args(command: &str, rest: &[String]) -> Res {
     }
 }
 
-/// lint → test → deny, timing each step; stops at the first failure.
+/// The steps of `cargo xtask ci`, in order.
+const CI_STEPS: [&str; 5] = ["lint", "test", "deny", "package", "bare-clone"];
+
+/// lint → test → deny → package → bare-clone, timing each step; stops at the first failure.
 fn ci() -> Res {
     let started = Instant::now();
     let mut timings: Vec<(&str, Duration, bool)> = Vec::new();
     let mut test_line = None;
     let mut result = Ok(());
-    for step in ["lint", "test", "deny"] {
+    for step in CI_STEPS {
         eprintln!("==== ci: {step}");
         let t = Instant::now();
         let r = match step {
             "lint" => lint::lint(),
-            "test" => test::test(&[]).map(|totals| test_line = Some(totals.line())),
-            _ => deny::deny(&[]),
+            "test" => test::test(&[]).map(|report| test_line = Some(report.closing())),
+            "deny" => deny::deny(&[]),
+            "package" => package::package(&[]),
+            _ => bare_clone::bare_clone(),
         };
         timings.push((step, t.elapsed(), r.is_ok()));
         if let Err(e) = r {
@@ -99,10 +115,14 @@ fn ci() -> Res {
     println!("ci steps:");
     for (step, took, ok) in &timings {
         let verdict = if *ok { "ok" } else { "FAILED" };
-        println!("  {step:<5} {verdict:<6} {:>8.1}s", took.as_secs_f64());
+        println!("  {step:<10} {verdict:<6} {:>8.1}s", took.as_secs_f64());
     }
-    println!("  total        {:>8.1}s", started.elapsed().as_secs_f64());
-    // The test totals go last so that the closing line of the run is the test summary.
+    println!(
+        "  total             {:>8.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    // The test totals go last so that the closing line of the run is the test summary (with
+    // the trace tests' NOT RUN notice, if any, right before it).
     if let Some(line) = test_line {
         println!("{line}");
     }

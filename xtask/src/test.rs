@@ -3,6 +3,7 @@
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::process::{Command, Stdio};
 
+use crate::traces::{self, TracePlan};
 use crate::util::{Res, cargo, display, fail, on_path, output, status};
 
 /// The Debian packages that provide `redis-server` and `redis-cli`.
@@ -93,6 +94,11 @@ pub(crate) struct Totals {
     pub(crate) passed: u64,
     pub(crate) failed: u64,
     pub(crate) ignored: u64,
+    /// Tests a name filter left out (`--skip`, or a filter the caller gave).
+    pub(crate) filtered: u64,
+    /// Tests that did not run for a reason the run reports (the trace tests without traces):
+    /// counted as skipped in the closing line.
+    pub(crate) not_run: u64,
 }
 
 impl Totals {
@@ -112,14 +118,18 @@ impl Totals {
         self.passed += count(" passed");
         self.failed += count(" failed");
         self.ignored += count(" ignored");
+        self.filtered += count(" filtered out");
         true
     }
 
-    /// The plain closing line: `test: N passed, N failed, N skipped`.
+    /// The plain closing line: `test: N passed, N failed, N skipped` (skipped = ignored plus
+    /// the tests that were not run, e.g. the trace tests without traces).
     pub(crate) fn line(&self) -> String {
         format!(
             "test: {} passed, {} failed, {} skipped",
-            self.passed, self.failed, self.ignored
+            self.passed,
+            self.failed,
+            self.ignored + self.not_run
         )
     }
 }
@@ -140,11 +150,76 @@ pub(crate) fn cargo_test_args(extra: &[String]) -> Vec<String> {
     args
 }
 
+/// Whether the caller gave the test binaries a name filter of their own (after `--`: a
+/// positional filter, or `--skip`): then "filtered out" counts more than our skip.
+pub(crate) fn has_own_filters(extra: &[String]) -> bool {
+    let mut after = extra.iter().skip_while(|a| *a != "--").skip(1);
+    let mut found = false;
+    while let Some(a) = after.next() {
+        match a.as_str() {
+            "--skip" => found = true,
+            // libtest flags that take a separate value
+            "--test-threads" | "--format" | "--color" | "--logfile" | "--report-time" => {
+                after.next();
+            }
+            flag if flag.starts_with('-') => {}
+            _ => found = true,
+        }
+    }
+    found
+}
+
+/// Adds `--skip <filter>` for the test binaries (after the `--`, adding one if needed).
+pub(crate) fn with_skip(mut args: Vec<String>, filter: &str) -> Vec<String> {
+    if !args.iter().any(|a| a == "--") {
+        args.push("--".to_owned());
+    }
+    args.push("--skip".to_owned());
+    args.push(filter.to_owned());
+    args
+}
+
+/// What one `cargo xtask test` run reports: the totals and, when the trace tests were
+/// skipped, the NOT RUN notice that goes right before the closing line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Report {
+    pub(crate) totals: Totals,
+    pub(crate) notice: Option<String>,
+}
+
+impl Report {
+    /// The notice (if any) and the closing line, which stays the last line.
+    pub(crate) fn closing(&self) -> String {
+        match &self.notice {
+            Some(n) => format!("{n}\n{}", self.totals.line()),
+            None => self.totals.line(),
+        }
+    }
+}
+
 /// Runs the whole test suite; prints the totals; fails when any test failed.
-pub(crate) fn test(extra: &[String]) -> Res<Totals> {
-    ensure_redis()?;
+///
+/// The published-number trace tests run when the traces are found, are skipped with a NOT
+/// RUN notice when not, and fail the run when they are required (see [`crate::traces`]).
+pub(crate) fn test(extra: &[String]) -> Res<Report> {
+    let plan = traces::plan_from_env();
+    let mut args = cargo_test_args(extra);
     let mut cmd = cargo();
-    cmd.args(cargo_test_args(extra));
+    let skipped_because = match plan {
+        TracePlan::Fail { why } => return Err(fail!("{why}")),
+        TracePlan::Run { dir } => {
+            println!("trace tests: run, with the traces in {}", dir.display());
+            cmd.env(traces::TRACES_VAR, dir);
+            None
+        }
+        TracePlan::Skip { why } => {
+            println!("{}", traces::not_run_notice(None, &why));
+            args = with_skip(args, traces::TRACE_TESTS_FILTER);
+            Some(why)
+        }
+    };
+    ensure_redis()?;
+    cmd.args(&args);
     eprintln!("$ {}", display(&cmd));
     let mut child = cmd
         .stdin(Stdio::null())
@@ -172,18 +247,28 @@ pub(crate) fn test(extra: &[String]) -> Res<Totals> {
         }
     }
     let st = child.wait()?;
+    let mut report = Report::default();
+    if let Some(mut why) = skipped_because {
+        // Without a filter of the caller's, every filtered-out test is a skipped trace test.
+        if has_own_filters(extra) {
+            why.push_str(" (the count includes tests your own filters left out)");
+        }
+        totals.not_run = totals.filtered;
+        report.notice = Some(traces::not_run_notice(Some(totals.not_run), &why));
+    }
+    report.totals = totals;
     if let Some(line) = last_summary {
         println!("last summary: {line}");
     }
     println!("test suites run: {}", totals.suites);
-    println!("{}", totals.line());
+    println!("{}", report.closing());
     if !st.success() {
         return Err(fail!("cargo test failed ({st})"));
     }
     if totals.suites == 0 {
         return Err(fail!("cargo test ran no test suite"));
     }
-    Ok(totals)
+    Ok(report)
 }
 
 #[cfg(test)]
@@ -221,10 +306,53 @@ mod tests {
                 suites: 2,
                 passed: 15,
                 failed: 2,
-                ignored: 1
+                ignored: 1,
+                filtered: 5,
+                not_run: 0,
             }
         );
         assert_eq!(t.line(), "test: 15 passed, 2 failed, 1 skipped");
+        // tests that were not run count as skipped; the notice goes right before the line
+        t.not_run = 5;
+        assert_eq!(t.line(), "test: 15 passed, 2 failed, 6 skipped");
+        let report = Report {
+            totals: t,
+            notice: Some("==== NOT RUN: 5".to_owned()),
+        };
+        assert_eq!(
+            report.closing(),
+            "==== NOT RUN: 5\ntest: 15 passed, 2 failed, 6 skipped"
+        );
+    }
+
+    #[test]
+    fn own_filters_are_positional_names_or_skips_after_the_double_dash() {
+        let s = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert!(!has_own_filters(&s(&[])));
+        assert!(!has_own_filters(&s(&["-p", "xtask"])));
+        assert!(!has_own_filters(&s(&[
+            "--",
+            "--test-threads",
+            "1",
+            "--nocapture"
+        ])));
+        assert!(!has_own_filters(&s(&["--", "--test-threads=1"])));
+        assert!(has_own_filters(&s(&["--", "lru"])));
+        assert!(has_own_filters(&s(&["--", "--skip", "redis"])));
+        assert!(has_own_filters(&s(&["--", "--exact", "a::b"])));
+    }
+
+    #[test]
+    fn skip_goes_after_the_double_dash() {
+        let s = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            with_skip(s(&["test", "--workspace"]), "published_traces::"),
+            s(&["test", "--workspace", "--", "--skip", "published_traces::"])
+        );
+        assert_eq!(
+            with_skip(s(&["test", "--", "--test-threads=1"]), "x::"),
+            s(&["test", "--", "--test-threads=1", "--skip", "x::"])
+        );
     }
 
     #[test]

@@ -96,7 +96,7 @@ fn bench_redis_flag_needs_the_feature_and_never_echoes_the_url() {
 #[cfg(feature = "redis")]
 #[test]
 fn bench_runs_against_a_real_redis_and_cleans_up() {
-    let server = memstache_testkit::redis::RedisServer::start();
+    let server = memstache_harness::redis::RedisServer::start();
     let out = bench(&["--redis", &server.url(), "--inflight", "8"]);
     for row in [
         "redis-rs raw GET",

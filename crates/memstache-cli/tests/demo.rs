@@ -195,7 +195,7 @@ fn redis_flag_fails_clearly_and_never_echoes_the_url() {
 #[cfg(feature = "redis")]
 #[test]
 fn demo_runs_against_a_real_redis() {
-    let server = memstache_testkit::redis::RedisServer::start();
+    let server = memstache_harness::redis::RedisServer::start();
     let url = server.url();
     let run = || {
         demo(&[

@@ -7,9 +7,9 @@
 
 use std::sync::Arc;
 
+use memstache_harness::redis::{RedisCluster, RedisSentinelSet, RedisServer};
 use memstache_redis::RedisBackend;
 use memstache_testkit::behaviour::{self, RealTimeHarness};
-use memstache_testkit::redis::{RedisCluster, RedisSentinelSet, RedisServer};
 
 /// Runs the suite once per client on the same topology.
 async fn run_suite(url: &str) {

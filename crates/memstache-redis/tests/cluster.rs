@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::{envelope, now_ms, prefix, strs};
 use memstache_core::raw::{Backend, BackendEntry, Expiry};
+use memstache_harness::redis::{RedisCluster, Reply};
 use memstache_redis::RedisBackend;
-use memstache_testkit::redis::{RedisCluster, Reply};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_backend() {

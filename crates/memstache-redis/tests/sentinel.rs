@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::{prefix, refused_without_ca};
 use memstache_core::raw::{Backend, Expiry};
+use memstache_harness::redis::{RedisSentinelSet, Reply, SERVICE_NAME};
 use memstache_redis::{RedisBackend, RedisConfig};
-use memstache_testkit::redis::{RedisSentinelSet, Reply, SERVICE_NAME};
 
 fn master_port(set: &RedisSentinelSet) -> Option<u16> {
     match set
@@ -24,7 +24,7 @@ fn master_port(set: &RedisSentinelSet) -> Option<u16> {
 }
 
 /// The port clients use: the TLS one on a TLS set.
-fn client_port(server: &memstache_testkit::redis::RedisServer, tls: bool) -> u16 {
+fn client_port(server: &memstache_harness::redis::RedisServer, tls: bool) -> u16 {
     if tls {
         server.tls_port()
     } else {

@@ -14,8 +14,8 @@ use bytes::Bytes;
 use common::{envelope, now_ms, prefix, strs};
 use memstache_core::ErrorKind;
 use memstache_core::raw::{Backend, BackendEntry, Expiry};
+use memstache_harness::redis::{RedisServer, Reply};
 use memstache_redis::{RedisBackend, RedisConfig, SlidingReads};
-use memstache_testkit::redis::{RedisServer, Reply};
 
 fn pttl(server: &RedisServer, key: &str) -> i64 {
     server

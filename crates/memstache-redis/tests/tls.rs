@@ -23,8 +23,8 @@ use bytes::Bytes;
 use common::{first_read, refused_without_ca};
 use memstache_core::raw::{Backend, BackendEntry, Expiry};
 use memstache_core::{EntryOptions, ErrorKind, MemStache};
+use memstache_harness::redis::{RedisCluster, RedisServer};
 use memstache_redis::{RedisBackend, RedisConfig};
-use memstache_testkit::redis::{RedisCluster, RedisServer};
 
 const CLIENTS: [&str; 2] = ["redis-rs", "fred"];
 

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use common::Counting;
 use memstache_core::{EntryOptions, ErrorKind, FailSafe, MemStache};
+use memstache_harness::redis::RedisServer;
 use memstache_redis::RedisBackend;
 use memstache_resilience::{BreakerConfig, BreakerState, Resilience, RetryConfig};
-use memstache_testkit::redis::RedisServer;
 
 const OP_TIMEOUT: Duration = Duration::from_millis(800);
 /// Generous: the machine is a loaded 2-core VM; the bound is about hangs, not speed.

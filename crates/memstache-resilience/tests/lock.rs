@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use memstache_core::raw::{Backend, Clock, Expiry};
 use memstache_core::{EntryOptions, LockOptions, MemStache};
+use memstache_harness::redis::RedisServer;
 use memstache_redis::{RedisBackend, RedisClient, RedisConfig};
-use memstache_testkit::redis::RedisServer;
 
 async fn backend(server: &RedisServer, client: RedisClient) -> RedisBackend {
     let mut config = RedisConfig::from_url(&server.url()).unwrap();

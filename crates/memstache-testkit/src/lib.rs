@@ -3,5 +3,3 @@
 #![deny(missing_docs)]
 pub mod behaviour;
 pub mod conformance;
-pub mod redis;
-pub mod traces;

@@ -13,6 +13,7 @@ mod batch;
 mod expiry;
 mod flight;
 mod integrity;
+#[cfg(feature = "tenancy")]
 pub mod tenancy;
 
 pub use basic::*;

@@ -225,7 +225,7 @@ fn spawn(launch: &Launch, port: u16, dir: &Path) -> Result<Proc, String> {
 /// kills it if the test process itself dies without unwinding.
 ///
 /// ```no_run
-/// use memstache_testkit::redis::RedisServer;
+/// use memstache_harness::redis::RedisServer;
 /// let mut server = RedisServer::start();
 /// println!("{}", server.url()); // redis://127.0.0.1:<port>
 /// server.kill();
@@ -312,20 +312,20 @@ fn test_certificates() -> Result<(String, String, String, TestCertificate), rcge
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     ca.distinguished_name
-        .push(DnType::CommonName, "memstache-testkit throwaway CA");
+        .push(DnType::CommonName, "memstache-harness throwaway CA");
     let ca_cert = ca.self_signed(&ca_key)?;
     let issuer = Issuer::new(ca, ca_key);
     let key = KeyPair::generate()?;
     let mut server = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])?;
     server
         .distinguished_name
-        .push(DnType::CommonName, "memstache-testkit redis-server");
+        .push(DnType::CommonName, "memstache-harness redis-server");
     let cert = server.signed_by(&key, &issuer)?;
     let client_key = KeyPair::generate()?;
     let mut client = CertificateParams::new(Vec::<String>::new())?;
     client
         .distinguished_name
-        .push(DnType::CommonName, "memstache-testkit client");
+        .push(DnType::CommonName, "memstache-harness client");
     let client_cert = client.signed_by(&client_key, &issuer)?;
     let client = TestCertificate {
         cert_pem: client_cert.pem().into_bytes(),

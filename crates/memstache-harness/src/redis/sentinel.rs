@@ -12,7 +12,7 @@ pub const SERVICE_NAME: &str = "mymaster";
 /// [`SERVICE_NAME`] with quorum 1. Every process is killed when this drops.
 ///
 /// ```no_run
-/// use memstache_testkit::redis::RedisSentinelSet;
+/// use memstache_harness::redis::RedisSentinelSet;
 /// let set = RedisSentinelSet::start();
 /// println!("{}", set.url()); // redis-sentinel://127.0.0.1:<sentinel port>?service_name=mymaster
 /// ```

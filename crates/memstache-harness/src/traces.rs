@@ -1,5 +1,10 @@
-//! Cache-trace replay: parse the public traces in `../shared/traces/` and replay an eviction
-//! policy over them at a fixed capacity, measuring hit ratio and speed.
+//! Cache-trace replay: parse the public traces of DESIGN.md §8 and replay an eviction policy
+//! over them at a fixed capacity, measuring hit ratio and speed.
+//!
+//! The traces are redistributed data that the repository does not commit. [`traces_dir`]
+//! finds them: `$MEMSTACHE_TRACES` (a directory), or else `../shared/traces` beside the
+//! workspace root. [`load`] reads one from there and, when it is missing, fails with an error
+//! that says where the traces come from and how to point at them.
 //!
 //! Formats (see the traces' README):
 //!
@@ -13,10 +18,10 @@
 //! for a resident block is a hit. Hit ratio = hits / requests.
 //!
 //! ```no_run
-//! use memstache_testkit::traces::{Trace, default_traces_dir, replay};
+//! use memstache_harness::traces::{load, replay};
 //! use memstache_eviction::Lru;
 //!
-//! let oltp = Trace::load(default_traces_dir().join("OLTP.lis.zst"))?;
+//! let oltp = load("OLTP.lis.zst")?; // from $MEMSTACHE_TRACES or ../shared/traces
 //! let r = replay(&Lru, 1_000, &oltp.requests);
 //! println!("{:.2} %", r.hit_ratio_percent());
 //! # Ok::<(), std::io::Error>(())
@@ -40,6 +45,18 @@ pub const STANDARD: &[(&str, &[usize])] = &[
     ("2_pools.trace.gz", &[250, 500, 1_000, 2_000]),
 ];
 
+/// The environment variable naming the directory that holds the traces.
+pub const TRACES_VAR: &str = "MEMSTACHE_TRACES";
+
+/// Where the traces come from and how to point at them (part of [`load`]'s errors).
+pub const WHERE_TO_GET_THEM: &str = "the public cache traces are not part of the repository: \
+     OLTP.lis.zst is in the moka-rs/cache-trace repository (arc/), the LIRS traces \
+     (gli, loop, multi1, 2_pools .trace.gz) in ben-manes/caffeine \
+     (simulator/src/main/resources/com/github/benmanes/caffeine/cache/simulator/parser/lirs/); \
+     put them in one directory and set MEMSTACHE_TRACES to it, or place them in \
+     ../shared/traces beside the repository (README.md, \"Cache traces\"). \
+     `cargo xtask test` skips the trace tests, and says so, when they are absent";
+
 /// `../shared/traces` beside the workspace root (the traces live outside the repository).
 pub fn default_traces_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -48,6 +65,36 @@ pub fn default_traces_dir() -> PathBuf {
         .join("..")
         .join("shared")
         .join("traces")
+}
+
+/// The traces directory: `$MEMSTACHE_TRACES` when set and not empty, else
+/// [`default_traces_dir`]. Whether the traces are really there is for [`load`] to find out.
+pub fn traces_dir() -> PathBuf {
+    match std::env::var_os(TRACES_VAR) {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => default_traces_dir(),
+    }
+}
+
+/// Loads the trace file `file` (e.g. `"OLTP.lis.zst"`) from [`traces_dir`].
+///
+/// # Errors
+///
+/// Those of [`Trace::load`], with the path and, when the file is not there, where to get
+/// the traces ([`WHERE_TO_GET_THEM`]) in the message.
+pub fn load(file: &str) -> io::Result<Trace> {
+    let path = traces_dir().join(file);
+    Trace::load(&path).map_err(|e| {
+        let hint = if e.kind() == io::ErrorKind::NotFound {
+            format!("; {WHERE_TO_GET_THEM}")
+        } else {
+            String::new()
+        };
+        io::Error::new(
+            e.kind(),
+            format!("cannot read {}: {e}{hint}", path.display()),
+        )
+    })
 }
 
 /// A parsed trace: a sequence of block ids.
@@ -290,6 +337,20 @@ pub fn replay_optimal(capacity: usize, requests: &[u64]) -> Replay {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_trace_says_where_to_get_the_traces() {
+        let e = Trace::load("/nonexistent/OLTP.lis.zst").unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+        // `load` wraps exactly this error; check its message through a directory that is
+        // certainly empty (the file name cannot exist in it).
+        let e = load("no-such-trace-file.lis.zst").unwrap_err();
+        let msg = e.to_string();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound, "{msg}");
+        assert!(msg.contains("no-such-trace-file.lis.zst"), "{msg}");
+        assert!(msg.contains("MEMSTACHE_TRACES"), "{msg}");
+        assert!(msg.contains("moka-rs/cache-trace"), "{msg}");
+    }
 
     #[test]
     fn arc_lines_expand_to_runs() {

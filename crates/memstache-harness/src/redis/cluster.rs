@@ -16,7 +16,7 @@ pub const NODE_TIMEOUT_MS: u64 = 2_000;
 /// own temporary directory (for `nodes.conf`). Every process is killed when this drops.
 ///
 /// ```no_run
-/// use memstache_testkit::redis::RedisCluster;
+/// use memstache_harness::redis::RedisCluster;
 /// let cluster = RedisCluster::start();
 /// println!("{}", cluster.url()); // redis-cluster://127.0.0.1:<p1>?node=127.0.0.1:<p2>&…
 /// ```

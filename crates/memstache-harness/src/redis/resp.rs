@@ -46,7 +46,7 @@ impl Reply {
 /// Sends one command to `127.0.0.1:port` on a fresh connection and reads one reply.
 ///
 /// ```no_run
-/// use memstache_testkit::redis::{command, Reply};
+/// use memstache_harness::redis::{command, Reply};
 /// let r = command(6400, &["PING"]).unwrap();
 /// assert_eq!(r, Reply::Status("PONG".into()));
 /// ```

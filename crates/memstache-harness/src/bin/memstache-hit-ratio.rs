@@ -4,7 +4,8 @@
 //! memstache-hit-ratio [--traces DIR] [--policy NAME]... [--trace NAME]...
 //! ```
 //!
-//! `--traces` defaults to `../shared/traces` beside the workspace root; `--policy` (`lru`,
+//! `--traces` defaults to `$MEMSTACHE_TRACES`, else `../shared/traces` beside the workspace
+//! root; `--policy` (`lru`,
 //! `lfu`, `time`, `tinylfu`, or a comma-separated list) and `--trace` (`OLTP`, `gli`, `loop`,
 //! `multi1`, `2_pools`) filter the table. Run it with `cargo xtask hit-ratio` (release build).
 //! The `optimal %` column is Belady's offline optimum (MIN) on the same trace and capacity.
@@ -12,7 +13,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use memstache_testkit::traces::{STANDARD, Trace, default_traces_dir, replay, replay_optimal};
+use memstache_harness::traces::{
+    STANDARD, Trace, WHERE_TO_GET_THEM, replay, replay_optimal, traces_dir,
+};
 
 /// Published reference values: (trace, capacity, LRU %, ARC %).
 const PUBLISHED: &[(&str, usize, Option<f64>, Option<f64>)] = &[
@@ -44,7 +47,7 @@ fn usage() -> &'static str {
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
-        traces: default_traces_dir(),
+        traces: traces_dir(),
         policies: Vec::new(),
         trace_names: Vec::new(),
     };
@@ -110,6 +113,9 @@ fn main() -> ExitCode {
             Ok(t) => t,
             Err(e) => {
                 eprintln!("cannot read {}: {e}", path.display());
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    eprintln!("{WHERE_TO_GET_THEM}");
+                }
                 return ExitCode::FAILURE;
             }
         };

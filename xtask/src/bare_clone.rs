@@ -1,0 +1,213 @@
+//! `cargo xtask bare-clone`: the README's two commands on a plain `git clone` with nothing
+//! beside it.
+//!
+//! Clones the committed `HEAD` of this repository into a fresh temp dir, then runs there, with
+//! `CI`, `MEMSTACHE_TRACES` and `MEMSTACHE_REQUIRE_TRACES` removed from the environment (so the
+//! clone's own behaviour is what is checked):
+//!
+//! 1. `cargo run --release -p memstache-cli -- demo`;
+//! 2. `cargo xtask test`, which must pass and must report the trace tests as NOT RUN (there is
+//!    no `../shared` beside the clone).
+//!
+//! The clone builds into `<target dir>/bare-clone`, a target dir of its own that is kept
+//! between runs: registry crates are built once, the workspace crates are rebuilt each time
+//! (the clone's files are new). It does not share the outer target dir itself because cargo
+//! decides freshness by comparing file times, with paths relative to the workspace root: a
+//! build from the clone would leave artifacts that the outer tree then takes as up to date,
+//! although its sources (uncommitted changes) may differ. The temp dir is removed afterwards.
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use crate::json;
+use crate::util::{Res, TempDir, cargo, display, fail, output, run, workspace_root};
+
+/// The variables removed from the clone's environment.
+const CLEARED_VARS: [&str; 5] = [
+    "CI",
+    crate::traces::TRACES_VAR,
+    crate::traces::REQUIRE_VAR,
+    crate::deny::DB_PATH_VAR,
+    "CARGO_TARGET_DIR",
+];
+
+/// The target dir of the outer workspace (`cargo metadata`'s `target_directory`).
+fn outer_target_dir() -> Res<PathBuf> {
+    let text = output(cargo().args(["metadata", "--format-version", "1", "--no-deps"]))?;
+    let meta = json::parse(&text).map_err(|e| fail!("cargo metadata: {e}"))?;
+    meta.get("target_directory")
+        .and_then(json::Json::as_str)
+        .map(PathBuf::from)
+        .ok_or_else(|| fail!("cargo metadata has no target_directory"))
+}
+
+fn git(dir: &Path) -> Command {
+    let mut cmd = Command::new("git");
+    cmd.current_dir(dir).args([
+        "-c",
+        "core.hooksPath=/dev/null",
+        "-c",
+        "advice.detachedHead=false",
+    ]);
+    cmd
+}
+
+/// Clones the committed HEAD of `root` into `dest` (detached at that commit).
+fn clone_head(root: &Path, dest: &Path) -> Res<String> {
+    let head = output(git(root).args(["rev-parse", "HEAD"]))?
+        .trim()
+        .to_owned();
+    let parent = dest.parent().unwrap_or(dest);
+    output(
+        git(parent)
+            .arg("clone")
+            .args(["--quiet", "--no-checkout"])
+            .arg(root)
+            .arg(dest),
+    )?;
+    // HEAD may be detached (CI checks out a commit): fetch it explicitly.
+    output(git(dest).args(["fetch", "--quiet"]).arg(root).arg("HEAD"))?;
+    output(git(dest).args(["checkout", "--quiet", "--detach", &head]))?;
+    let dirty = output(git(root).args(["status", "--porcelain", "--untracked-files=no"]))?;
+    if !dirty.trim().is_empty() {
+        eprintln!(
+            "note: the working tree has uncommitted changes; the bare clone checks the \
+             committed HEAD ({head}) only"
+        );
+    }
+    Ok(head)
+}
+
+/// A command for the clone: cargo, in `dir`, with the cleared variables removed and the
+/// clone's own target dir.
+fn clone_cargo(dir: &Path, target: &Path) -> Command {
+    let mut cmd = cargo();
+    cmd.current_dir(dir);
+    for var in CLEARED_VARS {
+        cmd.env_remove(var);
+    }
+    cmd.env("CARGO_TARGET_DIR", target);
+    cmd
+}
+
+/// Runs `cmd`, echoing its stdout, and returns that stdout.
+fn run_capturing(cmd: &mut Command) -> Res<(bool, String)> {
+    eprintln!("$ {}", display(cmd));
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| fail!("cannot run `{}`: {e}", display(cmd)))?;
+    let mut captured = String::new();
+    if let Some(out) = child.stdout.take() {
+        let mut reader = BufReader::new(out);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            if reader.read_until(b'\n', &mut buf)? == 0 {
+                break;
+            }
+            let mut lock = std::io::stdout().lock();
+            lock.write_all(&buf)?;
+            lock.flush()?;
+            captured.push_str(&String::from_utf8_lossy(&buf));
+        }
+    }
+    let status = child.wait()?;
+    Ok((status.success(), captured))
+}
+
+/// Checks the output of the clone's `cargo xtask test`: a closing summary with no failure,
+/// and the NOT RUN notice for the trace tests.
+pub(crate) fn check_test_output(out: &str) -> Res {
+    let closing = out
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("test: "))
+        .ok_or_else(|| fail!("the clone's `cargo xtask test` printed no closing summary"))?;
+    if !closing.contains(" 0 failed") {
+        return Err(fail!("the clone's tests failed: {closing}"));
+    }
+    if !out.contains("==== NOT RUN: ") || !out.contains(crate::traces::TRACES_VAR) {
+        return Err(fail!(
+            "the clone's `cargo xtask test` did not report the trace tests as NOT RUN \
+             (it has no ../shared beside it)"
+        ));
+    }
+    Ok(())
+}
+
+/// Clones HEAD into a temp dir with nothing beside it and runs the README's two commands.
+pub(crate) fn bare_clone() -> Res {
+    let target = outer_target_dir()?.join("bare-clone");
+    let tmp = TempDir::new("memstache-bare-clone")?;
+    let dest = tmp.path().join("memstache");
+    let head = clone_head(&workspace_root(), &dest)?;
+    println!(
+        "bare-clone: {head} cloned into {} (nothing beside it), target dir {}",
+        dest.display(),
+        target.display()
+    );
+
+    let t = Instant::now();
+    run(clone_cargo(&dest, &target).args([
+        "run",
+        "--release",
+        "-p",
+        "memstache-cli",
+        "--",
+        "demo",
+    ]))?;
+    let demo = t.elapsed();
+
+    let t = Instant::now();
+    let (ok, out) = run_capturing(clone_cargo(&dest, &target).args(["xtask", "test"]))?;
+    let test = t.elapsed();
+    if !ok {
+        return Err(fail!("`cargo xtask test` failed in the bare clone"));
+    }
+    check_test_output(&out)?;
+    println!(
+        "bare-clone: demo ok ({:.1}s), cargo xtask test ok with the trace tests reported as \
+         NOT RUN ({:.1}s)",
+        demo.as_secs_f64(),
+        test.as_secs_f64()
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_clone_must_pass_and_say_the_trace_tests_did_not_run() {
+        let notice = crate::traces::not_run_notice(Some(6), "no cache traces");
+        let good = format!("{notice}\ntest suites run: 3\ntest: 10 passed, 0 failed, 7 skipped\n");
+        assert!(check_test_output(&good).is_ok());
+        let failed = good.replace(" 0 failed", " 2 failed");
+        assert!(check_test_output(&failed).is_err());
+        let silent = "test: 10 passed, 0 failed, 1 skipped\n";
+        assert!(check_test_output(silent).is_err());
+        assert!(check_test_output(&notice).is_err(), "no closing line");
+    }
+
+    #[test]
+    fn the_clone_runs_without_ci_or_trace_variables() {
+        let cmd = clone_cargo(Path::new("/tmp/x"), Path::new("/tmp/t"));
+        let envs: Vec<_> = cmd.get_envs().collect();
+        for var in ["CI", "MEMSTACHE_TRACES", "MEMSTACHE_REQUIRE_TRACES"] {
+            assert!(
+                envs.iter().any(|(k, v)| *k == var && v.is_none()),
+                "{var} is not removed"
+            );
+        }
+        assert!(
+            envs.iter()
+                .any(|(k, v)| *k == "CARGO_TARGET_DIR" && *v == Some("/tmp/t".as_ref()))
+        );
+        assert_eq!(cmd.get_current_dir(), Some(Path::new("/tmp/x")));
+    }
+}
