@@ -18,8 +18,8 @@ use std::hint::black_box;
 
 use memstache::raw::BoxBackendService;
 use memstache::{EntryOptions, MemStache};
-use memstache_redis::RedisBackend;
 use memstache_harness::redis::RedisServer;
+use memstache_redis::RedisBackend;
 use tokio::runtime::Runtime;
 
 /// Operations per path.

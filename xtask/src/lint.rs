@@ -1,4 +1,4 @@
-//! `cargo xtask lint`: rustfmt, clippy, rustdoc and the MSRV check.
+//! `cargo xtask lint`: rustfmt, clippy, rustdoc, the MSRV check and the import-circle check.
 
 use crate::util::{Res, cargo, fail, run};
 
@@ -7,7 +7,7 @@ type Step = (&'static str, fn() -> Res);
 
 /// Runs every lint step (all of them, even after a failure) and fails if any failed.
 pub(crate) fn lint() -> Res {
-    let steps: [Step; 4] = [
+    let steps: [Step; 5] = [
         ("fmt", || {
             run(cargo().args(["fmt", "--all", "--", "--check"]))
         }),
@@ -31,6 +31,7 @@ pub(crate) fn lint() -> Res {
             ]))
         }),
         ("msrv", crate::msrv::check),
+        ("circles", crate::circles::check),
     ];
     let mut failed = Vec::new();
     for (name, step) in steps {
@@ -41,7 +42,7 @@ pub(crate) fn lint() -> Res {
         }
     }
     if failed.is_empty() {
-        println!("lint: fmt, clippy, doc and msrv ok");
+        println!("lint: fmt, clippy, doc, msrv and circles ok");
         Ok(())
     } else {
         Err(fail!("lint failed: {}", failed.join(", ")))

@@ -4,6 +4,7 @@
 //! nothing but std so that it compiles in seconds.
 
 mod bare_clone;
+mod circles;
 mod deny;
 mod json;
 mod lint;
@@ -26,8 +27,10 @@ Commands (exactly what CI runs):
                               `cargo test --workspace --all-features [args]`; the trace
                               tests need $MEMSTACHE_TRACES or ../shared/traces (reported
                               as NOT RUN without them; required under CI=true)
-  lint                        cargo fmt --check, clippy -D warnings, rustdoc -D warnings, msrv
+  lint                        cargo fmt --check, clippy -D warnings, rustdoc -D warnings, msrv,
+                              circles
   msrv                        rustc and every resolved dependency fit `rust-version`
+  circles                     no two source files of a crate import each other
   deny [args]                 cargo-deny: offline against ../shared/advisory-db when it is
                               there, else with its fetched default database
   package [args]              `cargo package --workspace` (no upload), licence files checked
@@ -52,6 +55,7 @@ fn main() -> ExitCode {
         "bare-clone" => no_args(&command, &rest).and_then(|()| bare_clone::bare_clone()),
         "lint" => no_args(&command, &rest).and_then(|()| lint::lint()),
         "msrv" => no_args(&command, &rest).and_then(|()| msrv::check()),
+        "circles" => no_args(&command, &rest).and_then(|()| circles::check()),
         "deny" => deny::deny(&rest),
         "ci" => no_args(&command, &rest).and_then(|()| ci()),
         "hit-ratio" => run(cargo()

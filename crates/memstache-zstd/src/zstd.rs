@@ -11,7 +11,6 @@ use zstd::zstd_safe::{
 use crate::config::{DEFAULT_LEVEL, ZstdConfig};
 use crate::error::{bad_format, too_large, zstd_failed};
 
-
 /// Zstandard compression. Envelope id **2**.
 ///
 /// Cheap to copy; compression and decompression contexts are kept per thread and reused
