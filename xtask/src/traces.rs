@@ -2,7 +2,7 @@
 //! are not there.
 //!
 //! The published-number tests (`crates/memstache-eviction/tests/published_traces.rs`) need the
-//! traces of DESIGN.md §8, which are redistributed data we do not commit. `cargo xtask test`
+//! public cache traces (see `docs/eviction.md`), which are redistributed data we do not commit. `cargo xtask test`
 //! looks in `$MEMSTACHE_TRACES`, or else in `../shared/traces` beside the workspace root:
 //!
 //! * found: it exports `MEMSTACHE_TRACES=<that dir>` to the test run, so the tests read them;

@@ -1,4 +1,4 @@
-//! Hit ratios on the public traces (DESIGN.md §8): `Lru` reproduces the published LRU values
+//! Hit ratios on the public traces (`docs/eviction.md`): `Lru` reproduces the published LRU values
 //! exactly to two decimals, and `TinyLfu` reaches at least ARC's published values on OLTP and
 //! is scan-resistant on `loop`.
 //!

@@ -1,4 +1,4 @@
-//! Cache-trace replay: parse the public traces of DESIGN.md §8 and replay an eviction policy
+//! Cache-trace replay: parse the public cache traces (`docs/eviction.md`) and replay an eviction policy
 //! over them at a fixed capacity, measuring hit ratio and speed.
 //!
 //! The traces are redistributed data that the repository does not commit. [`traces_dir`]
@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 
 use memstache_core::raw::{EntryMeta, EvictionPolicy};
 
-/// The traces of DESIGN.md §8 and the capacities they are measured at.
+/// The public traces (`docs/eviction.md`) and the capacities they are measured at.
 pub const STANDARD: &[(&str, &[usize])] = &[
     ("OLTP.lis.zst", &[250, 500, 1_000, 2_000]),
     ("gli.trace.gz", &[250, 500, 1_000, 1_500, 2_000]),

@@ -1,4 +1,4 @@
-//! The behaviour suite: every semantic of DESIGN.md §5 that a backend must honour, written
+//! The behaviour suite: every semantic of the cache that a backend must honour (expiry, batches, integrity, single-flight; see `docs/architecture.md`), written
 //! once as plain async functions over a [`Harness`], and run against every backend with
 //! [`behaviour_tests!`](crate::behaviour_tests).
 //!
