@@ -67,7 +67,7 @@ impl fmt::Debug for LocalCopies {
 
 /// A local copy, with how long ago it was last confirmed good.
 #[derive(Debug)]
-pub(crate) struct Copy {
+pub(crate) struct LocalCopy {
     pub(crate) envelope: Bytes,
     pub(crate) age_ms: u64,
 }
@@ -160,16 +160,16 @@ impl LocalCopies {
     }
 
     /// The copies of `sks`, each `None` when missing or older than the maximum age.
-    pub(crate) fn recall_many(&self, sks: &[&str], now_ms: u64) -> Vec<Option<Copy>> {
+    pub(crate) fn recall_many(&self, sks: &[&str], now_ms: u64) -> Vec<Option<LocalCopy>> {
         sks.iter().map(|sk| self.recall(sk, now_ms)).collect()
     }
 
     /// The copy of `sk`, when it was confirmed at most the maximum age before `now_ms`.
-    pub(crate) fn recall(&self, sk: &str, now_ms: u64) -> Option<Copy> {
+    pub(crate) fn recall(&self, sk: &str, now_ms: u64) -> Option<LocalCopy> {
         let raw = self.store.get_sync(sk)?;
         let stamp: [u8; 8] = raw.get(..8)?.try_into().ok()?;
         let age_ms = now_ms.saturating_sub(u64::from_le_bytes(stamp));
-        (age_ms <= self.max_age_ms).then(|| Copy {
+        (age_ms <= self.max_age_ms).then(|| LocalCopy {
             envelope: raw.slice(8..),
             age_ms,
         })
@@ -195,7 +195,8 @@ impl WriteTicket<'_> {
         s.seq += 1;
     }
 
-    /// A batch write ended: `stored` says for each key whether its envelope was stored.
+    /// A batch write of `entries` ended: `ok` when the backend stored them all (on an error
+    /// none counts as stored, and every copy is dropped).
     pub(crate) fn done_many(tickets: Vec<Self>, entries: &[BackendEntry], ok: bool, now_ms: u64) {
         for (t, e) in tickets.into_iter().zip(entries) {
             t.done(&e.key, ok.then_some(e.value.as_ref()), now_ms);

@@ -457,14 +457,18 @@ impl MemStache {
                     let out = match loaded {
                         Ok(value) => match self.inner.pipeline.serialize(&value) {
                             Ok(plain) => {
-                                if let Err(e) = self
-                                    .store::<T>(scope, sk, &plain, &options)
-                                    .await
-                                    .and_then(Outcome::into_done)
-                                {
-                                    self.inner.stats.error();
-                                    let e = self.ctx(e, "get_or_set", scope, Some(key));
-                                    tracing::warn!(error = %e, "memstache: storing the loaded value failed; returning it uncached");
+                                match self.store::<T>(scope, sk, &plain, &options).await {
+                                    Ok(Outcome::Done(())) => {}
+                                    // the scope's guard moved on (a tenant cleared meanwhile):
+                                    // the value is returned, not cached in the stale scope
+                                    Ok(Outcome::Stale(_)) => tracing::debug!(
+                                        "memstache: scope changed during the load; returning the value uncached"
+                                    ),
+                                    Err(e) => {
+                                        self.inner.stats.error();
+                                        let e = self.ctx(e, "get_or_set", scope, Some(key));
+                                        tracing::warn!(error = %e, "memstache: storing the loaded value failed; returning it uncached");
+                                    }
                                 }
                                 guard.complete(Ok(Arc::new(plain)));
                                 Ok(Outcome::Done(value))
