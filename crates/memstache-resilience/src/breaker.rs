@@ -1,18 +1,18 @@
-//! A circuit breaker on tower-resilience's, classifying memstache errors and mapping its
-//! errors back into typed [`Error`]s.
+//! A circuit breaker for the backend stack: a failure-rate breaker over a bucketed sliding
+//! time window, counting temporary errors as failures.
+
+mod circuit;
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use memstache_core::raw::{BackendFuture, BackendRequest, BackendResponse};
 use memstache_core::{Error, ErrorKind, Result};
 use tower::{Layer, Service, ServiceExt};
-use tower_resilience::circuitbreaker::{
-    CircuitBreakerError, CircuitBreakerHandle, CircuitState, FailureClassifier, SlidingWindowType,
-};
+
+use circuit::{Circuit, Permit};
 
 /// Default failure rate (failed / recorded calls in the window) that opens the circuit.
 pub const DEFAULT_FAILURE_RATE: f64 = 0.5;
@@ -48,11 +48,13 @@ pub const DEFAULT_HALF_OPEN_PROBES: usize = 3;
 /// # let _ = config;
 /// ```
 ///
-/// Why a time window: tower-resilience 0.13's count-based window is not sliding (its counts
-/// run from the last state change), so after hours of healthy traffic a total outage would
-/// take as many failures as there were successes to open the circuit. Its time-based window
-/// slides; it keeps one record per call in the window and scans them on each *failure*
-/// (successes are O(1)), so keep the window short at high request rates.
+/// The window is a ring of ten buckets, each a tenth of `window` long: recording a call adds
+/// to one bucket, and a failure sums the ten to decide whether to open. Every call costs the
+/// same whatever the request rate (one atomic read of the state, one short lock of the ring),
+/// so a high rate of fast failures — Redis refusing connections — opens the circuit within
+/// `min_calls` failures instead of slowing every caller first. The window slides in steps of
+/// a tenth of its length: a failure leaves the rate between 90 % and 100 % of `window` after
+/// it happened.
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
 #[must_use]
@@ -87,7 +89,7 @@ impl BreakerConfig {
         self.window = window;
         self
     }
-    /// Fewest recorded calls before the circuit may open. Default: 10.
+    /// Fewest calls in the window before the circuit may open. Default: 10.
     pub fn min_calls(mut self, calls: usize) -> Self {
         self.min_calls = calls;
         self
@@ -116,22 +118,10 @@ pub enum BreakerState {
     HalfOpen,
 }
 
-/// Counts a call as failed when it ended with a temporary error.
-#[derive(Debug, Clone, Copy)]
-pub struct TemporaryErrors;
-
-impl<Res> FailureClassifier<Res, Error> for TemporaryErrors {
-    fn classify(&self, result: &Result<Res, Error>) -> bool {
-        matches!(result, Err(e) if e.is_temporary())
-    }
-}
-
 /// Observes one breaker: its state and how often it changed.
 #[derive(Clone)]
 pub struct BreakerHandle {
-    handle: CircuitBreakerHandle<TemporaryErrors>,
-    transitions: Arc<AtomicU64>,
-    opened: Arc<AtomicU64>,
+    circuit: Arc<Circuit>,
 }
 
 impl fmt::Debug for BreakerHandle {
@@ -146,19 +136,15 @@ impl fmt::Debug for BreakerHandle {
 impl BreakerHandle {
     /// The current state.
     pub fn state(&self) -> BreakerState {
-        match self.handle.state() {
-            CircuitState::Closed => BreakerState::Closed,
-            CircuitState::Open => BreakerState::Open,
-            CircuitState::HalfOpen => BreakerState::HalfOpen,
-        }
+        self.circuit.state()
     }
     /// State changes so far.
     pub fn transitions(&self) -> u64 {
-        self.transitions.load(Ordering::SeqCst)
+        self.circuit.transitions()
     }
     /// Times the circuit opened so far.
     pub fn times_opened(&self) -> u64 {
-        self.opened.load(Ordering::SeqCst)
+        self.circuit.times_opened()
     }
 }
 
@@ -175,14 +161,13 @@ impl BreakerHandle {
 /// ```
 #[derive(Clone)]
 pub struct CircuitBreakerLayer {
-    layer: tower_resilience::circuitbreaker::CircuitBreakerLayer<TemporaryErrors>,
-    handle: BreakerHandle,
+    circuit: Arc<Circuit>,
 }
 
 impl fmt::Debug for CircuitBreakerLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CircuitBreakerLayer")
-            .field("handle", &self.handle)
+            .field("handle", &self.handle())
             .finish_non_exhaustive()
     }
 }
@@ -194,50 +179,28 @@ impl CircuitBreakerLayer {
     ///
     /// [`ErrorKind::InvalidConfig`] for a failure rate outside `(0, 1]` or an empty window.
     pub fn new(config: BreakerConfig) -> Result<Self> {
-        let transitions = Arc::new(AtomicU64::new(0));
-        let opened = Arc::new(AtomicU64::new(0));
-        let (t, o) = (Arc::clone(&transitions), Arc::clone(&opened));
-        let (layer, handle) = tower_resilience::circuitbreaker::CircuitBreakerLayer::builder()
-            .failure_rate_threshold(config.failure_rate)
-            .sliding_window_type(SlidingWindowType::TimeBased)
-            .sliding_window_duration(config.window)
-            .minimum_number_of_calls(config.min_calls)
-            .wait_duration_in_open(config.open_for)
-            .permitted_calls_in_half_open(config.half_open_probes.max(1))
-            .name("memstache-backend")
-            .on_state_transition(move |from, to| {
-                t.fetch_add(1, Ordering::SeqCst);
-                if to == CircuitState::Open {
-                    o.fetch_add(1, Ordering::SeqCst);
-                }
-                tracing::warn!(
-                    ?from,
-                    ?to,
-                    "memstache: backend circuit breaker changed state"
-                );
-            })
-            .failure_classifier_type(TemporaryErrors)
-            .build_with_handle()
-            .map_err(|e| {
-                Error::new(
-                    ErrorKind::InvalidConfig,
-                    "invalid circuit breaker configuration",
-                )
-                .with_source(e)
-            })?;
+        if !(config.failure_rate > 0.0 && config.failure_rate <= 1.0) {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                "circuit breaker failure rate must be in (0, 1]",
+            ));
+        }
+        if config.window.is_zero() {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                "circuit breaker window must not be empty",
+            ));
+        }
         Ok(CircuitBreakerLayer {
-            layer,
-            handle: BreakerHandle {
-                handle,
-                transitions,
-                opened,
-            },
+            circuit: Arc::new(Circuit::new(config)),
         })
     }
 
     /// A handle observing this breaker's circuit.
     pub fn handle(&self) -> BreakerHandle {
-        self.handle.clone()
+        BreakerHandle {
+            circuit: Arc::clone(&self.circuit),
+        }
     }
 }
 
@@ -245,16 +208,18 @@ impl<S> Layer<S> for CircuitBreakerLayer {
     type Service = CircuitBreaker<S>;
     fn layer(&self, inner: S) -> Self::Service {
         CircuitBreaker {
-            inner: self.layer.layer(inner),
+            inner,
+            circuit: Arc::clone(&self.circuit),
         }
     }
 }
 
-/// The service of [`CircuitBreakerLayer`]: tower-resilience's breaker with its errors mapped
-/// into memstache [`Error`]s (an open circuit is [`ErrorKind::CircuitOpen`]).
+/// The service of [`CircuitBreakerLayer`]: fails fast with [`ErrorKind::CircuitOpen`]
+/// (temporary) while the circuit is open, and records every call's outcome otherwise.
 #[derive(Clone)]
 pub struct CircuitBreaker<S> {
-    inner: tower_resilience::circuitbreaker::CircuitBreaker<S, TemporaryErrors>,
+    inner: S,
+    circuit: Arc<Circuit>,
 }
 
 impl<S> fmt::Debug for CircuitBreaker<S> {
@@ -263,13 +228,37 @@ impl<S> fmt::Debug for CircuitBreaker<S> {
     }
 }
 
-fn map_breaker_error(e: CircuitBreakerError<Error>) -> Error {
-    match e {
-        CircuitBreakerError::OpenCircuit => Error::new(
-            ErrorKind::CircuitOpen,
-            "circuit breaker is open; the backend was not called",
-        ),
-        CircuitBreakerError::Inner(e) => e,
+fn open_circuit() -> Error {
+    Error::new(
+        ErrorKind::CircuitOpen,
+        "circuit breaker is open; the backend was not called",
+    )
+}
+
+/// Records the outcome of one admitted call; a call dropped before its outcome records
+/// nothing, and a dropped probe gives its place back.
+struct Admitted {
+    circuit: Arc<Circuit>,
+    probe: bool,
+    recorded: bool,
+}
+
+impl Admitted {
+    fn record(mut self, failed: bool) {
+        self.recorded = true;
+        if self.probe {
+            self.circuit.record_probe(failed);
+        } else {
+            self.circuit.record(failed);
+        }
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        if self.probe && !self.recorded {
+            self.circuit.release_probe();
+        }
     }
 }
 
@@ -287,7 +276,23 @@ where
     }
 
     fn call(&mut self, req: BackendRequest) -> Self::Future {
+        let probe = match self.circuit.acquire() {
+            Permit::Rejected => return Box::pin(std::future::ready(Err(open_circuit()))),
+            Permit::Call => false,
+            Permit::Probe => true,
+        };
+        let admitted = Admitted {
+            circuit: Arc::clone(&self.circuit),
+            probe,
+            recorded: false,
+        };
         let inner = self.inner.clone();
-        Box::pin(async move { inner.oneshot(req).await.map_err(map_breaker_error) })
+        Box::pin(async move {
+            let result = inner.oneshot(req).await;
+            // A temporary error means the backend could not be reached; a permanent one
+            // means it answered.
+            admitted.record(matches!(&result, Err(e) if e.is_temporary()));
+            result
+        })
     }
 }

@@ -10,7 +10,7 @@ mod timeout;
 pub use breaker::{
     BreakerConfig, BreakerHandle, BreakerState, CircuitBreaker, CircuitBreakerLayer,
     DEFAULT_FAILURE_RATE, DEFAULT_HALF_OPEN_PROBES, DEFAULT_MIN_CALLS, DEFAULT_OPEN_FOR,
-    DEFAULT_WINDOW, TemporaryErrors,
+    DEFAULT_WINDOW,
 };
 pub use retry::{
     DEFAULT_BASE_DELAY, DEFAULT_MAX_DELAY, DEFAULT_MAX_RETRIES, DEFAULT_MIN_RETRIES_PER_SEC,
