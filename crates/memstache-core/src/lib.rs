@@ -20,10 +20,14 @@ pub use cache::{
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use options::{Absolute, EntryOptions};
 
-/// A short, non-reversible hash of a cache key for logs, spans and error context.
+/// A short hash of a cache key for logs, spans and error context.
 ///
-/// 16 hex digits of a keyed 64-bit FNV-1a variant; stable across processes and versions, so the
-/// same key shows the same hash on every node. Raw keys never appear in logs.
+/// 16 hex digits of SipHash-1-3 under a 128-bit secret key. Without
+/// [`set_key_hash_secret`], the secret is random per process: a hash cannot be recomputed
+/// from a guessed key outside the process (so guessable keys such as `user:42` cannot be
+/// recovered from logs by trying candidates), and hashes do not match across processes. To
+/// correlate one key's log lines across nodes, give every node the same secret at startup;
+/// whoever holds it can confirm guessed keys, so keep it with your other secrets.
 ///
 /// ```
 /// let h = memstache_core::key_hash("user:42");
@@ -32,10 +36,74 @@ pub use options::{Absolute, EntryOptions};
 /// assert_ne!(h, memstache_core::key_hash("user:43"));
 /// ```
 pub fn key_hash(key: &str) -> String {
-    format!("{:016x}", hash64(key.as_bytes()))
+    let (k0, k1) = *log_secret();
+    let mut h = siphasher::sip::SipHasher13::new_with_keys(k0, k1);
+    std::hash::Hasher::write(&mut h, key.as_bytes());
+    format!("{:016x}", std::hash::Hasher::finish(&h))
 }
 
-/// 64-bit FNV-1a with a final avalanche (used for key hashes and shard selection).
+static LOG_SECRET: std::sync::OnceLock<(u64, u64)> = std::sync::OnceLock::new();
+
+fn log_secret() -> &'static (u64, u64) {
+    LOG_SECRET.get_or_init(random_keys)
+}
+
+/// Sets the secret of [`key_hash`] for this process, so that every node given the same secret
+/// logs the same hash for the same key. Call it once at startup, before the first cache
+/// operation.
+///
+/// ```standalone_crate
+/// memstache_core::set_key_hash_secret(*b"shared by nodes!")?;
+/// let h = memstache_core::key_hash("user:42");
+/// // Another process with the same secret logs the same hash.
+/// assert_eq!(h, memstache_core::key_hash("user:42"));
+/// # Ok::<(), memstache_core::Error>(())
+/// ```
+///
+/// # Errors
+///
+/// [`ErrorKind::InvalidConfig`] when the secret was already set, or a key hash was already
+/// computed with the random one (hashes already logged would not match the new ones).
+pub fn set_key_hash_secret(secret: [u8; 16]) -> Result<()> {
+    let mut k0 = [0u8; 8];
+    let mut k1 = [0u8; 8];
+    k0.copy_from_slice(&secret[..8]);
+    k1.copy_from_slice(&secret[8..]);
+    LOG_SECRET
+        .set((u64::from_le_bytes(k0), u64::from_le_bytes(k1)))
+        .map_err(|_| {
+            Error::new(
+                ErrorKind::InvalidConfig,
+                "the key hash secret is already set, or a key hash was already computed",
+            )
+        })
+}
+
+/// Two random 64-bit keys, from std's per-process random SipHash keys (the OS's randomness,
+/// drawn once per thread by std).
+fn random_keys() -> (u64, u64) {
+    use std::hash::BuildHasher;
+    let state = std::hash::RandomState::new();
+    (
+        state.hash_one(0x6d65_6d73_u64),
+        state.hash_one(0x7461_6368_u64),
+    )
+}
+
+/// The hash that picks memory shards, fail-safe stripes and feeds the eviction sketches:
+/// SipHash-1-3 under a random per-process key, so keys chosen to collide in one shard or one
+/// sketch counter cannot be computed outside the process.
+pub(crate) fn shard_hash(bytes: &[u8]) -> u64 {
+    static KEYS: std::sync::OnceLock<(u64, u64)> = std::sync::OnceLock::new();
+    let &(k0, k1) = KEYS.get_or_init(random_keys);
+    let mut h = siphasher::sip::SipHasher13::new_with_keys(k0, k1);
+    std::hash::Hasher::write(&mut h, bytes);
+    std::hash::Hasher::finish(&h)
+}
+
+/// 64-bit FNV-1a with a final avalanche: stable across processes and versions, unkeyed. Only
+/// for values that must agree between processes and are not secret (type fingerprints); keys
+/// go through [`key_hash`] or `shard_hash`.
 pub(crate) fn hash64(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for &b in bytes {

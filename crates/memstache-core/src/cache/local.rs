@@ -33,9 +33,9 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 use parking_lot::Mutex;
 
-use crate::hash64;
 use crate::memory::MemoryBackend;
 use crate::raw::{BackendEntry, Expiry};
+use crate::shard_hash;
 
 /// Stripes of the ordering state (a power of two).
 pub(crate) const STRIPES: usize = 256;
@@ -99,7 +99,7 @@ impl fmt::Debug for WriteTicket<'_> {
 }
 
 fn stripe_of(sk: &str) -> usize {
-    (hash64(sk.as_bytes()) as usize) & (STRIPES - 1)
+    (shard_hash(sk.as_bytes()) as usize) & (STRIPES - 1)
 }
 
 fn stamped(envelope: &[u8], now_ms: u64) -> Bytes {

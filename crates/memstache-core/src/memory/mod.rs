@@ -61,7 +61,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 
 use crate::raw::{Backend, Capabilities, Clock, EvictionPolicy, Expiry};
-use crate::{Result, hash64};
+use crate::{Result, shard_hash};
 pub use builder::{MemoryBackendBuilder, PartitionFn};
 pub use lru::Lru;
 use shard::{Departure, Shard};
@@ -287,7 +287,7 @@ impl MemoryBackend {
         if let Some(child) = self.partition_for(key) {
             return child.with_shard(key, f);
         }
-        let hash = hash64(key.as_bytes());
+        let hash = shard_hash(key.as_bytes());
         let mut out = Vec::new();
         let r = {
             let mut shard = self.shard_of(hash).lock();
@@ -302,7 +302,7 @@ impl MemoryBackend {
         if let Some(listener) = &self.inner.listener {
             for d in out {
                 listener(&EvictionEvent {
-                    key_hash: format!("{:016x}", d.hash),
+                    key_hash: crate::key_hash(&d.key),
                     weight: d.weight,
                     cause: d.cause,
                 });

@@ -15,9 +15,9 @@ use crate::{Error, ErrorKind, Result};
 pub(crate) const EXPIRE_BUDGET: usize = 4;
 
 /// An entry that left the shard, reported to the eviction listener after the lock is released.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Departure {
-    pub(crate) hash: u64,
+    pub(crate) key: Arc<str>,
     pub(crate) weight: u64,
     pub(crate) cause: EvictionCause,
 }
@@ -25,7 +25,6 @@ pub(crate) struct Departure {
 #[derive(Debug)]
 struct Slot {
     key: Arc<str>,
-    hash: u64,
     value: Bytes,
     expiry: Expiry,
     expires_at: Option<u64>,
@@ -108,7 +107,7 @@ impl Shard {
         self.free.push(i);
         if self.report {
             out.push(Departure {
-                hash: slot.hash,
+                key: Arc::clone(&slot.key),
                 weight: slot.weight,
                 cause,
             });
@@ -279,7 +278,7 @@ impl Shard {
             self.bytes = self.bytes.saturating_sub(old_weight).saturating_add(weight);
             if self.report {
                 out.push(Departure {
-                    hash,
+                    key: Arc::clone(&slot.key),
                     weight: old_weight,
                     cause: EvictionCause::Replaced,
                 });
@@ -295,7 +294,6 @@ impl Shard {
             let key: Arc<str> = Arc::from(key);
             self.slots[i as usize] = Some(Slot {
                 key: Arc::clone(&key),
-                hash,
                 value,
                 expiry,
                 expires_at,
@@ -367,7 +365,7 @@ impl Shard {
         if self.report {
             for slot in self.slots.iter().flatten() {
                 out.push(Departure {
-                    hash: slot.hash,
+                    key: Arc::clone(&slot.key),
                     weight: slot.weight,
                     cause: EvictionCause::Removed,
                 });
