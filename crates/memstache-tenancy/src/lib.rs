@@ -210,6 +210,20 @@ impl TenantCache {
                 *self.state.token.write() = Some(t.clone());
                 return Ok(t);
             }
+            if let Some(malformed) = raw {
+                // Not a token (written by something else, or corrupted): a generation nobody
+                // can name. Replacing it only clears the tenant, the safe direction; removing
+                // it only while it still holds those bytes leaves a token written meanwhile
+                // by another node in place.
+                tracing::warn!(
+                    tenant = %self.state.id,
+                    "memstache: a tenant's generation held no valid token; starting a new generation"
+                );
+                self.cache
+                    .control_remove_if_equals(&self.state.gen_key, &malformed)
+                    .await?;
+                continue;
+            }
             let t = new_token();
             let created = self
                 .cache

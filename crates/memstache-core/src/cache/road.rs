@@ -305,8 +305,9 @@ impl MemStache {
         self.call(self.inner.backend.set_if_absent(key, value, expiry))
     }
 
-    /// Removes a control key only when it holds `expected` (atomic on distributed backends).
-    pub(crate) fn control_remove_if_equals<'a>(
+    /// Removes a control key only when it holds `expected` (atomic on distributed backends),
+    /// under the operation timeout; `true` when it removed.
+    pub fn control_remove_if_equals<'a>(
         &'a self,
         key: &'a str,
         expected: &'a [u8],

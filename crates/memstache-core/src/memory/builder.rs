@@ -66,7 +66,12 @@ pub(super) struct PartitionSpec {
     pub(super) route: PartitionFn,
     pub(super) max_entries: usize,
     pub(super) max_bytes: u64,
+    pub(super) max_partitions: usize,
 }
+
+/// Default bound on the number of partitions of a partitioned memory store
+/// ([`MemoryBackendBuilder::max_partitions`]).
+pub const DEFAULT_MAX_PARTITIONS: usize = 1024;
 
 /// Names the partition a key belongs to (`None`: the store's own bounds). See
 /// [`MemoryBackendBuilder::partition_by`].
@@ -83,7 +88,9 @@ impl fmt::Debug for MemoryBackendBuilder {
             .field("listener", &self.listener.is_some())
             .field(
                 "partitions",
-                &self.partitions.map(|p| (p.max_entries, p.max_bytes)),
+                &self
+                    .partitions
+                    .map(|p| (p.max_entries, p.max_bytes, p.max_partitions)),
             )
             .finish()
     }
@@ -167,9 +174,13 @@ impl MemoryBackendBuilder {
     /// `max_entries` entries and `max_bytes` bytes and its own eviction order: a noisy
     /// partition evicts only its own entries, never another's or the store's own. `route`
     /// names the partition of a key (a prefix of it, say), or `None` for keys that use the
-    /// store's own bounds. The store's total is then its own bounds plus one partition's bounds
-    /// per partition in use. `memstache-tenancy` routes each tenant to its own partition with
-    /// its `partition_of`. Default: none (one keyspace).
+    /// store's own bounds. At most [`max_partitions`](Self::max_partitions) partitions exist
+    /// at once (default [`DEFAULT_MAX_PARTITIONS`]): when a key names a new partition and
+    /// that many exist, the partition used least recently is dropped whole (its entries leave
+    /// with [`EvictionCause::Size`](super::EvictionCause::Size)), so the store's total stays
+    /// within its own bounds plus `max_partitions` times one partition's bounds, however many
+    /// partition names keys carry. `memstache-tenancy` routes each tenant to its own partition
+    /// with its `partition_of`. Default: none (one keyspace).
     ///
     /// ```
     /// use memstache_core::memory::MemoryBackend;
@@ -193,7 +204,41 @@ impl MemoryBackendBuilder {
             route,
             max_entries,
             max_bytes,
+            max_partitions: self
+                .partitions
+                .map_or(DEFAULT_MAX_PARTITIONS, |p| p.max_partitions),
         });
+        self
+    }
+
+    /// The most partitions that exist at once (see [`partition_by`](Self::partition_by));
+    /// call it after `partition_by`. Default: [`DEFAULT_MAX_PARTITIONS`].
+    ///
+    /// ```
+    /// use memstache_core::memory::MemoryBackend;
+    /// use memstache_core::raw::{Backend, Expiry};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> memstache_core::Result<()> {
+    /// fn first_segment(key: &str) -> Option<&str> {
+    ///     key.split('/').next()
+    /// }
+    /// let store = MemoryBackend::builder()
+    ///     .partition_by(first_segment, 100, 1 << 20)
+    ///     .max_partitions(2)
+    ///     .build()?;
+    /// for k in ["a/1", "b/1", "a/2", "c/1"] {
+    ///     store.set(k, bytes::Bytes::from_static(b"v"), Expiry::NEVER).await?;
+    /// }
+    /// // "c" needed room: "b", used least recently, was dropped.
+    /// assert_eq!(store.partition_len("a"), Some(2));
+    /// assert_eq!(store.partition_len("b"), None);
+    /// assert_eq!(store.partition_len("c"), Some(1));
+    /// # Ok(()) }
+    /// ```
+    pub fn max_partitions(mut self, n: usize) -> Self {
+        if let Some(p) = self.partitions.as_mut() {
+            p.max_partitions = n;
+        }
         self
     }
 
@@ -229,7 +274,7 @@ impl MemoryBackendBuilder {
         }
         if self
             .partitions
-            .is_some_and(|p| p.max_entries == 0 || p.max_bytes == 0)
+            .is_some_and(|p| p.max_entries == 0 || p.max_bytes == 0 || p.max_partitions == 0)
         {
             return invalid("memory backend partition bounds must be at least 1".into());
         }
@@ -252,6 +297,7 @@ impl MemoryBackendBuilder {
             .collect();
         let partitions = self.partitions.map(|p| Partitions {
             route: p.route,
+            max: p.max_partitions,
             template: MemoryBackendBuilder {
                 max_entries: p.max_entries,
                 max_bytes: p.max_bytes,
@@ -262,6 +308,7 @@ impl MemoryBackendBuilder {
                 partitions: None,
             },
             map: Default::default(),
+            tick: Default::default(),
         });
         MemoryBackend {
             inner: Arc::new(Inner {

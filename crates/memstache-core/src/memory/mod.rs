@@ -62,7 +62,7 @@ use parking_lot::Mutex;
 
 use crate::raw::{Backend, Capabilities, Clock, EvictionPolicy, Expiry};
 use crate::{Result, shard_hash};
-pub use builder::{MemoryBackendBuilder, PartitionFn};
+pub use builder::{DEFAULT_MAX_PARTITIONS, MemoryBackendBuilder, PartitionFn};
 pub use lru::Lru;
 use shard::{Departure, Shard};
 
@@ -137,8 +137,31 @@ struct Inner {
 /// Partitions of the keyspace (see [`MemoryBackendBuilder::partition_by`]).
 pub(crate) struct Partitions {
     pub(crate) route: PartitionFn,
+    pub(crate) max: usize,
     pub(crate) template: MemoryBackendBuilder,
-    pub(crate) map: parking_lot::RwLock<std::collections::HashMap<Box<str>, MemoryBackend>>,
+    pub(crate) map: parking_lot::RwLock<std::collections::HashMap<Box<str>, Partition>>,
+    /// Logical time of partition uses.
+    pub(crate) tick: std::sync::atomic::AtomicU64,
+}
+
+/// One partition's store and when it was last used (a logical tick), to drop the idlest
+/// partition when a new one needs room.
+pub(crate) struct Partition {
+    store: MemoryBackend,
+    last_used: std::sync::atomic::AtomicU64,
+}
+
+impl Partition {
+    fn touch(&self, tick: &std::sync::atomic::AtomicU64) -> MemoryBackend {
+        use std::sync::atomic::Ordering::Relaxed;
+        // Only a use that follows another partition's takes a new tick: a run of uses of one
+        // partition only reads.
+        if self.last_used.load(Relaxed) != tick.load(Relaxed) {
+            self.last_used
+                .store(tick.fetch_add(1, Relaxed) + 1, Relaxed);
+        }
+        self.store.clone()
+    }
 }
 
 impl fmt::Debug for MemoryBackend {
@@ -195,7 +218,7 @@ impl MemoryBackend {
         self.inner
             .partitions
             .as_ref()
-            .map(|p| p.map.read().values().cloned().collect())
+            .map(|p| p.map.read().values().map(|p| p.store.clone()).collect())
             .unwrap_or_default()
     }
 
@@ -203,22 +226,48 @@ impl MemoryBackend {
     /// the partition stored anything). See [`MemoryBackendBuilder::partition_by`].
     pub fn partition_len(&self, name: &str) -> Option<usize> {
         let p = self.inner.partitions.as_ref()?;
-        p.map.read().get(name).map(MemoryBackend::len)
+        p.map.read().get(name).map(|p| p.store.len())
     }
 
-    /// The child store for a partitioned key, created on first use.
+    /// The child store for a partitioned key, created on first use; creating one past the
+    /// bound drops the partition used least recently.
     fn partition_for(&self, key: &str) -> Option<MemoryBackend> {
         let parts = self.inner.partitions.as_ref()?;
         let name = (parts.route)(key)?;
         if let Some(child) = parts.map.read().get(name) {
-            return Some(child.clone());
+            return Some(child.touch(&parts.tick));
         }
-        let mut map = parts.map.write();
-        Some(
-            map.entry(name.into())
-                .or_insert_with(|| parts.template.clone().build_unchecked())
-                .clone(),
-        )
+        let (child, dropped) = {
+            let mut map = parts.map.write();
+            if let Some(child) = map.get(name) {
+                return Some(child.touch(&parts.tick));
+            }
+            let dropped = if map.len() >= parts.max {
+                let idlest = map
+                    .iter()
+                    .min_by_key(|(_, p)| p.last_used.load(std::sync::atomic::Ordering::Relaxed))
+                    .map(|(k, _)| k.clone());
+                idlest.and_then(|k| map.remove(&k))
+            } else {
+                None
+            };
+            let child = Partition {
+                store: parts.template.clone().build_unchecked(),
+                last_used: (parts
+                    .tick
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                    + 1)
+                .into(),
+            };
+            let store = child.store.clone();
+            map.insert(name.into(), child);
+            (store, dropped)
+        };
+        // Outside the map's lock: the listener may call the store.
+        if let Some(p) = dropped {
+            p.store.clear_as(EvictionCause::Size);
+        }
+        Some(child)
     }
 
     /// Whether no entry is stored.
@@ -242,13 +291,19 @@ impl MemoryBackend {
 
     /// Removes every entry (the listener sees each as [`EvictionCause::Removed`]).
     pub fn clear(&self) {
+        self.clear_as(EvictionCause::Removed);
+    }
+
+    fn clear_as(&self, cause: EvictionCause) {
         for shard in self.inner.shards.iter() {
             let mut out = Vec::new();
-            shard.lock().clear(self.inner.policy.as_ref(), &mut out);
+            shard
+                .lock()
+                .clear(self.inner.policy.as_ref(), cause, &mut out);
             self.notify(out);
         }
         for p in self.partitions() {
-            p.clear();
+            p.clear_as(cause);
         }
     }
 

@@ -361,13 +361,18 @@ impl Shard {
     }
 
     /// Drops every entry and starts a fresh eviction state.
-    pub(crate) fn clear(&mut self, policy: &dyn EvictionPolicy, out: &mut Vec<Departure>) {
+    pub(crate) fn clear(
+        &mut self,
+        policy: &dyn EvictionPolicy,
+        cause: EvictionCause,
+        out: &mut Vec<Departure>,
+    ) {
         if self.report {
             for slot in self.slots.iter().flatten() {
                 out.push(Departure {
                     key: Arc::clone(&slot.key),
                     weight: slot.weight,
-                    cause: EvictionCause::Removed,
+                    cause,
                 });
             }
         }

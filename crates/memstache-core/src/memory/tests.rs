@@ -603,3 +603,43 @@ mod model {
         }
     }
 }
+
+fn first_segment(key: &str) -> Option<&str> {
+    key.split_once('/').map(|(p, _)| p)
+}
+
+/// Keys naming ever new partitions (tenant ids from requests, say) do not grow the store past
+/// `max_partitions` partitions: the idlest is dropped whole, and its entries are reported.
+#[test]
+fn partitions_are_bounded_and_the_idlest_is_dropped() {
+    let departed = Arc::new(Mutex::new(Vec::new()));
+    let d = Arc::clone(&departed);
+    let store = MemoryBackend::builder()
+        .partition_by(first_segment, 10, 1 << 20)
+        .max_partitions(8)
+        .eviction_listener(move |e| d.lock().push(e.cause))
+        .build()
+        .unwrap();
+    run(store.set("hot/k", b("v"), Expiry::NEVER)).unwrap();
+    for i in 0..1_000 {
+        run(store.set(&format!("t{i}/k"), b("v"), Expiry::NEVER)).unwrap();
+        // The hot partition is used between every two new ones: it is never the idlest.
+        assert_eq!(run(store.get("hot/k")).unwrap(), Some(b("v")));
+    }
+    let live = store.inner.partitions.as_ref().unwrap().map.read().len();
+    assert_eq!(live, 8);
+    assert_eq!(store.len(), 8, "one entry in each live partition");
+    assert_eq!(store.partition_len("hot"), Some(1));
+    assert_eq!(store.partition_len("t999"), Some(1));
+    assert_eq!(store.partition_len("t0"), None);
+    let departed = departed.lock();
+    assert_eq!(departed.len(), 1_000 + 1 - 8);
+    assert!(departed.iter().all(|c| *c == EvictionCause::Size));
+    assert!(
+        MemoryBackend::builder()
+            .partition_by(first_segment, 10, 1 << 20)
+            .max_partitions(0)
+            .build()
+            .is_err()
+    );
+}

@@ -1,5 +1,6 @@
 //! The tenancy suite: isolation (also under concurrency, with adversarial ids and keys),
-//! O(1) clear, clears seen by a second instance, lost generations, bad tenant ids.
+//! O(1) clear, clears seen by a second instance, lost and malformed generations, bad tenant
+//! ids.
 
 use std::collections::HashMap;
 
@@ -176,6 +177,36 @@ pub async fn lost_generation_never_resurrects(h: &dyn Harness) {
     assert_eq!(acme.get::<u8>("k").await.unwrap(), None);
 }
 
+/// A generation key holding something that is not a token (written by another program, a
+/// truncated value, an attacker) does not block the tenant: the next operation starts a new
+/// generation — which clears the tenant, never resurrects anything — on this node and on one
+/// that still knew the old token.
+pub async fn malformed_generation_starts_a_new_one(h: &dyn Harness) {
+    let (cache, tenants) = managers(h);
+    let acme = tenants.tenant("malformed").unwrap();
+    acme.set("k", &1u8, EntryOptions::default()).await.unwrap();
+    let gen_key = format!("{}#{{malformed}}:gen", cache.namespace());
+    for junk in [&b"not-a-token"[..], b"", b"0123456789abcdeg", &[0xff; 16]] {
+        h.backend()
+            .set(
+                &gen_key,
+                bytes::Bytes::copy_from_slice(junk),
+                memstache_core::raw::Expiry::NEVER,
+            )
+            .await
+            .unwrap();
+        let fresh = TenantManager::new(cache.clone())
+            .tenant("malformed")
+            .unwrap();
+        assert_eq!(fresh.get::<u8>("k").await.unwrap(), None, "{junk:?}");
+        fresh.set("k", &2u8, EntryOptions::default()).await.unwrap();
+        assert_eq!(fresh.get::<u8>("k").await.unwrap(), Some(2), "{junk:?}");
+        // The node that knew the old token follows the new generation.
+        assert_eq!(acme.get::<u8>("k").await.unwrap(), Some(2), "{junk:?}");
+        acme.set("k", &1u8, EntryOptions::default()).await.unwrap();
+    }
+}
+
 /// Bad tenant ids are `InvalidTenant`.
 pub async fn invalid_tenant_ids_are_rejected(h: &dyn Harness) {
     let (_, tenants) = managers(h);
@@ -227,6 +258,7 @@ pub async fn run_tenancy(h: &dyn Harness) {
         clear_is_o1_and_scoped,
         clear_is_seen_by_another_instance,
         lost_generation_never_resurrects,
+        malformed_generation_starts_a_new_one,
         invalid_tenant_ids_are_rejected,
         tenant_entries_expire
     );
