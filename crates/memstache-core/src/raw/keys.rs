@@ -19,9 +19,21 @@ use crate::Result;
 pub struct SecretKey(zeroize::Zeroizing<Box<[u8]>>);
 
 impl SecretKey {
-    /// Wraps key bytes (the caller should zero its own copy).
-    pub fn new(bytes: Vec<u8>) -> Self {
-        SecretKey(zeroize::Zeroizing::new(bytes.into_boxed_slice()))
+    /// Wraps key bytes, taking ownership of the vector: no copy of them is left behind in
+    /// freed memory (a vector with spare capacity is copied into an exact allocation and then
+    /// zeroed, capacity included). Zero any other copy you made yourself.
+    pub fn new(mut bytes: Vec<u8>) -> Self {
+        use zeroize::Zeroize;
+        let exact: Box<[u8]> = if bytes.len() == bytes.capacity() {
+            // No reallocation: the box takes the vector's own buffer.
+            bytes.into_boxed_slice()
+        } else {
+            // `into_boxed_slice` would shrink by reallocating and free the old buffer as is.
+            let copy = Box::from(bytes.as_slice());
+            bytes.zeroize();
+            copy
+        };
+        SecretKey(zeroize::Zeroizing::new(exact))
     }
     /// The key bytes. Only an [`Encryptor`](super::Encryptor) should look at them.
     pub fn expose(&self) -> &[u8] {
