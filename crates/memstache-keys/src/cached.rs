@@ -12,7 +12,9 @@ use memstache_core::raw::{Clock, KeyManager, KeyVersion, SystemClock};
 use memstache_core::{Error, Result};
 use parking_lot::Mutex;
 
-/// Past this many cached versions, expired ones are purged on insert.
+/// Past this many cached versions, expired ones are purged on insert; the next purge waits
+/// until the cache has doubled from what the purge left, so inserts stay amortised O(1)
+/// however many versions are live.
 const PURGE_ABOVE: usize = 1024;
 
 /// One fetch from the wrapped manager, shared by every caller that misses meanwhile.
@@ -82,6 +84,10 @@ struct Cache {
     epoch: u64,
     /// Fetches in progress and the epoch they started in (single flight per slot).
     flights: HashMap<Slot, (Flight, u64)>,
+    /// The size at which the next purge runs (0: [`PURGE_ABOVE`]).
+    purge_at: usize,
+    /// Purges so far (observed by tests).
+    purges: u64,
 }
 
 impl Cache {
@@ -92,9 +98,11 @@ impl Cache {
     }
 
     fn put(&mut self, key: &Arc<KeyVersion>, until: u64, now: u64) {
-        if self.versions.len() >= PURGE_ABOVE {
+        if self.versions.len() >= self.purge_at.max(PURGE_ABOVE) {
             self.versions.retain(|_, (_, u)| now < *u);
             self.current.retain(|_, (_, u)| now < *u);
+            self.purge_at = self.versions.len().saturating_mul(2);
+            self.purges += 1;
         }
         self.versions
             .insert((key.key_id.clone(), key.version), (Arc::clone(key), until));

@@ -285,3 +285,18 @@ async fn a_fetch_in_flight_across_a_destroy_is_not_cached() {
         ErrorKind::KeyDestroyed
     );
 }
+
+/// Past 1,024 live versions, a purge that frees nothing must not run again on every insert
+/// (that made each insert scan the whole cache: quadratic in the number of versions).
+#[tokio::test]
+async fn purging_stays_amortised_with_many_live_versions() {
+    let (cached, _, _, _) = setup(3600);
+    for i in 0..5_000 {
+        let id = format!("k{i}");
+        cached.current_key(&id).await.unwrap();
+    }
+    let cache = cached.inner.cache.lock();
+    assert_eq!(cache.versions.len(), 5_000, "every version is live");
+    // 1,024, 2,048, 4,096: one scan per doubling, not one per insert past 1,024 (3,977).
+    assert_eq!(cache.purges, 3);
+}
