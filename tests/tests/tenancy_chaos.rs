@@ -102,10 +102,12 @@ async fn clear_racing_writes_never_resurrects_and_loses_nothing_written_after_it
                 checked += 1;
                 // A write not yet recorded as completed is still in flight: it completes
                 // after `started`, which is allowed.
-                if let Some(done) = completed.lock().get(&(k, s)) {
-                    if *done < started {
-                        resurrected += 1;
-                    }
+                if completed
+                    .lock()
+                    .get(&(k, s))
+                    .is_some_and(|done| *done < started)
+                {
+                    resurrected += 1;
                 }
             }
         }
