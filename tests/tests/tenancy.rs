@@ -17,11 +17,26 @@ use memstache_testkit::behaviour::{Configured, RealTimeHarness, tenancy};
 use proptest::prelude::*;
 
 fn tenant_id() -> impl Strategy<Value = String> {
-    "[A-Za-z0-9._-]{1,12}"
+    prop_oneof![
+        "[A-Za-z0-9._-]{1,12}",
+        // the longest ids, and ids made of separators-looking characters only
+        "[A-Za-z0-9._-]{48}",
+        "[._-]{1,4}",
+    ]
+}
+
+fn namespace() -> impl Strategy<Value = String> {
+    // namespaces that are prefixes of each other and look like tenant ids
+    prop_oneof![
+        Just("ns".to_owned()),
+        Just("ns.a".to_owned()),
+        "[A-Za-z0-9._-]{1,6}"
+    ]
 }
 
 fn user_key() -> impl Strategy<Value = String> {
-    // separators, braces, '#', the token's alphabet, unicode, empty-looking segments
+    // separators, braces, '#', the token's alphabet, unicode, empty-looking segments, and
+    // whole fragments of the layout itself
     proptest::collection::vec(
         prop_oneof![
             Just(":".to_owned()),
@@ -29,6 +44,8 @@ fn user_key() -> impl Strategy<Value = String> {
             Just("}".to_owned()),
             Just("#".to_owned()),
             Just("gen".to_owned()),
+            Just("ns#{a}:".to_owned()),
+            Just(":0123456789abcdef:".to_owned()),
             "[0-9a-f]{1,16}",
             "\\PC{1,3}",
         ],
@@ -38,30 +55,44 @@ fn user_key() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(ProptestConfig::with_cases(256))]
 
-    /// No two distinct (tenant, key) pairs — nor a tenant pair and a plain cache key — share a
-    /// storage key.
+    /// No two distinct (namespace, tenant, key) triples — nor a tenant triple and a plain
+    /// cache key of any namespace — share a storage key; and the generation keys of distinct
+    /// (namespace, tenant) pairs differ from each other and from every entry's key.
     #[test]
     fn storage_keys_are_injective(
-        pairs in proptest::collection::vec((tenant_id(), user_key()), 1..24),
-        plain in proptest::collection::vec(user_key(), 0..8),
+        triples in proptest::collection::vec((namespace(), tenant_id(), user_key()), 1..24),
+        plain in proptest::collection::vec((namespace(), user_key()), 0..8),
     ) {
         let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
         rt.block_on(async {
-            let cache = MemStache::builder().namespace("ns").build().unwrap();
-            let tenants = TenantManager::new(cache.clone());
-            let mut seen: HashMap<String, (Option<String>, String)> = HashMap::new();
-            for (t, k) in &pairs {
-                let sk = tenants.tenant(t).unwrap().storage_key(k).await.unwrap();
-                let owner = (Some(t.clone()), k.clone());
+            let backend = MemoryBackend::new();
+            let cache_of = |ns: &str| {
+                MemStache::builder().backend(backend.clone()).namespace(ns).build().unwrap()
+            };
+            type Owner = (String, Option<String>, String);
+            let mut seen: HashMap<String, Owner> = HashMap::new();
+            for (ns, t, k) in &triples {
+                let sk = TenantManager::new(cache_of(ns))
+                    .tenant(t)
+                    .unwrap()
+                    .storage_key(k)
+                    .await
+                    .unwrap();
+                let owner = (ns.clone(), Some(t.clone()), k.clone());
                 if let Some(prev) = seen.insert(sk.clone(), owner.clone()) {
                     prop_assert_eq!(prev, owner, "collision on {}", sk);
                 }
+                let gen_key = format!("{ns}#{{{t}}}:gen");
+                let owner = (ns.clone(), Some(t.clone()), String::from("<generation>"));
+                if let Some(prev) = seen.insert(gen_key.clone(), owner.clone()) {
+                    prop_assert_eq!(prev, owner, "collision on {}", gen_key);
+                }
             }
-            for k in &plain {
-                let sk = cache.storage_key(k).unwrap();
-                let owner = (None, k.clone());
+            for (ns, k) in &plain {
+                let sk = cache_of(ns).storage_key(k).unwrap();
+                let owner = (ns.clone(), None, k.clone());
                 if let Some(prev) = seen.insert(sk.clone(), owner.clone()) {
                     prop_assert_eq!(prev, owner, "collision on {}", sk);
                 }
