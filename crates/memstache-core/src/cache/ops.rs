@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::{Instrument, field};
 
-use super::flight::{self, Role, SharedLoaderError};
+use super::flight::{FlightKey, Joined, SharedLoaderError};
 use super::lock::Lock;
 use super::pipeline::Prepared;
 use super::{LockOptions, MemStache, Outcome, Scope, record_outcome};
@@ -417,15 +417,15 @@ impl MemStache {
                 Outcome::Stale(g) => return Ok(Outcome::Stale(g)),
                 Outcome::Done(None) => {}
             }
-            match self.inner.flights.join(sk) {
-                Role::Waiter(slot) => match flight::wait(slot).await {
-                    Some(Ok(plain)) => {
-                        return Ok(Outcome::Done(self.inner.pipeline.deserialize(&plain)?));
-                    }
-                    Some(Err(e)) => return Err(e.to_error()),
-                    None => continue, // the leader was cancelled: try again
-                },
-                Role::Leader(guard) => {
+            // one flight per storage key *and type*: a waiter decodes the leader's value
+            // with its own type, so callers of different types never share one
+            match self.inner.flights.join_or_wait(FlightKey::of::<T>(sk)).await {
+                Joined::Done(Ok(plain)) => {
+                    return Ok(Outcome::Done(self.inner.pipeline.deserialize(&plain)?));
+                }
+                Joined::Done(Err(e)) => return Err(e.to_error()),
+                Joined::Abandoned => continue, // the leader was cancelled: try again
+                Joined::Lead(guard) => {
                     // Another leader may have just finished between our read and our join.
                     match self.read_for_load::<T>(scope, sk).await {
                         Outcome::Done(Some(v)) => return Ok(Outcome::Done(v)),
