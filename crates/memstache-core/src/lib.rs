@@ -3,6 +3,7 @@
 #![deny(missing_docs)]
 
 mod cache;
+mod depth;
 pub mod envelope;
 mod error;
 pub mod memory;
@@ -13,10 +14,11 @@ pub mod serializer;
 
 pub use cache::{
     DEFAULT_COMPRESS_THRESHOLD, DEFAULT_DISTRIBUTED_TIMEOUT, DEFAULT_FAIL_SAFE_BYTES,
-    DEFAULT_FAIL_SAFE_ENTRIES, DEFAULT_KEY_ID, DEFAULT_LOCK_LEASE, DEFAULT_LOCK_POLL,
-    DEFAULT_LOCK_WAIT, DEFAULT_MAX_KEY_LEN, DEFAULT_MAX_VALUE_SIZE, DEFAULT_NAMESPACE, FailSafe,
-    LockOptions, MemStache, MemStacheBuilder, StatsSnapshot,
+    DEFAULT_FAIL_SAFE_ENTRIES, DEFAULT_KEY_ID, DEFAULT_KEY_MANAGER_TIMEOUT, DEFAULT_LOCK_LEASE,
+    DEFAULT_LOCK_POLL, DEFAULT_LOCK_WAIT, DEFAULT_MAX_KEY_LEN, DEFAULT_MAX_VALUE_SIZE,
+    DEFAULT_NAMESPACE, FailSafe, LockOptions, MemStache, MemStacheBuilder, StatsSnapshot,
 };
+pub use depth::DEFAULT_MAX_NESTING_DEPTH;
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use options::{Absolute, EntryOptions};
 

@@ -213,7 +213,7 @@ impl MemStache {
             };
             span.record("hit", true);
             span.record("size", raw.len());
-            let v = self.decode::<T>(&raw, sk).await?;
+            let v = self.decode::<T>(&raw, sk, scope.key_id).await?;
             self.inner.stats.hit();
             Ok(Outcome::Done(Some(v)))
         })
@@ -419,7 +419,12 @@ impl MemStache {
             }
             // one flight per storage key *and type*: a waiter decodes the leader's value
             // with its own type, so callers of different types never share one
-            match self.inner.flights.join_or_wait(FlightKey::of::<T>(sk)).await {
+            match self
+                .inner
+                .flights
+                .join_or_wait(FlightKey::of::<T>(sk))
+                .await
+            {
                 Joined::Done(Ok(plain)) => {
                     return Ok(Outcome::Done(self.inner.pipeline.deserialize(&plain)?));
                 }
@@ -519,7 +524,7 @@ impl MemStache {
             self.inner.stats.miss();
             return Outcome::Done(None);
         };
-        match self.decode::<T>(&raw, sk).await {
+        match self.decode::<T>(&raw, sk, scope.key_id).await {
             Ok(v) => {
                 self.inner.stats.hit();
                 tracing::Span::current().record("hit", true);
@@ -587,7 +592,7 @@ impl MemStache {
             for (raw, sk) in raws.iter().zip(&sks) {
                 match raw {
                     Some(raw) => {
-                        out.push(Some(self.decode::<T>(raw, sk).await?));
+                        out.push(Some(self.decode::<T>(raw, sk, scope.key_id).await?));
                         hits += 1;
                     }
                     None => out.push(None),

@@ -518,7 +518,10 @@ impl Backend for AppliedThenTimedOut {
         if self.retry {
             self.inner.set_if_absent(key, value, expiry).await
         } else {
-            Err(Error::new(ErrorKind::Timeout, "injected: applied, then timed out"))
+            Err(Error::new(
+                ErrorKind::Timeout,
+                "injected: applied, then timed out",
+            ))
         }
     }
     async fn remove_if_equals(&self, key: &str, expected: &[u8]) -> Result<bool> {
@@ -557,7 +560,11 @@ async fn a_retried_lock_acquisition_recognises_its_own_lock() {
             .await
             .unwrap();
         assert_eq!(v, 5);
-        assert_eq!(t.elapsed(), Duration::ZERO, "retry={retry}: waited for its own lock");
+        assert_eq!(
+            t.elapsed(),
+            Duration::ZERO,
+            "retry={retry}: waited for its own lock"
+        );
         assert_eq!(cache.stats().loader_calls, 1);
         let lk = cache.lock_key(&cache.storage_key("k").unwrap());
         assert!(
