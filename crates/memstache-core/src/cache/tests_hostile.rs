@@ -534,3 +534,53 @@ async fn a_slow_key_manager_times_out_then_recovers() {
             .is_err()
     );
 }
+
+// ---- batches ----------------------------------------------------------------------------------
+
+/// One undecodable entry in a batch fails only its own key: `get_many` returns the others and
+/// `None` for it (counted as an error, logged with its key hash), `get_many_results` returns
+/// its error (`Integrity`, with the key hash) beside the other keys' values.
+#[cfg(feature = "postcard")]
+#[tokio::test(flavor = "current_thread")]
+async fn one_bad_entry_fails_only_its_own_key_in_a_batch() {
+    let backend = MemoryBackend::new();
+    let cache = MemStache::builder()
+        .backend(backend.clone())
+        .build()
+        .unwrap();
+    for (k, v) in [("a", 1u8), ("b", 2), ("c", 3)] {
+        cache.set(k, &v, EntryOptions::default()).await.unwrap();
+    }
+    let sk = cache.storage_key("b").unwrap();
+    let mut bad = backend.get(&sk).await.unwrap().unwrap().to_vec();
+    *bad.last_mut().unwrap() ^= 1; // the checksum no longer matches
+    backend
+        .set(&sk, Bytes::from(bad), Expiry::NEVER)
+        .await
+        .unwrap();
+    let before = cache.stats().errors;
+    let (logs, _guard) = super::test_support::capture_logs(tracing::Level::WARN);
+    let got = cache
+        .get_many::<u8, _>(&["a", "b", "c", "d"])
+        .await
+        .unwrap();
+    assert_eq!(got, vec![Some(1), None, Some(3), None]);
+    assert_eq!(cache.stats().errors, before + 1);
+    let text = logs.text();
+    assert!(text.contains(&crate::key_hash("b")), "{text}");
+    assert!(
+        !text.contains("ms:b"),
+        "the key leaked into the log: {text}"
+    );
+    let each = cache
+        .get_many_results::<u8, _>(&["a", "b", "c", "d"])
+        .await
+        .unwrap();
+    assert_eq!(*each[0].as_ref().unwrap(), Some(1));
+    let e = each[1].as_ref().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Integrity);
+    assert_eq!(e.operation(), Some("get_many"));
+    assert!(e.context().iter().any(|(n, _)| *n == "key_hash"));
+    assert_eq!(*each[2].as_ref().unwrap(), Some(3));
+    assert!(matches!(each[3], Ok(None)));
+}
