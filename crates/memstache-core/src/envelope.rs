@@ -23,7 +23,8 @@
 //! | 50+*k* | *n* | nonce |
 //! | 50+*k*+*n* | … | body: the payload, then the AEAD tag when encrypted, or a 4-byte CRC-32 trailer when not |
 //!
-//! Decoding never panics on any input and never allocates: [`decode`] borrows from the input.
+//! Decoding never panics on any input and never allocates: [`decode`] and [`parse`] borrow
+//! from the input.
 
 use crate::{Error, ErrorKind, Result};
 
@@ -216,16 +217,35 @@ pub fn peek_expiry(bytes: &[u8]) -> Option<(u64, u64)> {
     Some((le_u64(head, DEADLINE_OFFSET), le_u64(head, SLIDING_OFFSET)))
 }
 
-/// Decodes an envelope, checking its structure and bounds.
+/// Decodes an envelope, checking its structure and bounds: [`parse`], then
+/// [`Envelope::check_claims`].
 ///
 /// `max_value_size` bounds the serialized length the header may claim: a larger claim is a
 /// [`ValueTooLarge`](ErrorKind::ValueTooLarge) error before anything is allocated. The checksum
-/// and the AEAD tag are *not* verified here (they need the storage key); the pipeline does it.
+/// and the AEAD tag are *not* verified here (they need the storage key); the pipeline does it,
+/// and it checks the claims only **after** verifying them (see [`parse`]).
 ///
 /// Errors: [`Integrity`](ErrorKind::Integrity) for anything malformed or truncated,
 /// [`UnsupportedFormat`](ErrorKind::UnsupportedFormat) for another format version or unknown
-/// flag bits.
+/// flag bits, [`ValueTooLarge`](ErrorKind::ValueTooLarge) for a serialized length over
+/// `max_value_size`.
 pub fn decode(bytes: &[u8], max_value_size: usize) -> Result<Envelope<'_>> {
+    let env = parse(bytes)?;
+    env.check_claims(max_value_size)?;
+    Ok(env)
+}
+
+/// Parses an envelope's structure without judging what its header claims: the first step of a
+/// read, before the checksum or AEAD tag is verified.
+///
+/// An unverified header may have been edited, so nothing it says is reported as a property of
+/// the entry yet: anything malformed, truncated or inconsistent is
+/// [`Integrity`](ErrorKind::Integrity). The one exception is a format version other than 1
+/// ([`UnsupportedFormat`](ErrorKind::UnsupportedFormat)): this build cannot know that version's
+/// layout, so it cannot verify the entry at all. Unknown flag bits and the serialized length
+/// are left for [`Envelope::check_claims`], which the pipeline calls once the entry is verified.
+/// Never panics, never allocates.
+pub fn parse(bytes: &[u8]) -> Result<Envelope<'_>> {
     let mut r = Reader { bytes, pos: 0 };
     if r.take(3)? != MAGIC {
         return Err(Error::integrity("stored entry is not a memstache envelope"));
@@ -238,12 +258,6 @@ pub fn decode(bytes: &[u8], max_value_size: usize) -> Result<Envelope<'_>> {
         ));
     }
     let flags = r.u8()?;
-    if flags & !KNOWN_FLAGS != 0 {
-        return Err(Error::new(
-            ErrorKind::UnsupportedFormat,
-            "envelope has unknown flag bits",
-        ));
-    }
     // The fixed-size rest of the prefix, with one bounds check rather than one per field.
     let fixed = bytes.first_chunk::<FIXED_LEN>().ok_or_else(truncated)?;
     let serializer = fixed[5];
@@ -281,12 +295,6 @@ pub fn decode(bytes: &[u8], max_value_size: usize) -> Result<Envelope<'_>> {
     if !key_id.is_empty() && crate::raw::validate_key_id(key_id).is_err() {
         return Err(Error::integrity("envelope key id is malformed"));
     }
-    if usize::try_from(plain_len).map_or(true, |n| n > max_value_size) {
-        return Err(Error::new(
-            ErrorKind::ValueTooLarge,
-            "stored entry claims a value larger than the maximum value size",
-        ));
-    }
     let rest = &bytes[header_len..];
     let (body, checksum) = if has_checksum {
         let split = rest.len().checked_sub(CHECKSUM_LEN).ok_or_else(truncated)?;
@@ -318,6 +326,30 @@ pub fn decode(bytes: &[u8], max_value_size: usize) -> Result<Envelope<'_>> {
         body,
         checksum,
     })
+}
+
+impl Envelope<'_> {
+    /// Checks what the header claims, once the entry is verified (checksum or AEAD): unknown
+    /// flag bits are [`UnsupportedFormat`](ErrorKind::UnsupportedFormat) (a later writer's
+    /// feature), a serialized length over `max_value_size` is
+    /// [`ValueTooLarge`](ErrorKind::ValueTooLarge) (written by a cache with a larger limit).
+    /// Before verification the same findings could be an attacker's edit, which reads as
+    /// [`Integrity`](ErrorKind::Integrity) when the verification fails.
+    pub fn check_claims(&self, max_value_size: usize) -> Result<()> {
+        if self.header.flags & !KNOWN_FLAGS != 0 {
+            return Err(Error::new(
+                ErrorKind::UnsupportedFormat,
+                "envelope has unknown flag bits",
+            ));
+        }
+        if usize::try_from(self.header.plain_len).map_or(true, |n| n > max_value_size) {
+            return Err(Error::new(
+                ErrorKind::ValueTooLarge,
+                "stored entry claims a value larger than the maximum value size",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The checksum of an unencrypted envelope: CRC-32 (IEEE) over the header bytes, the storage

@@ -3,6 +3,7 @@
 #![deny(missing_docs)]
 
 mod cache;
+mod depth;
 pub mod envelope;
 mod error;
 pub mod memory;
@@ -13,10 +14,11 @@ pub mod serializer;
 
 pub use cache::{
     DEFAULT_COMPRESS_THRESHOLD, DEFAULT_DISTRIBUTED_TIMEOUT, DEFAULT_FAIL_SAFE_BYTES,
-    DEFAULT_FAIL_SAFE_ENTRIES, DEFAULT_KEY_ID, DEFAULT_LOCK_LEASE, DEFAULT_LOCK_POLL,
-    DEFAULT_LOCK_WAIT, DEFAULT_MAX_KEY_LEN, DEFAULT_MAX_VALUE_SIZE, DEFAULT_NAMESPACE, FailSafe,
-    LockOptions, MemStache, MemStacheBuilder, StatsSnapshot,
+    DEFAULT_FAIL_SAFE_ENTRIES, DEFAULT_KEY_ID, DEFAULT_KEY_MANAGER_TIMEOUT, DEFAULT_LOCK_LEASE,
+    DEFAULT_LOCK_POLL, DEFAULT_LOCK_WAIT, DEFAULT_MAX_KEY_LEN, DEFAULT_MAX_VALUE_SIZE,
+    DEFAULT_NAMESPACE, FailSafe, LockOptions, MemStache, MemStacheBuilder, StatsSnapshot,
 };
+pub use depth::DEFAULT_MAX_NESTING_DEPTH;
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use options::{Absolute, EntryOptions};
 
@@ -99,21 +101,4 @@ pub(crate) fn shard_hash(bytes: &[u8]) -> u64 {
     let mut h = siphasher::sip::SipHasher13::new_with_keys(k0, k1);
     std::hash::Hasher::write(&mut h, bytes);
     std::hash::Hasher::finish(&h)
-}
-
-/// 64-bit FNV-1a with a final avalanche: stable across processes and versions, unkeyed. Only
-/// for values that must agree between processes and are not secret (type fingerprints); keys
-/// go through [`key_hash`] or `shard_hash`.
-pub(crate) fn hash64(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    // splitmix64 finaliser so that nearby keys spread over shards
-    h ^= h >> 30;
-    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    h ^= h >> 27;
-    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
-    h ^ (h >> 31)
 }

@@ -98,14 +98,16 @@ impl Serializer for Postcard {
 /// a value that does not decode as `T`, and trailing bytes, are
 /// [`Serialization`](crate::ErrorKind::Serialization) errors.
 #[cfg(feature = "postcard")]
-pub(crate) fn postcard_typed<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+pub(crate) fn postcard_typed<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    max_depth: usize,
+) -> Result<T> {
+    use crate::depth::{DepthLimited, Limit};
     let mut de = postcard::Deserializer::from_bytes(bytes);
-    let value = T::deserialize(&mut de).map_err(|_| {
-        Error::new(
-            crate::ErrorKind::Serialization,
-            "stored value does not decode as the requested type",
-        )
-    })?;
+    let too_deep = std::cell::Cell::new(false);
+    let limited = DepthLimited::new(&mut de, Limit::new(max_depth, &too_deep));
+    let value = T::deserialize(limited)
+        .map_err(|_| crate::cache::decode_error(too_deep.get(), max_depth))?;
     let rest = de.finalize().map_err(|e| {
         Error::new(crate::ErrorKind::Serialization, "postcard decoding failed").with_source(e)
     })?;
@@ -315,7 +317,7 @@ mod tests {
                 fn same<T: serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(
                     bytes: &[u8],
                 ) -> std::result::Result<(), TestCaseError> {
-                    let typed = postcard_typed::<T>(bytes);
+                    let typed = postcard_typed::<T>(bytes, crate::DEFAULT_MAX_NESTING_DEPTH);
                     let erased = crate::cache::deserialize_for_tests::<T>(&Postcard, bytes);
                     match (typed, erased) {
                         (Ok(a), Ok(b)) => prop_assert_eq!(a, b),

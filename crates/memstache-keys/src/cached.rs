@@ -39,7 +39,11 @@ type Slot = (String, Option<u32>);
 ///
 /// Concurrent misses for the same key id and version are served by **one** call to the
 /// wrapped manager (single flight), so a cache expiry under load does not turn into a burst of
-/// requests to a rate-limited key vault.
+/// requests to a rate-limited key vault. A caller that stops waiting (the cache's
+/// `key_manager_timeout` fired, or its request was dropped) takes that shared call out of the
+/// table: the next caller starts a new call rather than joining one that may never end, so a
+/// fetch that hangs does not block its key version until restart. The wrapper sets no timeout
+/// of its own; the cache's `key_manager_timeout` bounds each caller.
 ///
 /// Clones share the cache. `Debug` shows the cached ids and versions, never key bytes. Time is
 /// read from a [`Clock`] ([`SystemClock`] unless [`with_clock`](Self::with_clock) says otherwise).
@@ -218,7 +222,19 @@ impl CachedKeyManager {
                 }
             }
         };
+        // A caller cancelled while waiting (an operation or key-manager timeout, a dropped
+        // request) takes the flight out of the table, so the next caller starts a fresh fetch
+        // instead of joining one that may never resolve (a request lost on a dead
+        // connection). Callers already waiting keep theirs.
+        let mut abandon = Abandon {
+            cache: &self.inner.cache,
+            slot: &slot,
+            flight: &flight,
+            armed: true,
+        };
         let result = flight.clone().await;
+        abandon.armed = false;
+        drop(abandon);
         {
             let (now, until) = self.now_and_until();
             let mut cache = self.inner.cache.lock();
@@ -245,6 +261,31 @@ impl CachedKeyManager {
     fn now_and_until(&self) -> (u64, u64) {
         let now = self.inner.clock.now_ms();
         (now, now.saturating_add(self.inner.ttl_ms))
+    }
+}
+
+/// Removes a flight from the table when the caller waiting on it is dropped before it ended.
+struct Abandon<'a> {
+    cache: &'a Mutex<Cache>,
+    slot: &'a Slot,
+    flight: &'a Flight,
+    armed: bool,
+}
+
+impl Drop for Abandon<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let removed = {
+            let mut cache = self.cache.lock();
+            match cache.flights.get(self.slot) {
+                Some((f, _)) if f.ptr_eq(self.flight) => cache.flights.remove(self.slot),
+                _ => None,
+            }
+        };
+        // dropped outside the lock: the last clone drops the wrapped manager's future
+        drop(removed);
     }
 }
 

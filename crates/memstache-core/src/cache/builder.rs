@@ -26,6 +26,8 @@ pub const DEFAULT_NAMESPACE: &str = "ms";
 pub const DEFAULT_KEY_ID: &str = "default";
 /// Default bound on each call to a distributed backend.
 pub const DEFAULT_DISTRIBUTED_TIMEOUT: Duration = Duration::from_secs(1);
+/// Default bound on each key-manager call (`current_key` on a write, `key` on a read).
+pub const DEFAULT_KEY_MANAGER_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Wraps the stack built so far in one more layer.
 type LayerFn = Box<dyn Fn(BoxBackendService) -> BoxBackendService + Send + Sync>;
@@ -66,6 +68,9 @@ pub struct MemStacheBuilder {
     layers: Vec<LayerFn>,
     fail_safe: Option<FailSafe>,
     lock: Option<LockOptions>,
+    accepted: Vec<Arc<dyn Serializer>>,
+    max_depth: usize,
+    key_manager_timeout: Option<Duration>,
 }
 
 impl fmt::Debug for MemStacheBuilder {
@@ -81,6 +86,12 @@ impl fmt::Debug for MemStacheBuilder {
             .field("layers", &self.layers.len())
             .field("fail_safe", &self.fail_safe)
             .field("distributed_lock", &self.lock)
+            .field(
+                "accepted_serializers",
+                &self.accepted.iter().map(|s| s.name()).collect::<Vec<_>>(),
+            )
+            .field("max_nesting_depth", &self.max_depth)
+            .field("key_manager_timeout", &self.key_manager_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -107,6 +118,9 @@ impl Default for MemStacheBuilder {
             layers: Vec::new(),
             fail_safe: None,
             lock: None,
+            accepted: Vec::new(),
+            max_depth: crate::DEFAULT_MAX_NESTING_DEPTH,
+            key_manager_timeout: Some(DEFAULT_KEY_MANAGER_TIMEOUT),
         }
     }
 }
@@ -136,6 +150,60 @@ impl MemStacheBuilder {
     pub fn serializer<S: Serializer>(mut self, serializer: S) -> Self {
         self.serializer_is_postcard = is_builtin_postcard::<S>();
         self.serializer = Some(Arc::new(serializer));
+        self
+    }
+
+    /// Also reads entries written with `serializer` (by its id), besides the cache's own
+    /// [`serializer`](Self::serializer). Call it once per extra format, for example while
+    /// switching formats: the new cache reads what the old one wrote until it has expired.
+    ///
+    /// Without it, an entry whose header names another serializer id is
+    /// [`ErrorKind::UnsupportedFormat`] and is not decoded, even when that serializer is
+    /// compiled in: the header is written by whoever can write to the store, and each format's
+    /// decoder is more attack surface (its own parser, its own limits). Every accepted
+    /// serializer decodes under the same [`max_nesting_depth`](Self::max_nesting_depth).
+    /// Default: only the cache's own serializer.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "postcard", feature = "json"))] {
+    /// use memstache_core::MemStache;
+    /// use memstache_core::serializer::{Json, Postcard};
+    /// // moving from JSON to postcard: keep reading the JSON entries
+    /// let cache = MemStache::builder()
+    ///     .serializer(Postcard)
+    ///     .accept_serializer(Json)
+    ///     .build()?;
+    /// # }
+    /// # Ok::<(), memstache_core::Error>(())
+    /// ```
+    pub fn accept_serializer<S: Serializer>(mut self, serializer: S) -> Self {
+        self.accepted.push(Arc::new(serializer));
+        self
+    }
+
+    /// The deepest a stored value may nest (each sequence, map, struct, tuple, enum, `Option`
+    /// or newtype inside another is one level). A deeper value is an
+    /// [`ErrorKind::Serialization`] error instead of a stack overflow, which would abort the
+    /// process: bytes in the store may be hostile, and postcard (like most binary formats)
+    /// has no limit of its own. Applies to every serializer, including your own. Values you
+    /// store must fit it too, or they cannot be read back.
+    ///
+    /// Default: 128 ([`DEFAULT_MAX_NESTING_DEPTH`](crate::DEFAULT_MAX_NESTING_DEPTH)), which
+    /// decodes within a 2 MiB thread stack. Raise it only with a larger stack.
+    pub fn max_nesting_depth(mut self, levels: usize) -> Self {
+        self.max_depth = levels;
+        self
+    }
+
+    /// Bound on each call to the key manager (`current_key` when writing an encrypted entry,
+    /// `key` when reading one); a call that takes longer fails with [`ErrorKind::Timeout`]
+    /// (temporary), so a hung KMS gives fast errors instead of hanging every encrypted
+    /// operation. `None` disables it. Needs a Tokio runtime with time enabled.
+    ///
+    /// Default: 2 s ([`DEFAULT_KEY_MANAGER_TIMEOUT`]), separate from the
+    /// [`operation_timeout`](Self::operation_timeout) (which bounds backend calls).
+    pub fn key_manager_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.key_manager_timeout = timeout.into();
         self
     }
 
@@ -323,6 +391,12 @@ impl MemStacheBuilder {
             ));
         }
         crate::raw::validate_key_id(&self.key_id)?;
+        if self.max_depth == 0 {
+            return Err(invalid("max_nesting_depth must be positive"));
+        }
+        if self.key_manager_timeout.is_some_and(|t| t.is_zero()) {
+            return Err(invalid("key_manager_timeout must be positive (or None)"));
+        }
         if self.max_key_len == 0 || self.max_value_size == 0 {
             return Err(invalid("max_key_len and max_value_size must be positive"));
         }
@@ -391,6 +465,9 @@ impl MemStacheBuilder {
                     accept_unencrypted: self.accept_unencrypted,
                     size_hint: Arc::default(),
                     own_is_postcard,
+                    accepted: self.accepted,
+                    max_depth: self.max_depth,
+                    key_manager_timeout: self.key_manager_timeout,
                 },
                 key_id: self.key_id,
                 defaults: self.defaults,

@@ -131,7 +131,7 @@ impl super::MemStache {
         let mut oldest = 0;
         for (copy, sk) in stale.into_iter().zip(sks) {
             let copy = copy?;
-            match self.decode::<T>(&copy.envelope, sk).await {
+            match self.decode::<T>(&copy.envelope, sk, scope.key_id).await {
                 Ok(v) => out.push(Some(v)),
                 Err(e) => {
                     tracing::debug!(error = %e, "memstache: fail-safe copy did not decode");
@@ -165,7 +165,7 @@ impl super::MemStache {
         }
         let local = self.local_for(scope)?;
         let stale = local.recall(sk, self.inner.clock.now_ms())?;
-        let v = match self.decode::<T>(&stale.envelope, sk).await {
+        let v = match self.decode::<T>(&stale.envelope, sk, scope.key_id).await {
             Ok(v) => v,
             Err(e) => {
                 tracing::debug!(error = %e, "memstache: fail-safe copy did not decode");

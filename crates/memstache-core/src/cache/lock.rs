@@ -36,6 +36,11 @@ pub const DEFAULT_LOCK_POLL: Duration = Duration::from_millis(50);
 ///   disappears after `lease`).
 /// * The lock cannot be read or written (backend down): it runs the loader (a lock never makes
 ///   `get_or_set` less available than it is without one).
+/// * Retried attempts recognise their own lock: when `set_if_absent` answers "present", or
+///   fails with a temporary error (a timeout whose write may still have been applied), the
+///   lock is read back, and a lock holding this attempt's token counts as taken. So a retry
+///   layer that resends a `set_if_absent` the backend had applied does not make the cache
+///   wait for itself.
 ///
 /// The backend must make `set_if_absent` and `remove_if_equals` atomic (the memory and Redis
 /// backends do). A leader that is cancelled keeps the lock until the lease ends.
@@ -166,12 +171,32 @@ impl MemStache {
             .await
         {
             Ok(true) => Lock::Held { key, token },
-            Ok(false) => Lock::Busy,
+            // A retry below the cache (a retry layer, a client that resends after a timeout)
+            // may have found the lock its own first attempt wrote: the lock is ours when it
+            // holds our token.
+            Ok(false) => match self.holds_own_token(&key, &token).await {
+                Some(true) => Lock::Held { key, token },
+                // present, and not ours (or unreadable: someone holds it, maybe us)
+                Some(false) | None => Lock::Busy,
+            },
             Err(e) => {
+                // A write reported as failed (timed out, connection reset) may still have
+                // been applied: if the lock holds our token, we hold it.
+                if e.is_temporary() && self.holds_own_token(&key, &token).await == Some(true) {
+                    return Lock::Held { key, token };
+                }
                 let e = e.with_operation("get_or_set");
                 tracing::warn!(error = %e, "memstache: distributed lock unavailable; loading without it");
                 Lock::Unknown
             }
+        }
+    }
+
+    /// Whether the lock at `key` holds `token` (`None`: could not read it).
+    async fn holds_own_token(&self, key: &str, token: &[u8]) -> Option<bool> {
+        match self.control_get(key).await {
+            Ok(v) => Some(v.as_deref() == Some(token)),
+            Err(_) => None,
         }
     }
 

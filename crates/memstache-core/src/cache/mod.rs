@@ -18,8 +18,9 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
 pub use builder::{
-    DEFAULT_COMPRESS_THRESHOLD, DEFAULT_DISTRIBUTED_TIMEOUT, DEFAULT_KEY_ID, DEFAULT_MAX_KEY_LEN,
-    DEFAULT_MAX_VALUE_SIZE, DEFAULT_NAMESPACE, MemStacheBuilder,
+    DEFAULT_COMPRESS_THRESHOLD, DEFAULT_DISTRIBUTED_TIMEOUT, DEFAULT_KEY_ID,
+    DEFAULT_KEY_MANAGER_TIMEOUT, DEFAULT_MAX_KEY_LEN, DEFAULT_MAX_VALUE_SIZE, DEFAULT_NAMESPACE,
+    MemStacheBuilder,
 };
 pub use failsafe::{DEFAULT_FAIL_SAFE_BYTES, DEFAULT_FAIL_SAFE_ENTRIES, FailSafe};
 pub use lock::{DEFAULT_LOCK_LEASE, DEFAULT_LOCK_POLL, DEFAULT_LOCK_WAIT, LockOptions};
@@ -29,6 +30,7 @@ use crate::raw::{Backend, Clock, Expiry};
 use crate::scope::{Outcome, Scope};
 use crate::{Absolute, EntryOptions, Error, ErrorKind, Result};
 use flight::Flights;
+pub(crate) use pipeline::decode_error;
 use pipeline::{EncodeParams, Opened, Pipeline, fingerprint_of};
 use stats::Stats;
 
@@ -325,22 +327,29 @@ impl MemStache {
     /// a batch read decodes a hundred entries without a state machine each, and a plain
     /// read's future holds nothing of the envelope. Only an encrypted entry's key lookup is
     /// awaited.
+    ///
+    /// `key_id` is the key id of the scope the entry was read in: an encrypted entry naming
+    /// another one is refused before any key-manager call.
     fn decode<'a, T: DeserializeOwned + 'a>(
         &'a self,
         bytes: &'a [u8],
         storage_key: &'a str,
+        key_id: &str,
     ) -> impl Future<Output = Result<T>> + 'a {
         use futures::future::{Either, ready};
         let pipeline = &self.inner.pipeline;
-        match pipeline.open(bytes, storage_key, self.expected_fingerprint::<T>()) {
+        let fingerprint = self.expected_fingerprint::<T>();
+        let depth = pipeline.max_depth;
+        match pipeline.open(bytes, storage_key, fingerprint, key_id) {
             Err(e) => Either::Left(ready(Err(e))),
             Ok(Opened::Plain(plain, serializer)) => {
-                Either::Left(ready(serializer.deserialize_typed(&plain)))
+                Either::Left(ready(serializer.deserialize_typed(&plain, depth)))
             }
             Ok(Opened::Sealed { key_id, version }) => Either::Right(async move {
                 let key = pipeline.entry_key(key_id, version).await?;
-                let (plain, serializer) = pipeline.open_sealed(bytes, storage_key, &key)?;
-                serializer.deserialize_typed(&plain)
+                let (plain, serializer) =
+                    pipeline.open_sealed(bytes, storage_key, &key, fingerprint)?;
+                serializer.deserialize_typed(&plain, depth)
             }),
         }
     }
@@ -472,13 +481,15 @@ pub(crate) fn deserialize_for_tests<T: DeserializeOwned>(
     s: &dyn crate::raw::Serializer,
     bytes: &[u8],
 ) -> Result<T> {
-    pipeline::deserialize_with(s, bytes)
+    pipeline::deserialize_with(s, bytes, crate::DEFAULT_MAX_NESTING_DEPTH)
 }
 
 #[cfg(test)]
 mod test_support;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_hostile;
 #[cfg(test)]
 mod tests_local;
 #[cfg(test)]

@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::{Instrument, field};
 
-use super::flight::{self, Role, SharedLoaderError};
+use super::flight::{FlightKey, Joined, SharedLoaderError};
 use super::lock::Lock;
 use super::pipeline::Prepared;
 use super::{LockOptions, MemStache, Outcome, Scope, record_outcome};
@@ -124,11 +124,40 @@ impl MemStache {
 
     /// The values at `keys`, in order (`None` for misses). One backend batch call: on Redis,
     /// one round trip per node.
+    ///
+    /// Per key: an entry that cannot be trusted or decoded (tampered, corrupt, another type or
+    /// format, its key destroyed) is `None` for that key only — logged with its key hash and
+    /// counted in [`stats`](Self::stats) as an error, as [`try_get`](Self::try_get) does — and
+    /// the other keys are still returned. `Err` is for the batch as a whole: a bad key, a
+    /// backend that failed. Use [`get_many_results`](Self::get_many_results) to see each
+    /// key's error.
     pub async fn get_many<T: DeserializeOwned, K: AsRef<str>>(
         &self,
         keys: &[K],
     ) -> Result<Vec<Option<T>>> {
         self.get_many_in(&self.root(), keys).await?.into_done()
+    }
+
+    /// Like [`get_many`](Self::get_many), with each key's own outcome: `Ok(Some(v))`, a miss
+    /// `Ok(None)`, or that key's error (with the operation and key hash in its context). The
+    /// outer `Err` is for the batch as a whole (a bad key, a backend that failed).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> memstache_core::Result<()> {
+    /// let cache = memstache_core::MemStache::builder().build()?;
+    /// cache.set("a", &1u8, Default::default()).await?;
+    /// let each = cache.get_many_results::<u8, _>(&["a", "b"]).await?;
+    /// assert_eq!(each[0].as_ref().ok(), Some(&Some(1)));
+    /// assert!(matches!(each[1], Ok(None)));
+    /// # Ok(()) }
+    /// ```
+    pub async fn get_many_results<T: DeserializeOwned, K: AsRef<str>>(
+        &self,
+        keys: &[K],
+    ) -> Result<Vec<Result<Option<T>>>> {
+        self.get_many_results_in(&self.root(), keys)
+            .await?
+            .into_done()
     }
 
     /// Stores every `(key, value)` with the same options, in one backend batch call. Every key
@@ -213,7 +242,7 @@ impl MemStache {
             };
             span.record("hit", true);
             span.record("size", raw.len());
-            let v = self.decode::<T>(&raw, sk).await?;
+            let v = self.decode::<T>(&raw, sk, scope.key_id).await?;
             self.inner.stats.hit();
             Ok(Outcome::Done(Some(v)))
         })
@@ -417,15 +446,20 @@ impl MemStache {
                 Outcome::Stale(g) => return Ok(Outcome::Stale(g)),
                 Outcome::Done(None) => {}
             }
-            match self.inner.flights.join(sk) {
-                Role::Waiter(slot) => match flight::wait(slot).await {
-                    Some(Ok(plain)) => {
-                        return Ok(Outcome::Done(self.inner.pipeline.deserialize(&plain)?));
-                    }
-                    Some(Err(e)) => return Err(e.to_error()),
-                    None => continue, // the leader was cancelled: try again
-                },
-                Role::Leader(guard) => {
+            // one flight per storage key *and type*: a waiter decodes the leader's value
+            // with its own type, so callers of different types never share one
+            match self
+                .inner
+                .flights
+                .join_or_wait(FlightKey::of::<T>(sk))
+                .await
+            {
+                Joined::Done(Ok(plain)) => {
+                    return Ok(Outcome::Done(self.inner.pipeline.deserialize(&plain)?));
+                }
+                Joined::Done(Err(e)) => return Err(e.to_error()),
+                Joined::Abandoned => continue, // the leader was cancelled: try again
+                Joined::Lead(guard) => {
                     // Another leader may have just finished between our read and our join.
                     match self.read_for_load::<T>(scope, sk).await {
                         Outcome::Done(Some(v)) => return Ok(Outcome::Done(v)),
@@ -519,7 +553,7 @@ impl MemStache {
             self.inner.stats.miss();
             return Outcome::Done(None);
         };
-        match self.decode::<T>(&raw, sk).await {
+        match self.decode::<T>(&raw, sk, scope.key_id).await {
             Ok(v) => {
                 self.inner.stats.hit();
                 tracing::Span::current().record("hit", true);
@@ -557,6 +591,30 @@ impl MemStache {
         scope: &Scope<'_>,
         keys: &[K],
     ) -> Result<Outcome<Vec<Option<T>>>> {
+        Ok(match self.get_many_results_in(scope, keys).await? {
+            Outcome::Stale(g) => Outcome::Stale(g),
+            Outcome::Done(each) => Outcome::Done(
+                each.into_iter()
+                    .map(|r| match r {
+                        Ok(v) => v,
+                        Err(e) => {
+                            // the error carries the key hash, never the key
+                            tracing::warn!(error = %e, "memstache: an entry of a batch could not be read; reported as a miss");
+                            None
+                        }
+                    })
+                    .collect(),
+            ),
+        })
+    }
+
+    /// [`get_many_results`](Self::get_many_results) in `scope` (the guard is read in the same
+    /// batch).
+    pub async fn get_many_results_in<T: DeserializeOwned, K: AsRef<str>>(
+        &self,
+        scope: &Scope<'_>,
+        keys: &[K],
+    ) -> Result<Outcome<Vec<Result<Option<T>>>>> {
         let span = tracing::debug_span!(
             "memstache.get_many",
             namespace = %self.inner.namespace,
@@ -577,25 +635,32 @@ impl MemStache {
                     // boxed: the fail-safe path's state stays out of every batch's future
                     return match Box::pin(self.fail_safe_values::<T>(scope, &sks, &e, &span)).await
                     {
-                        Some(values) => Ok(Outcome::Done(values)),
+                        Some(values) => Ok(Outcome::Done(values.into_iter().map(Ok).collect())),
                         None => Err(e),
                     };
                 }
             };
             let mut out = Vec::with_capacity(raws.len());
-            let mut hits = 0usize;
-            for (raw, sk) in raws.iter().zip(&sks) {
+            let (mut hits, mut misses) = (0u64, 0u64);
+            for ((raw, sk), key) in raws.iter().zip(&sks).zip(keys) {
                 match raw {
-                    Some(raw) => {
-                        out.push(Some(self.decode::<T>(raw, sk).await?));
-                        hits += 1;
+                    Some(raw) => match self.decode::<T>(raw, sk, scope.key_id).await {
+                        Ok(v) => {
+                            out.push(Ok(Some(v)));
+                            hits += 1;
+                        }
+                        Err(e) => {
+                            self.inner.stats.error();
+                            out.push(Err(self.ctx(e, "get_many", scope, Some(key.as_ref()))));
+                        }
+                    },
+                    None => {
+                        out.push(Ok(None));
+                        misses += 1;
                     }
-                    None => out.push(None),
                 }
             }
-            self.inner
-                .stats
-                .hits(hits as u64, (out.len() - hits) as u64);
+            self.inner.stats.hits(hits, misses);
             span.record("hits", hits);
             Ok(Outcome::Done(out))
         })

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::time::Duration;
 
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
@@ -56,6 +57,31 @@ pub(crate) struct Pipeline {
     /// it with a typed call instead of through erased-serde.
     #[cfg_attr(not(feature = "postcard"), allow(dead_code))]
     pub(crate) own_is_postcard: bool,
+    /// Serializers whose entries this cache also reads (besides its own), by id.
+    pub(crate) accepted: Vec<Arc<dyn Serializer>>,
+    /// Deepest nesting a decoded value may have.
+    pub(crate) max_depth: usize,
+    /// Bound on each key-manager call.
+    pub(crate) key_manager_timeout: Option<Duration>,
+}
+
+/// A key-manager call bounded by `limit`: a hung key manager gives a temporary
+/// [`Timeout`](ErrorKind::Timeout) instead of hanging the operation.
+fn key_call<'a, T: Send + 'a>(
+    limit: Option<Duration>,
+    fut: Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>,
+) -> Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>> {
+    match limit {
+        None => fut,
+        Some(limit) => Box::pin(async move {
+            tokio::time::timeout(limit, fut).await.unwrap_or_else(|_| {
+                Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!("key manager did not answer within {limit:?}"),
+                ))
+            })
+        }),
+    }
 }
 
 fn too_large() -> Error {
@@ -78,7 +104,8 @@ impl Pipeline {
 
     /// Deserializes bytes produced by [`serialize`](Self::serialize).
     pub(crate) fn deserialize<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T> {
-        self.own_serializer().deserialize_typed(bytes)
+        self.own_serializer()
+            .deserialize_typed(bytes, self.max_depth)
     }
 
     /// The cache's own serializer, as [`open`](Self::open) would return it.
@@ -210,7 +237,7 @@ impl Pipeline {
                     "encryption requested but the cache has no encryptor and key manager",
                 ));
             };
-            let key = km.current_key(p.key_id).await?;
+            let key = key_call(self.key_manager_timeout, km.current_key(p.key_id)).await?;
             if key.material.len() != enc.key_len() {
                 return Err(Error::new(
                     ErrorKind::Crypto,
@@ -262,6 +289,15 @@ impl Pipeline {
     /// that wrote it. An encrypted one is checked as far as it can be without its key, and
     /// [`Opened::Sealed`] names the key version to fetch for [`open_sealed`](Self::open_sealed).
     ///
+    /// The order is the error rule of `docs/wire-format.md`: nothing the header claims is
+    /// reported as a property of the entry before the checksum or the AEAD tag has verified
+    /// it. A failed verification is [`Integrity`](ErrorKind::Integrity); only then come unknown
+    /// flags and ids ([`UnsupportedFormat`](ErrorKind::UnsupportedFormat)), the serialized
+    /// length ([`ValueTooLarge`](ErrorKind::ValueTooLarge)) and the type fingerprint
+    /// ([`SchemaMismatch`](ErrorKind::SchemaMismatch)). An encrypted entry naming another key
+    /// id than `key_id` (the scope's) is [`Integrity`](ErrorKind::Integrity) without asking the
+    /// key manager: a forged header must not drive key lookups.
+    ///
     /// Split this way so that a plain read's future holds no envelope state across an await
     /// (an `async fn` over both paths was 328 bytes, copied with every operation's future).
     pub(crate) fn open<'a>(
@@ -269,20 +305,17 @@ impl Pipeline {
         bytes: &'a [u8],
         storage_key: &str,
         expected_fingerprint: u64,
+        key_id: &str,
     ) -> Result<Opened<'a, '_>> {
-        let env = envelope::decode(bytes, self.max_value_size)?;
+        let env = envelope::parse(bytes)?;
         let h = &env.header;
-        let serializer = self.serializer_for(h.serializer)?;
-        if expected_fingerprint != 0 && h.fingerprint != 0 && h.fingerprint != expected_fingerprint
-        {
-            return Err(Error::new(
-                ErrorKind::SchemaMismatch,
-                "entry was written for another type",
-            ));
-        }
-
         if h.is_encrypted() {
             self.sealed_checks(&env)?;
+            if h.key_id != key_id {
+                return Err(Error::integrity(
+                    "entry names a key id this scope does not seal under",
+                ));
+            }
             return Ok(Opened::Sealed {
                 key_id: h.key_id,
                 version: h.key_version,
@@ -296,6 +329,7 @@ impl Pipeline {
         if env.checksum != Some(envelope::checksum(env.header_bytes, storage_key, env.body)) {
             return Err(Error::integrity("entry checksum does not match"));
         }
+        let serializer = self.verified(&env, expected_fingerprint)?;
         if !h.is_compressed() {
             return Ok(Opened::Plain(Cow::Borrowed(env.body), serializer));
         }
@@ -303,12 +337,43 @@ impl Pipeline {
         Ok(Opened::Plain(Cow::Owned(plain), serializer))
     }
 
-    /// The serializer that wrote an entry with serializer id `id`.
+    /// The checks of a verified entry's claims (see [`open`](Self::open)); the serializer that
+    /// wrote it.
+    fn verified(
+        &self,
+        env: &envelope::Envelope<'_>,
+        expected_fingerprint: u64,
+    ) -> Result<SerializerRef<'_>> {
+        env.check_claims(self.max_value_size)?;
+        let h = &env.header;
+        let serializer = self.serializer_for(h.serializer)?;
+        if expected_fingerprint != 0 && h.fingerprint != 0 && h.fingerprint != expected_fingerprint
+        {
+            return Err(Error::new(
+                ErrorKind::SchemaMismatch,
+                "entry was written for another type",
+            ));
+        }
+        Ok(serializer)
+    }
+
+    /// The serializer that wrote an entry with serializer id `id`: the cache's own, or one it
+    /// was told to [accept](crate::MemStacheBuilder::accept_serializer). Any other id is
+    /// [`UnsupportedFormat`](ErrorKind::UnsupportedFormat), even for a serializer compiled in:
+    /// each format has its own decoder, with its own limits, and a cache decodes stored bytes
+    /// only with the formats it was configured for.
     fn serializer_for(&self, id: u8) -> Result<SerializerRef<'_>> {
         if id == self.serializer.id() {
-            Ok(self.own_serializer())
-        } else {
-            other_serializer(id)
+            return Ok(self.own_serializer());
+        }
+        match self.accepted.iter().find(|s| s.id() == id) {
+            Some(s) => Ok(SerializerRef::Own(s.as_ref())),
+            None => Err(Error::new(
+                ErrorKind::UnsupportedFormat,
+                format!(
+                    "entry was written with serializer id {id}, which this cache does not read (see accept_serializer)"
+                ),
+            )),
         }
     }
 
@@ -349,7 +414,7 @@ impl Pipeline {
         version: u32,
     ) -> Pin<Box<dyn Future<Output = Result<Arc<KeyVersion>>> + Send + 'a>> {
         match &self.key_manager {
-            Some(km) => km.key(key_id, version),
+            Some(km) => key_call(self.key_manager_timeout, km.key(key_id, version)),
             None => Box::pin(std::future::ready(Err(Error::new(
                 ErrorKind::UnsupportedFormat,
                 "entry is encrypted but this cache has no encryptor and key manager",
@@ -367,16 +432,17 @@ impl Pipeline {
         bytes: &'a [u8],
         storage_key: &str,
         key: &KeyVersion,
+        expected_fingerprint: u64,
     ) -> Result<(Cow<'a, [u8]>, SerializerRef<'_>)> {
-        let env = envelope::decode(bytes, self.max_value_size)?;
+        let env = envelope::parse(bytes)?;
         let h = &env.header;
-        let serializer = self.serializer_for(h.serializer)?;
         let enc = self.sealed_checks(&env)?;
         let mut aad = Vec::new();
         envelope::aad(env.header_bytes, storage_key, &mut aad);
         let mut buf = env.body.to_vec();
         let n = enc.open_in_place(key.material.expose(), h.nonce, &aad, &mut buf)?;
         buf.truncate(n);
+        let serializer = self.verified(&env, expected_fingerprint)?;
         let plain = if h.is_compressed() {
             self.decompress(h, &buf)?
         } else {
@@ -419,70 +485,80 @@ pub(crate) enum Opened<'a, 's> {
     Sealed { key_id: &'a str, version: u32 },
 }
 
-/// The serializer an entry was written with: the cache's own (borrowed: no reference-count
-/// traffic on the hot path), another built-in one, or memstache's postcard, which is decoded
-/// with a typed call.
+/// The serializer an entry was written with: the cache's own or an accepted one (borrowed: no
+/// reference-count traffic on the hot path), or memstache's postcard, which is decoded with a
+/// typed call.
 pub(crate) enum SerializerRef<'a> {
     Own(&'a dyn Serializer),
-    Other(Arc<dyn Serializer>),
     /// memstache's own [`Postcard`](crate::serializer::Postcard) (the default).
     #[cfg(feature = "postcard")]
     Postcard,
-}
-
-/// The serializer of an entry written with another serializer than the cache's. memstache's
-/// postcard (id 1; ids up to 127 are memstache's own) is decoded typed, without looking up
-/// (and allocating) a serializer per entry.
-fn other_serializer(id: u8) -> Result<SerializerRef<'static>> {
-    #[cfg(feature = "postcard")]
-    if id == 1 {
-        return Ok(SerializerRef::Postcard);
-    }
-    crate::serializer::by_id(id)
-        .map(SerializerRef::Other)
-        .ok_or_else(|| {
-            Error::new(
-                ErrorKind::UnsupportedFormat,
-                format!(
-                    "entry was written with serializer id {id}, which this cache does not have"
-                ),
-            )
-        })
 }
 
 impl SerializerRef<'_> {
     /// Deserializes `bytes` into `T`. Postcard, the default, is called directly: going through
     /// erased-serde costs a dynamic call per serde method and a boxed `Out` value per
     /// decoded value larger than two words (a `String`, most structs). Same errors either way.
-    pub(crate) fn deserialize_typed<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T> {
+    /// Values nested deeper than `max_depth` are a
+    /// [`Serialization`](ErrorKind::Serialization) error (see [`crate::depth`]).
+    pub(crate) fn deserialize_typed<T: DeserializeOwned>(
+        &self,
+        bytes: &[u8],
+        max_depth: usize,
+    ) -> Result<T> {
         match self {
-            SerializerRef::Own(s) => deserialize_with(*s, bytes),
-            SerializerRef::Other(s) => deserialize_with(s.as_ref(), bytes),
+            SerializerRef::Own(s) => deserialize_with(*s, bytes, max_depth),
             #[cfg(feature = "postcard")]
-            SerializerRef::Postcard => crate::serializer::postcard_typed(bytes),
+            SerializerRef::Postcard => crate::serializer::postcard_typed(bytes, max_depth),
         }
     }
 }
 
+/// The error of a value that did not decode; `too_deep` when the depth limit stopped it.
+pub(crate) fn decode_error(too_deep: bool, max_depth: usize) -> Error {
+    if too_deep {
+        Error::new(
+            ErrorKind::Serialization,
+            format!("stored value is nested deeper than {max_depth} levels"),
+        )
+    } else {
+        Error::new(
+            ErrorKind::Serialization,
+            "stored value does not decode as the requested type",
+        )
+    }
+}
+
 /// Deserializes `bytes` with `serializer` into `T`.
+/// Every serializer's deserializer, a user's too, is wrapped in the depth limit here.
 pub(crate) fn deserialize_with<T: DeserializeOwned>(
     serializer: &dyn Serializer,
     bytes: &[u8],
+    max_depth: usize,
 ) -> Result<T> {
+    use crate::depth::{DepthLimited, Limit};
     let mut out: Option<T> = None;
+    let too_deep = std::cell::Cell::new(false);
     serializer.deserialize(bytes, &mut |de| {
-        out = Some(erased_serde::deserialize::<T>(de).map_err(|_| {
-            Error::new(
-                ErrorKind::Serialization,
-                "stored value does not decode as the requested type",
-            )
-        })?);
+        let limited = DepthLimited::new(de, Limit::new(max_depth, &too_deep));
+        out = Some(T::deserialize(limited).map_err(|_| decode_error(too_deep.get(), max_depth))?);
         Ok(())
     })?;
     out.ok_or_else(|| Error::internal("serializer did not produce a value"))
 }
 
-/// A 64-bit fingerprint of a type's name (never 0).
+/// A 64-bit fingerprint of a type's name (never 0), written into envelopes: it must be the
+/// same in every process and version, so it is its own unkeyed hash (FNV-1a with the splitmix64
+/// finaliser), not the per-process keyed hash of logs and sharding.
 pub(crate) fn fingerprint_of<T: ?Sized>() -> u64 {
-    crate::hash64(std::any::type_name::<T>().as_bytes()).max(1)
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in std::any::type_name::<T>().as_bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h ^= h >> 30;
+    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h ^= h >> 27;
+    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
+    (h ^ (h >> 31)).max(1)
 }

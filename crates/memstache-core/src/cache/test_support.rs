@@ -197,3 +197,168 @@ pub(crate) fn fail_safe_cache(kind: ErrorKind) -> (MemStache, Flaky, ManualClock
         .unwrap();
     (cache, flaky, clock)
 }
+
+/// A toy AEAD for tests of the encrypted read path without a crypto dependency: XOR with the
+/// key, and a 16-byte tag of a hash over key, nonce, AAD and ciphertext. **Not secure**; it
+/// only has to reject edits the way a real AEAD does.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ToyCipher;
+
+fn toy_tag(key: &[u8], nonce: &[u8], aad: &[u8], data: &[u8]) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    for (i, chunk) in out.chunks_mut(8).enumerate() {
+        let mut h = crc32fast::Hasher::new_with_initial(i as u32);
+        for part in [key, nonce, aad, data] {
+            h.update(&(part.len() as u64).to_le_bytes());
+            h.update(part);
+        }
+        let a = h.finalize();
+        chunk.copy_from_slice(&(u64::from(a) | (u64::from(a.rotate_left(7)) << 32)).to_le_bytes());
+    }
+    out
+}
+
+impl crate::raw::Encryptor for ToyCipher {
+    fn id(&self) -> u8 {
+        200
+    }
+    fn name(&self) -> &'static str {
+        "toy"
+    }
+    fn key_len(&self) -> usize {
+        32
+    }
+    fn nonce_len(&self) -> usize {
+        12
+    }
+    fn tag_len(&self) -> usize {
+        16
+    }
+    fn fill_nonce(&self, nonce: &mut [u8]) -> Result<()> {
+        static N: AtomicU64 = AtomicU64::new(1);
+        let n = N.fetch_add(1, Ordering::Relaxed).to_le_bytes();
+        for (i, b) in nonce.iter_mut().enumerate() {
+            *b = n[i % 8];
+        }
+        Ok(())
+    }
+    fn seal_in_place(
+        &self,
+        key: &[u8],
+        nonce: &[u8],
+        aad: &[u8],
+        data: &mut [u8],
+        tag: &mut [u8],
+    ) -> Result<()> {
+        for (i, b) in data.iter_mut().enumerate() {
+            *b ^= key[i % key.len()];
+        }
+        tag.copy_from_slice(&toy_tag(key, nonce, aad, data));
+        Ok(())
+    }
+    fn open_in_place(
+        &self,
+        key: &[u8],
+        nonce: &[u8],
+        aad: &[u8],
+        data_and_tag: &mut [u8],
+    ) -> Result<usize> {
+        let n = data_and_tag
+            .len()
+            .checked_sub(16)
+            .ok_or_else(|| Error::integrity("too short"))?;
+        let (data, tag) = data_and_tag.split_at_mut(n);
+        if toy_tag(key, nonce, aad, data) != *tag {
+            data.fill(0);
+            return Err(Error::integrity("authentication failed"));
+        }
+        for (i, b) in data.iter_mut().enumerate() {
+            *b ^= key[i % key.len()];
+        }
+        Ok(n)
+    }
+}
+
+/// How a [`TestKeys`] manager answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeysMode {
+    /// At once.
+    Ready,
+    /// Never (a hung KMS).
+    Hang,
+    /// After this long (on the tokio clock).
+    After(Duration),
+}
+
+/// A key manager with one fixed key per (id, version), that counts its calls and can hang or
+/// answer late.
+#[derive(Debug, Clone)]
+pub(crate) struct TestKeys {
+    pub(crate) calls: Arc<AtomicU64>,
+    mode: Arc<Mutex<KeysMode>>,
+}
+
+impl TestKeys {
+    pub(crate) fn new(mode: KeysMode) -> Self {
+        TestKeys {
+            calls: Arc::default(),
+            mode: Arc::new(Mutex::new(mode)),
+        }
+    }
+    pub(crate) fn set_mode(&self, mode: KeysMode) {
+        *self.mode.lock().unwrap() = mode;
+    }
+    pub(crate) fn calls(&self) -> u64 {
+        self.calls.load(Ordering::SeqCst)
+    }
+    async fn answer(&self, key_id: &str, version: u32) -> Result<Arc<crate::raw::KeyVersion>> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let mode = *self.mode.lock().unwrap();
+        match mode {
+            KeysMode::Ready => {}
+            KeysMode::Hang => std::future::pending::<()>().await,
+            KeysMode::After(d) => tokio::time::sleep(d).await,
+        }
+        Ok(Arc::new(crate::raw::KeyVersion {
+            key_id: key_id.to_owned(),
+            version,
+            material: crate::raw::SecretKey::new(vec![version as u8 ^ 0x5a; 32]),
+        }))
+    }
+}
+
+#[async_trait]
+impl crate::raw::KeyManager for TestKeys {
+    async fn current_key(&self, key_id: &str) -> Result<Arc<crate::raw::KeyVersion>> {
+        self.answer(key_id, 1).await
+    }
+    async fn key(&self, key_id: &str, version: u32) -> Result<Arc<crate::raw::KeyVersion>> {
+        if version != 1 {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            return Err(Error::new(ErrorKind::KeyNotFound, "no such key version"));
+        }
+        self.answer(key_id, version).await
+    }
+    async fn rotate_key(&self, _: &str) -> Result<Arc<crate::raw::KeyVersion>> {
+        Err(Error::new(
+            ErrorKind::Unsupported,
+            "test keys do not rotate",
+        ))
+    }
+    async fn destroy_key(&self, _: &str) -> Result<()> {
+        Err(Error::new(
+            ErrorKind::Unsupported,
+            "test keys are not destroyed",
+        ))
+    }
+}
+
+/// An encrypting cache (toy cipher) over `backend` with `keys`.
+pub(crate) fn encrypting_cache(backend: MemoryBackend, keys: TestKeys) -> MemStache {
+    MemStache::builder()
+        .backend(backend)
+        .encryptor(ToyCipher)
+        .key_manager(keys)
+        .build()
+        .unwrap()
+}

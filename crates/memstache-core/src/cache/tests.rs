@@ -183,7 +183,20 @@ async fn entries_stay_readable_when_the_serializer_changes() {
     json.set("k", &vec![1u32, 2], EntryOptions::default())
         .await
         .unwrap();
-    let postcard = MemStache::builder().backend(backend).build().unwrap();
+    // a cache reads another format only when told to
+    let strict = MemStache::builder()
+        .backend(backend.clone())
+        .build()
+        .unwrap();
+    assert_eq!(
+        strict.get::<Vec<u32>>("k").await.unwrap_err().kind(),
+        ErrorKind::UnsupportedFormat
+    );
+    let postcard = MemStache::builder()
+        .backend(backend)
+        .accept_serializer(crate::serializer::Json)
+        .build()
+        .unwrap();
     assert_eq!(
         postcard.get::<Vec<u32>>("k").await.unwrap(),
         Some(vec![1, 2])
@@ -409,12 +422,14 @@ async fn entries_stay_readable_across_serializers() {
     let postcard = MemStache::builder()
         .namespace("shared")
         .backend(backend.clone())
+        .accept_serializer(crate::serializer::MessagePack)
         .build()
         .unwrap();
     let msgpack = MemStache::builder()
         .namespace("shared")
         .backend(backend)
         .serializer(crate::serializer::MessagePack)
+        .accept_serializer(crate::serializer::Postcard)
         .build()
         .unwrap();
     let value = ("written by postcard".to_owned(), 7u64);
@@ -451,7 +466,7 @@ fn operation_futures_stay_small() {
     let set = cache.set("k", &value, EntryOptions::default());
     let root = cache.root();
     let read = cache.read(&root, "k");
-    let decode = cache.decode::<String>(b"", "k");
+    let decode = cache.decode::<String>(b"", "k", "default");
     for (name, size, budget) in [
         ("get", std::mem::size_of_val(&get), 1024),
         ("set", std::mem::size_of_val(&set), 1152),
@@ -488,4 +503,67 @@ async fn keys_either_side_of_the_inline_limit_round_trip() {
         assert!(cache.remove(&key).await.unwrap());
         assert_eq!(cache.get::<String>(&key).await.unwrap(), None);
     }
+}
+
+/// Two `get_or_set` callers of one key with different types, concurrently: each gets its own
+/// loader's value. Before the type was part of the flight key, the `bool` caller waited on the
+/// `u8` leader's flight and decoded its bytes (`[1]`) as `true`: wrong data, no error.
+#[tokio::test(flavor = "current_thread")]
+async fn get_or_set_callers_of_different_types_never_share_a_flight() {
+    let cache = MemStache::builder().build().unwrap();
+    let release = Arc::new(tokio::sync::Notify::new());
+    let (c, r) = (cache.clone(), Arc::clone(&release));
+    let leader = tokio::spawn(async move {
+        c.get_or_set("k", EntryOptions::default(), || async move {
+            r.notified().await;
+            Ok::<_, std::io::Error>(1u8)
+        })
+        .await
+    });
+    tokio::task::yield_now().await; // the u8 caller leads, its loader waits
+    assert_eq!(cache.inner.flights.len(), 1);
+    let c = cache.clone();
+    let other = tokio::spawn(async move {
+        c.get_or_set("k", EntryOptions::default(), || async {
+            Ok::<_, std::io::Error>(false)
+        })
+        .await
+    });
+    for _ in 0..4 {
+        tokio::task::yield_now().await;
+    }
+    release.notify_one();
+    assert!(!other.await.unwrap().unwrap());
+    assert_eq!(leader.await.unwrap().unwrap(), 1u8);
+    assert_eq!(cache.stats().loader_calls, 2);
+}
+
+fn boom() -> std::result::Result<u8, std::io::Error> {
+    panic!("loader panicked")
+}
+
+/// A loader that panics abandons its flight: a caller waiting on it retries, leads, and gets
+/// its own loader's value; no flight is left behind.
+#[tokio::test(flavor = "current_thread")]
+async fn a_panicking_loader_does_not_strand_its_waiters() {
+    let cache = MemStache::builder().build().unwrap();
+    let c = cache.clone();
+    let panicking = tokio::spawn(async move {
+        c.get_or_set("k", EntryOptions::default(), || async {
+            tokio::task::yield_now().await;
+            boom()
+        })
+        .await
+    });
+    tokio::task::yield_now().await;
+    let c = cache.clone();
+    let waiter = tokio::spawn(async move {
+        c.get_or_set("k", EntryOptions::default(), || async {
+            Ok::<_, std::io::Error>(4u8)
+        })
+        .await
+    });
+    assert!(panicking.await.unwrap_err().is_panic());
+    assert_eq!(waiter.await.unwrap().unwrap(), 4);
+    assert_eq!(cache.inner.flights.len(), 0);
 }

@@ -11,7 +11,7 @@ use tower::ServiceExt;
 use super::test_support::{Flaky, capture_logs, fail_safe_cache};
 use crate::memory::MemoryBackend;
 use crate::raw::{Backend, BackendRequest, BackendResponse, BoxBackendService, Expiry};
-use crate::{EntryOptions, Error, ErrorKind, FailSafe, LockOptions, MemStache};
+use crate::{EntryOptions, Error, ErrorKind, FailSafe, LockOptions, MemStache, Result};
 
 fn tag_layer(
     log: Arc<Mutex<Vec<&'static str>>>,
@@ -474,4 +474,102 @@ async fn unavailable_lock_does_not_block_loading() {
             .build()
             .is_err()
     );
+}
+
+/// A store whose first `set_if_absent` is applied and then reported as a timeout; with
+/// `retry`, the call is resent once on that timeout, as a retry layer does (the resend then
+/// finds the lock the first attempt wrote).
+#[derive(Debug, Clone)]
+struct AppliedThenTimedOut {
+    inner: MemoryBackend,
+    retry: bool,
+    failed_once: Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[async_trait::async_trait]
+impl Backend for AppliedThenTimedOut {
+    fn name(&self) -> &'static str {
+        "applied-then-timed-out"
+    }
+    fn capabilities(&self) -> crate::raw::Capabilities {
+        self.inner.capabilities()
+    }
+    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        self.inner.get(key).await
+    }
+    async fn set(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<()> {
+        self.inner.set(key, value, expiry).await
+    }
+    async fn remove(&self, key: &str) -> Result<bool> {
+        self.inner.remove(key).await
+    }
+    async fn exists(&self, key: &str) -> Result<bool> {
+        self.inner.exists(key).await
+    }
+    async fn touch(&self, key: &str) -> Result<bool> {
+        self.inner.touch(key).await
+    }
+    async fn set_if_absent(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<bool> {
+        let first = self.inner.set_if_absent(key, value.clone(), expiry).await?;
+        if self.failed_once.swap(true, Ordering::SeqCst) {
+            return Ok(first);
+        }
+        // applied, but the answer is lost
+        if self.retry {
+            self.inner.set_if_absent(key, value, expiry).await
+        } else {
+            Err(Error::new(
+                ErrorKind::Timeout,
+                "injected: applied, then timed out",
+            ))
+        }
+    }
+    async fn remove_if_equals(&self, key: &str, expected: &[u8]) -> Result<bool> {
+        self.inner.remove_if_equals(key, expected).await
+    }
+}
+
+/// A lock acquisition whose write was applied but whose answer was lost (a timeout, or a
+/// retried `set_if_absent` that then finds the lock present) recognises its own token: the
+/// loader runs at once (no wait for "another" holder, on the paused clock) and the lock is
+/// released afterwards. Without the read-back, the cache waits the whole `wait` for itself and
+/// leaves its own lock behind until the lease ends.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_retried_lock_acquisition_recognises_its_own_lock() {
+    for retry in [true, false] {
+        let shared = MemoryBackend::new();
+        let backend = AppliedThenTimedOut {
+            inner: shared.clone(),
+            retry,
+            failed_once: Arc::default(),
+        };
+        let cache = MemStache::builder()
+            .backend(backend)
+            .distributed_lock(
+                LockOptions::new()
+                    .wait(Duration::from_secs(3))
+                    .poll(Duration::from_millis(50)),
+            )
+            .build()
+            .unwrap();
+        let t = tokio::time::Instant::now();
+        let v: u8 = cache
+            .get_or_set("k", EntryOptions::default(), || async {
+                Ok::<_, std::io::Error>(5)
+            })
+            .await
+            .unwrap();
+        assert_eq!(v, 5);
+        assert_eq!(
+            t.elapsed(),
+            Duration::ZERO,
+            "retry={retry}: waited for its own lock"
+        );
+        assert_eq!(cache.stats().loader_calls, 1);
+        let lk = cache.lock_key(&cache.storage_key("k").unwrap());
+        assert!(
+            !shared.exists(&lk).await.unwrap(),
+            "retry={retry}: its own lock was not released"
+        );
+    }
 }

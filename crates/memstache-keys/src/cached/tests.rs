@@ -299,4 +299,66 @@ async fn purging_stays_amortised_with_many_live_versions() {
     assert_eq!(cache.versions.len(), 5_000, "every version is live");
     // 1,024, 2,048, 4,096: one scan per doubling, not one per insert past 1,024 (3,977).
     assert_eq!(cache.purges, 3);
+/// A manager whose first call never returns (a request lost on a dead connection) and whose
+/// later calls answer.
+#[derive(Debug)]
+struct FirstCallHangs {
+    inner: LocalKeyManager,
+    calls: AtomicUsize,
+}
+
+#[async_trait]
+impl KeyManager for FirstCallHangs {
+    async fn current_key(&self, key_id: &str) -> Result<Arc<KeyVersion>> {
+        if self.calls.fetch_add(1, Ordering::SeqCst) == 0 {
+            std::future::pending::<()>().await;
+        }
+        self.inner.current_key(key_id).await
+    }
+    async fn key(&self, key_id: &str, version: u32) -> Result<Arc<KeyVersion>> {
+        if self.calls.fetch_add(1, Ordering::SeqCst) == 0 {
+            std::future::pending::<()>().await;
+        }
+        self.inner.key(key_id, version).await
+    }
+    async fn rotate_key(&self, key_id: &str) -> Result<Arc<KeyVersion>> {
+        self.inner.rotate_key(key_id).await
+    }
+    async fn destroy_key(&self, key_id: &str) -> Result<()> {
+        self.inner.destroy_key(key_id).await
+    }
+}
+
+/// A shared fetch whose caller gave up (timed out) does not wedge its key version: the next
+/// caller starts a new fetch and gets the key. Before, it joined the hung fetch and hung too,
+/// until restart. (The first caller is cancelled with `now_or_never`: polled once, then
+/// dropped, as a timeout drops it; the second must be ready within a bounded number of polls
+/// of a manager that answers at once.)
+#[tokio::test(flavor = "current_thread")]
+async fn a_cancelled_shared_fetch_does_not_wedge_later_lookups() {
+    let local = LocalKeyManager::generate();
+    let version = local.current_key("a").await.unwrap().version;
+    let manager = Arc::new(FirstCallHangs {
+        inner: local,
+        calls: AtomicUsize::new(0),
+    });
+    let cached = CachedKeyManager::new(manager.clone(), Duration::from_secs(60));
+    for lookup in [true, false] {
+        manager.calls.store(0, Ordering::SeqCst);
+        let first = if lookup {
+            cached.key("a", version).now_or_never()
+        } else {
+            cached.current_key("a").now_or_never()
+        };
+        assert!(first.is_none(), "the first call hangs");
+        let second = if lookup {
+            cached.key("a", version).now_or_never()
+        } else {
+            cached.current_key("a").now_or_never()
+        };
+        let second = second.expect("the second call joined the hung fetch");
+        assert_eq!(second.unwrap().version, version);
+        assert_eq!(manager.calls.load(Ordering::SeqCst), 2);
+        cached.clear();
+    }
 }
