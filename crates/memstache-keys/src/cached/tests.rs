@@ -299,6 +299,8 @@ async fn purging_stays_amortised_with_many_live_versions() {
     assert_eq!(cache.versions.len(), 5_000, "every version is live");
     // 1,024, 2,048, 4,096: one scan per doubling, not one per insert past 1,024 (3,977).
     assert_eq!(cache.purges, 3);
+}
+
 /// A manager whose first call never returns (a request lost on a dead connection) and whose
 /// later calls answer.
 #[derive(Debug)]
