@@ -56,13 +56,20 @@ fn main() {
             .mutations
             .iter()
             .any(|m| matches!(m, Mutation::Flip { .. }));
-        let kind = match (case.mutations.is_empty(), structural && case.reseal && !raw, raw) {
+        let kind = match (
+            case.mutations.is_empty(),
+            structural && case.reseal && !raw,
+            raw,
+        ) {
             (true, _, _) => 0,
             (false, true, _) => 1,
             (false, false, true) if case.mutations.len() == 1 => 2,
             _ => continue,
         };
-        let w = Writer::ALL.iter().position(|w| *w == case.writer).unwrap_or(0);
+        let w = Writer::ALL
+            .iter()
+            .position(|w| *w == case.writer)
+            .unwrap_or(0);
         if found[w][kind] {
             continue;
         }
@@ -84,8 +91,14 @@ fn main() {
     }
     for (name, url) in [
         ("standalone", "\x00localhost:6379/0?connect_timeout_ms=100"),
-        ("cluster", "\x0210.0.0.1:7000?node=10.0.0.2:7000&node=[::1]:7001"),
-        ("sentinel", "\x0410.0.0.9?service_name=mymaster&node=10.0.0.8:26379"),
+        (
+            "cluster",
+            "\x0210.0.0.1:7000?node=10.0.0.2:7000&node=[::1]:7001",
+        ),
+        (
+            "sentinel",
+            "\x0410.0.0.9?service_name=mymaster&node=10.0.0.8:26379",
+        ),
         ("tls", "\x01cache.example:6380?tls_ca_file=/etc/ca.pem"),
         ("raw", "\x00redis://:p%40ss@127.0.0.1:6379/3?client=fred"),
     ] {

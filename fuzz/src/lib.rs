@@ -332,8 +332,8 @@ pub fn forge(caches: &Caches, case: &Case, original: &[u8]) -> Forged {
         bytes = forge_structure(caches, case, original, &structural).unwrap_or(bytes);
         valid_seal = case.reseal;
     }
+    let resealed = bytes.clone();
     for m in case.mutations.iter().filter(|m| !m.structural()) {
-        valid_seal = false;
         match m {
             Mutation::Flip { at, bit } if !bytes.is_empty() => {
                 let i = usize::from(*at) % bytes.len();
@@ -346,6 +346,11 @@ pub fn forge(caches: &Caches, case: &Case, original: &[u8]) -> Forged {
             }
             _ => {}
         }
+    }
+    // A raw change that changed something breaks the CRC or the seal (no-op ones, like a
+    // truncation past the end, do not).
+    if bytes != resealed {
+        valid_seal = false;
     }
     let mutated = bytes != original;
     Forged {
@@ -367,7 +372,10 @@ fn forge_structure(
     let sealed = env.header.is_encrypted();
     let (mut payload, trailer) = if sealed {
         let tag_len = Aes256Gcm::new().tag_len();
-        let tag = env.body.get(env.body.len().checked_sub(tag_len)?..)?.to_vec();
+        let tag = env
+            .body
+            .get(env.body.len().checked_sub(tag_len)?..)?
+            .to_vec();
         let payload = caches.open(env.header_bytes, env.header.nonce, env.body)?;
         (payload, tag)
     } else {
@@ -420,7 +428,9 @@ fn forge_structure(
         }
         (false, reseal) => {
             let sum = if reseal {
-                envelope::checksum(&header, &sk, &payload).to_le_bytes().to_vec()
+                envelope::checksum(&header, &sk, &payload)
+                    .to_le_bytes()
+                    .to_vec()
             } else {
                 trailer
             };
@@ -568,7 +578,11 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     for w in Writer::ALL {
         let name = format!("{w:?}").to_lowercase();
         // read_raw: the stored envelope itself
-        out.push(("read_raw", name.clone(), caches.write(w, text.as_str()).to_vec()));
+        out.push((
+            "read_raw",
+            name.clone(),
+            caches.write(w, text.as_str()).to_vec(),
+        ));
         // envelope_decode: the same bytes
         out.push((
             "envelope_decode",
