@@ -201,9 +201,13 @@ fn run_target(target: &str, seconds: u64, target_dir: &Path) -> Res<(Outcome, f6
     let text = std::fs::read_to_string(&log_path).unwrap_or_default();
     let outcome = parse_output(&text);
     if !st.success() {
-        // the crash report: the last lines of libFuzzer's output
+        // the crash report: from the panic or libFuzzer's error on, else the last lines
         let lines: Vec<&str> = text.lines().collect();
-        for l in &lines[lines.len().saturating_sub(40)..] {
+        let from = lines
+            .iter()
+            .position(|l| l.contains("panicked at") || l.contains("ERROR: libFuzzer"))
+            .unwrap_or(lines.len().saturating_sub(40));
+        for l in lines.iter().skip(from).take(40) {
             eprintln!("  | {l}");
         }
     }
