@@ -34,7 +34,7 @@ const CLEARED_VARS: [&str; 5] = [
 ];
 
 /// The target dir of the outer workspace (`cargo metadata`'s `target_directory`).
-fn outer_target_dir() -> Res<PathBuf> {
+pub(crate) fn outer_target_dir() -> Res<PathBuf> {
     let text = output(cargo().args(["metadata", "--format-version", "1", "--no-deps"]))?;
     let meta = json::parse(&text).map_err(|e| fail!("cargo metadata: {e}"))?;
     meta.get("target_directory")

@@ -6,6 +6,7 @@
 mod bare_clone;
 mod circles;
 mod deny;
+mod fuzz;
 mod json;
 mod lint;
 mod msrv;
@@ -33,10 +34,15 @@ Commands (exactly what CI runs):
   circles                     no two source files of a crate import each other
   deny [args]                 cargo-deny: offline against ../shared/advisory-db when it is
                               there, else with its fetched default database
+  fuzz [--minutes N] [--target NAME]
+                              the fuzz targets in fuzz/ (cargo-fuzz, libFuzzer, stable,
+                              --sanitizer none; installs cargo-fuzz if missing), each for its
+                              share of N minutes (default 1); executions and crashes per target
   package [args]              `cargo package --workspace` (no upload), licence files checked
   bare-clone                  git clone HEAD into a temp dir with nothing beside it and run
                               the README's two commands there
-  ci                          lint, test, deny, package, bare-clone; stops at the first failure
+  ci                          lint, test, fuzz (25 s per target), deny, package, bare-clone;
+                              stops at the first failure
   hit-ratio [args]            run the memstache-hit-ratio tool (release build)
   bench [args]                cargo bench -p memstache-benches [args]
   help                        this text
@@ -57,6 +63,7 @@ fn main() -> ExitCode {
         "msrv" => no_args(&command, &rest).and_then(|()| msrv::check()),
         "circles" => no_args(&command, &rest).and_then(|()| circles::check()),
         "deny" => deny::deny(&rest),
+        "fuzz" => fuzz::fuzz(&rest),
         "ci" => no_args(&command, &rest).and_then(|()| ci()),
         "hit-ratio" => run(cargo()
             .args(["run", "--release", "-q", "-p", "memstache-harness"])
@@ -92,9 +99,9 @@ fn no_args(command: &str, rest: &[String]) -> Res {
 }
 
 /// The steps of `cargo xtask ci`, in order.
-const CI_STEPS: [&str; 5] = ["lint", "test", "deny", "package", "bare-clone"];
+const CI_STEPS: [&str; 6] = ["lint", "test", "fuzz", "deny", "package", "bare-clone"];
 
-/// lint → test → deny → package → bare-clone, timing each step; stops at the first failure.
+/// lint → test → fuzz → deny → package → bare-clone, timing each step; stops at the first failure.
 fn ci() -> Res {
     let started = Instant::now();
     let mut timings: Vec<(&str, Duration, bool)> = Vec::new();
@@ -106,6 +113,7 @@ fn ci() -> Res {
         let r = match step {
             "lint" => lint::lint(),
             "test" => test::test(&[]).map(|report| test_line = Some(report.closing())),
+            "fuzz" => fuzz::ci(),
             "deny" => deny::deny(&[]),
             "package" => package::package(&[]),
             _ => bare_clone::bare_clone(),

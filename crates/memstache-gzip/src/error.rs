@@ -11,3 +11,11 @@ pub(crate) fn corrupt(message: &'static str, source: impl Into<memstache_core::B
 pub(crate) fn bad_format(message: &'static str) -> Error {
     Error::new(ErrorKind::Compression, message)
 }
+
+/// The content would exceed the caller's bound.
+pub(crate) fn too_large() -> Error {
+    Error::new(
+        ErrorKind::ValueTooLarge,
+        "decompressed gzip data exceeds the maximum value size",
+    )
+}

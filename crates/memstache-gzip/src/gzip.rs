@@ -3,21 +3,18 @@
 use std::cell::RefCell;
 
 use flate2::{Compress, Compression, Crc, Decompress, FlushCompress, FlushDecompress, Status};
-use memstache_core::raw::{Compressor, bounded_fill};
+use memstache_core::raw::Compressor;
 use memstache_core::{Error, ErrorKind, Result};
 
 use crate::GzipConfig;
-use crate::error::{bad_format, corrupt};
+use crate::error::{bad_format, corrupt, too_large};
 
 /// The level of [`Gzip::default`].
 pub(crate) const DEFAULT_LEVEL: u32 = 1;
 
 /// Largest ratio deflate can reach (RFC 1951: a 258-byte match in about 2 bits, plus slack);
-/// used only to cap a size hint read from untrusted bytes.
+/// a trailer claiming more than this many times its data is refused before allocating.
 const MAX_DEFLATE_RATIO: usize = 1032;
-
-/// The largest first output window sized from the (untrusted) length in the gzip trailer.
-const FIRST_WINDOW_MAX: usize = 64 << 10;
 
 /// Gzip (RFC 1952) compression on flate2's `zlib-rs` backend. Envelope id **1**.
 ///
@@ -203,6 +200,15 @@ fn deflate(mut state: Compress, input: &[u8], out: &mut Vec<u8>) -> (Compress, R
 }
 
 /// Parses one gzip member from `input` and appends its content to `out`, bounded by `max_len`.
+///
+/// The trailer's ISIZE (the content length modulo 2^32) is untrusted, but it decides the one
+/// allocation: it must be at most what deflate can expand this input to
+/// ([`ErrorKind::Compression`]) and at most `max_len` ([`ErrorKind::ValueTooLarge`]). Room for exactly that many
+/// bytes is reserved once (nothing when the caller reserved it already, as the cache does),
+/// inflate writes straight into it, and a member whose content does not end exactly there is
+/// refused. There is no growing buffer, so no second copy of the value ever exists. Contents of
+/// 4 GiB or more cannot be described by ISIZE and are refused (the envelope's serialized length
+/// is 32-bit too).
 fn gunzip(state: &mut Decompress, input: &[u8], max_len: usize, out: &mut Vec<u8>) -> Result<()> {
     let header_len = parse_header(input)?;
     let body = &input[header_len..];
@@ -212,47 +218,82 @@ fn gunzip(state: &mut Decompress, input: &[u8], max_len: usize, out: &mut Vec<u8
     let trailer = &body[trailer_at..];
     let expected_crc = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
     let expected_len = u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]);
-    // ISIZE is untrusted: only a hint for the first output window, capped by what deflate
-    // can expand this input to and by FIRST_WINDOW_MAX (larger outputs grow by doubling).
-    let hint = usize::try_from(expected_len)
-        .unwrap_or(usize::MAX)
-        .min(body.len().saturating_mul(MAX_DEFLATE_RATIO))
-        .min(FIRST_WINDOW_MAX);
+    let size = usize::try_from(expected_len).unwrap_or(usize::MAX);
+    // First the claim no deflate stream of this length can back (a corrupt or truncated
+    // member), then the bound.
+    if size > trailer_at.saturating_mul(MAX_DEFLATE_RATIO) {
+        return Err(bad_format(
+            "gzip length is more than its data can expand to",
+        ));
+    }
+    if size > max_len {
+        return Err(too_large());
+    }
 
     let start = out.len();
-    bounded_fill(out, max_len, hint, "gzip", |window| {
-        let before_in = state.total_in();
-        let before_out = state.total_out();
-        let consumed = usize::try_from(before_in).unwrap_or(usize::MAX);
-        let status = state
-            .decompress(
-                body.get(consumed..).unwrap_or_default(),
-                window,
-                FlushDecompress::None,
-            )
-            .map_err(|e| corrupt("gzip data is corrupt", e))?;
-        let written = usize::try_from(state.total_out() - before_out).unwrap_or(0);
-        let progressed = written > 0 || state.total_in() != before_in;
-        Ok((written, progressed, status == Status::StreamEnd))
-    })?;
-
-    // What follows the deflate stream must be exactly the 8-byte trailer.
-    let consumed = usize::try_from(state.total_in()).unwrap_or(usize::MAX);
-    match body.len().checked_sub(consumed) {
-        Some(8) => {}
-        Some(n) if n < 8 => return Err(bad_format("gzip data is truncated")),
-        _ => return Err(bad_format("unexpected bytes after the gzip stream")),
+    if out.capacity() - start < size {
+        out.reserve_exact(size);
     }
-    let content = &out[start..];
+    // Writes into the spare capacity only: never past it, never reallocating.
+    let status = state
+        .decompress_vec(&body[..trailer_at], out, FlushDecompress::Finish)
+        .map_err(|e| corrupt("gzip data is corrupt", e))?;
+    let produced = out.len() - start;
+    let ended = match status {
+        Status::StreamEnd => true,
+        // The room is full but the stream has not ended: ask for one more byte. Nothing more
+        // means the end marker was all that was left; a byte means the content is longer.
+        _ if produced >= size => {
+            let mut probe = [0u8; 1];
+            let before = state.total_out();
+            let status = state
+                .decompress(
+                    body.get(consumed(state)..trailer_at).unwrap_or_default(),
+                    &mut probe,
+                    FlushDecompress::Finish,
+                )
+                .map_err(|e| corrupt("gzip data is corrupt", e))?;
+            if state.total_out() != before {
+                return Err(longer_than(size, max_len));
+            }
+            status == Status::StreamEnd
+        }
+        _ => false,
+    };
+    if produced > size {
+        return Err(longer_than(size, max_len));
+    }
+    if !ended {
+        return Err(bad_format("gzip data is truncated"));
+    }
+    // What follows the deflate stream must be exactly the 8-byte trailer.
+    if consumed(state) != trailer_at {
+        return Err(bad_format("unexpected bytes after the gzip stream"));
+    }
+    if produced != size {
+        return Err(bad_format("gzip length mismatch"));
+    }
     let mut crc = Crc::new();
-    crc.update(content);
+    crc.update(&out[start..]);
     if crc.sum() != expected_crc {
         return Err(bad_format("gzip CRC-32 mismatch"));
     }
-    if u32::try_from(content.len() & 0xffff_ffff).ok() != Some(expected_len) {
-        return Err(bad_format("gzip length mismatch"));
-    }
     Ok(())
+}
+
+/// How much of the deflate stream `state` has read.
+fn consumed(state: &Decompress) -> usize {
+    usize::try_from(state.total_in()).unwrap_or(usize::MAX)
+}
+
+/// The content goes on past the `size` bytes its trailer declares: too large when that was the
+/// whole budget, else a lying trailer.
+fn longer_than(size: usize, max_len: usize) -> Error {
+    if size >= max_len {
+        too_large()
+    } else {
+        bad_format("gzip content is longer than its trailer says")
+    }
 }
 
 /// Checks the RFC 1952 member header and returns its length.

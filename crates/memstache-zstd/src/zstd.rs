@@ -2,11 +2,9 @@
 
 use std::cell::RefCell;
 
-use memstache_core::raw::{Compressor, bounded_fill};
+use memstache_core::raw::Compressor;
 use memstache_core::{Error, ErrorKind, Result};
-use zstd::zstd_safe::{
-    self, CCtx, CParameter, DCtx, DParameter, InBuffer, OutBuffer, ResetDirective,
-};
+use zstd::zstd_safe::{self, CCtx, CParameter, DCtx, DParameter, ResetDirective};
 
 use crate::config::{DEFAULT_LEVEL, ZstdConfig};
 use crate::error::{bad_format, too_large, zstd_failed};
@@ -206,9 +204,14 @@ fn new_cctx() -> Result<CCtx<'static>> {
         .ok_or_else(|| Error::new(ErrorKind::Compression, "cannot allocate a zstd context"))
 }
 
+/// A decompression context whose window is bounded by [`WINDOW_LOG_MAX`]. Only one-shot
+/// decoding is used (it allocates no window), so the bound is a second line of defence.
 fn new_dctx() -> Result<DCtx<'static>> {
-    DCtx::try_create()
-        .ok_or_else(|| Error::new(ErrorKind::Compression, "cannot allocate a zstd context"))
+    let mut dctx = DCtx::try_create()
+        .ok_or_else(|| Error::new(ErrorKind::Compression, "cannot allocate a zstd context"))?;
+    dctx.set_parameter(DParameter::WindowLogMax(WINDOW_LOG_MAX))
+        .map_err(|code| zstd_failed("cannot configure zstd", code))?;
+    Ok(dctx)
 }
 
 /// One frame for all of `input`, appended to `out`.
@@ -238,78 +241,102 @@ fn compress_with(cctx: &mut CCtx<'static>, input: &[u8], out: &mut Vec<u8>) -> R
     }
 }
 
-/// Decodes exactly one frame from `input`, appending at most `max_len` bytes to `out`.
+/// The zstd frame magic number (RFC 8878, section 3.1.1), little-endian on the wire.
+const FRAME_MAGIC: u32 = 0xFD2F_B528;
+
+/// The smallest window a zstd frame can declare (`ZSTD_WINDOWLOG_ABSOLUTEMIN`).
+const MIN_WINDOW_LOG: u32 = 10;
+
+/// The window log bound set on every decompression context: the largest window a frame may
+/// declare, whatever the value bound (`2^27` is libzstd's own default limit).
+pub(crate) const WINDOW_LOG_MAX: u32 = 27;
+
+/// Decodes exactly one frame from `input`, appending exactly its declared content size (at
+/// most `max_len` bytes) to `out`.
+///
+/// Everything that decides the allocation is checked from the frame header before anything is
+/// allocated or decoded: a frame must be one standard frame (no skippable frame, nothing after
+/// it) that declares its content size, at most `max_len`, and a window no larger than that size
+/// needs. Then the whole frame is decoded in one shot into room reserved once for exactly the
+/// declared size; one-shot decoding writes straight into that room, so libzstd allocates no
+/// window of its own (a streamed frame would make it allocate, and keep in this thread's
+/// context, a window as large as the frame asks for).
 fn decompress_with(
     dctx: &mut DCtx<'static>,
     input: &[u8],
     max_len: usize,
     out: &mut Vec<u8>,
 ) -> Result<()> {
-    let declared = zstd_safe::get_frame_content_size(input)
-        .map_err(|_| bad_format("not zstd data, or its frame header is corrupt"))?;
-    match declared {
-        Some(size) => {
-            // The frame says how large it is: reject a bomb before allocating anything, then
-            // decode in one shot into exactly that much room (libzstd checks the size).
-            let size = usize::try_from(size).map_err(|_| too_large())?;
-            if size > max_len {
-                return Err(too_large());
-            }
-            let start = out.len();
-            out.reserve_exact(size);
-            let written = if start == 0 {
-                // zstd writes into the Vec's spare capacity (from index 0): no zero-filling
-                let r = dctx.decompress(out, input);
-                r.map_err(|code| {
-                    out.clear();
-                    zstd_failed("zstd data is corrupt", code)
-                })?
-            } else {
-                out.resize(start + size, 0);
-                dctx.decompress(&mut out[start..], input)
-                    .map_err(|code| zstd_failed("zstd data is corrupt", code))?
-            };
-            if written != size {
-                return Err(bad_format("zstd frame size does not match its content"));
-            }
-            Ok(())
-        }
-        None => stream_one_frame(dctx, input, max_len, out),
+    let size = check_frame(input, max_len)?;
+    let start = out.len();
+    if out.capacity() - start < size {
+        out.reserve_exact(size);
     }
-}
-
-/// Streams a frame of unknown size, bounded by `max_len` in output and window memory.
-fn stream_one_frame(
-    dctx: &mut DCtx<'static>,
-    input: &[u8],
-    max_len: usize,
-    out: &mut Vec<u8>,
-) -> Result<()> {
-    // A legitimate frame of at most max_len bytes never needs a larger window.
-    let window_log = usize::BITS - max_len.max(1).saturating_sub(1).leading_zeros();
-    dctx.reset(ResetDirective::SessionOnly)
-        .and_then(|_| dctx.set_parameter(DParameter::WindowLogMax(window_log.clamp(10, 30))))
-        .map_err(|code| zstd_failed("cannot configure zstd", code))?;
-    let mut in_buf = InBuffer::around(input);
-    bounded_fill(
-        out,
-        max_len,
-        input.len().saturating_mul(4),
-        "zstd",
-        |window| {
-            let before_in = in_buf.pos();
-            let mut out_buf = OutBuffer::around(window);
-            let hint = dctx
-                .decompress_stream(&mut out_buf, &mut in_buf)
-                .map_err(|code| zstd_failed("zstd data is corrupt", code))?;
-            let written = out_buf.pos();
-            Ok((written, written > 0 || in_buf.pos() != before_in, hint == 0))
-        },
-    )?;
-    if in_buf.pos() != input.len() {
-        return Err(bad_format("unexpected bytes after the zstd frame"));
+    let written = if start == 0 {
+        // zstd writes into the Vec's spare capacity (from index 0): no zero-filling
+        dctx.decompress(out, input).map_err(|code| {
+            out.clear();
+            zstd_failed("zstd data is corrupt", code)
+        })?
+    } else {
+        out.resize(start + size, 0);
+        match dctx.decompress(&mut out[start..], input) {
+            Ok(written) => {
+                out.truncate(start + written);
+                written
+            }
+            Err(code) => return Err(zstd_failed("zstd data is corrupt", code)),
+        }
+    };
+    // libzstd checks a declared size against the frame's content; this also catches output
+    // beyond `size` written into spare capacity the caller had reserved.
+    if written != size {
+        return Err(bad_format("zstd frame size does not match its content"));
     }
     Ok(())
+}
+
+/// Checks the frame header of `input` and returns the declared content size.
+///
+/// Refused, before anything is decoded: input that is not exactly one standard zstd frame
+/// ([`ErrorKind::Compression`]); a frame that does not declare its content size
+/// (`Compression`: memstache's writer always declares it, so such a frame was not written by
+/// it); a declared size over `max_len` ([`ErrorKind::ValueTooLarge`]); a window larger than
+/// the declared size needs, or than `2^WINDOW_LOG_MAX` (`Compression`).
+fn check_frame(input: &[u8], max_len: usize) -> Result<usize> {
+    let magic = input
+        .get(..4)
+        .map(|m| u32::from_le_bytes([m[0], m[1], m[2], m[3]]));
+    if magic != Some(FRAME_MAGIC) {
+        return Err(bad_format("not a zstd frame (bad magic number)"));
+    }
+    let declared = zstd_safe::get_frame_content_size(input)
+        .map_err(|_| bad_format("zstd frame header is corrupt"))?
+        .ok_or_else(|| bad_format("zstd frame does not declare its content size"))?;
+    let size = usize::try_from(declared).map_err(|_| too_large())?;
+    if size > max_len {
+        return Err(too_large());
+    }
+    // Frame header descriptor (RFC 8878, 3.1.1.1.1): bit 5 = single segment, in which case the
+    // window is the content size; otherwise the window descriptor follows.
+    let descriptor = input[4];
+    if descriptor & 0x20 == 0 {
+        let wd = input
+            .get(5)
+            .ok_or_else(|| bad_format("zstd frame header is truncated"))?;
+        let window_log = MIN_WINDOW_LOG + u32::from(wd >> 3);
+        let needed = usize::BITS - size.saturating_sub(1).leading_zeros();
+        if window_log > WINDOW_LOG_MAX || window_log > needed.max(MIN_WINDOW_LOG) {
+            return Err(bad_format(
+                "zstd frame asks for a window larger than its content",
+            ));
+        }
+    }
+    match zstd_safe::find_frame_compressed_size(input) {
+        Ok(n) if n == input.len() => Ok(size),
+        Ok(_) => Err(bad_format("unexpected bytes after the zstd frame")),
+        Err(code) => Err(zstd_failed("zstd data is corrupt", code)),
+    }
 }
 
 #[cfg(test)]
