@@ -54,11 +54,16 @@ pub fn maxmemory_policy_for(policy_name: &str) -> Option<&'static str> {
 ///   it is already due); `remove` is `UNLINK`, `exists` is `EXISTS`.
 /// * Sliding entries are re-armed by one Lua script (`EVALSHA`, falling back to `EVAL` on
 ///   `NOSCRIPT`) that returns the value and sets the TTL to `min(sliding, deadline - now)` in
-///   the same round trip; plain entries are read with `GET`. Which reads use the script is
-///   [`SlidingReads`]'s choice; `touch` always uses it.
-/// * `get_many` is one `MGET` (or one script call) per hash slot, `remove_many` one `UNLINK`
-///   per slot, `set_many` one pipelined `SET … PX` per entry; on a cluster the per-slot
-///   commands for all nodes are sent concurrently: one round trip per node, never per key.
+///   the same round trip; plain entries are read with a bounded `GETRANGE`. Which reads use
+///   the script is [`SlidingReads`]'s choice; `touch` always uses it.
+/// * No read receives more than [`RedisConfig::max_entry_size`] bytes: a larger entry is
+///   [`ErrorKind::ValueTooLarge`] without being sent (the crate docs, "Bounded reads").
+/// * `get_many` is one script call per hash slot, `remove_many` one `UNLINK` per slot,
+///   `set_many` one pipelined `SET … PX` per entry; on a cluster the per-slot commands for all
+///   nodes are sent concurrently: one round trip per node, never per key.
+/// * Writes follow [`RedisConfig::durability`]: with
+///   [`Durability::Replicas`](crate::Durability::Replicas) each is pipelined with `WAIT` and
+///   is `Ok` only when enough replicas acknowledged it.
 ///
 /// ```no_run
 /// use memstache_core::raw::{Backend, Expiry};
