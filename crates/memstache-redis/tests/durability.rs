@@ -108,8 +108,7 @@ impl Writers {
         for t in self.tasks {
             t.await.unwrap();
         }
-        let keys = self.acked.lock().clone();
-        keys
+        self.acked.lock().clone()
     }
 }
 
