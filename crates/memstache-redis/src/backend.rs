@@ -58,7 +58,8 @@ pub fn maxmemory_policy_for(policy_name: &str) -> Option<&'static str> {
 ///   the script is [`SlidingReads`]'s choice; `touch` always uses it.
 /// * No read receives more than [`RedisConfig::max_entry_size`] bytes: a larger entry is
 ///   [`ErrorKind::ValueTooLarge`] without being sent (the crate docs, "Bounded reads").
-/// * `get_many` is one script call per hash slot, `remove_many` one `UNLINK` per slot,
+/// * `get_many` is one pipelined bounded `GETRANGE` per key (or one script call per hash
+///   slot), `remove_many` one `UNLINK` per slot,
 ///   `set_many` one pipelined `SET … PX` per entry; on a cluster the per-slot commands for all
 ///   nodes are sent concurrently: one round trip per node, never per key.
 /// * Writes follow [`RedisConfig::durability`]: with
@@ -281,22 +282,32 @@ impl RedisBackend {
         Ok(())
     }
 
-    /// Reads keys of one slot (all keys off a cluster) as [`SlidingReads`] says: one script
-    /// call, which checks every value's length before sending it (an `MGET` would send an
-    /// oversized value whole).
+    /// Reads keys of one slot (all keys off a cluster) as [`SlidingReads`] says. Never an
+    /// `MGET`, which would send an oversized value whole: plain reads are one bounded
+    /// [`get_bounded`](Self::get_bounded) per key, sent concurrently (pipelined on the
+    /// connection: one round trip, at about `MGET`'s server cost — measured 430 k `GETRANGE`/s
+    /// against 533 k keys/s by `MGET` of 16, where the read script manages 176 k keys/s);
+    /// script reads are one script call, which checks every value's length first.
     async fn read_group(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
+        let plain = || futures::future::try_join_all(keys.iter().map(|k| self.get_bounded(k)));
         match self.inner.sliding {
-            SlidingReads::Disabled => self.script(keys, "p").await,
+            SlidingReads::Disabled => plain().await,
             SlidingReads::Script => self.script(keys, "g").await,
             _ => {
-                let out = self.script(keys, "g").await?;
                 let hints = &self.inner.hints;
-                for (k, v) in keys.iter().zip(&out) {
-                    if let Some(b) = v {
-                        hints.learn(k, is_sliding(b));
+                if keys.iter().any(|k| hints.contains(k)) {
+                    let out = self.script(keys, "g").await?;
+                    for (k, v) in keys.iter().zip(&out) {
+                        if let Some(b) = v {
+                            hints.learn(k, is_sliding(b));
+                        }
                     }
+                    Ok(out)
+                } else {
+                    let mut out = plain().await?;
+                    self.rearm_plain_hits(keys, &mut out).await?;
+                    Ok(out)
                 }
-                Ok(out)
             }
         }
     }
