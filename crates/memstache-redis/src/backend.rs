@@ -654,6 +654,12 @@ mod tests {
         let sliding = Expiry::new(Some(5_000), Some(Duration::from_millis(1_500)));
         assert_eq!(px_for(&sliding, 1_000), Ok(Some(1_500)));
         assert_eq!(px_for(&sliding, 4_000), Ok(Some(1_000)));
+        // far-future expiries are clamped into the range Redis accepts
+        let far = Expiry::new(Some(u64::MAX), None);
+        assert_eq!(px_for(&far, 1_000), Ok(Some(MAX_PX_MS)));
+        let slide_max = Expiry::new(None, Some(Duration::MAX));
+        assert_eq!(px_for(&slide_max, 1_000), Ok(Some(MAX_PX_MS)));
+        assert!(i64::try_from(MAX_PX_MS).is_ok_and(|ms| ms < i64::MAX / 2));
     }
 
     #[test]

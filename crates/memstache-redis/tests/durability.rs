@@ -7,8 +7,9 @@
 //!   directory: 0 lost;
 //! * standalone without persistence (the harness's `--save '' --appendonly no`): every
 //!   acknowledged write is lost — the counter sees losses;
-//! * primary + replica with [`Durability::Replicas`]: the primary is killed, the replica
-//!   promoted: 0 lost;
+//! * primary + replica, the replica stopped for a moment so that it falls behind, then the
+//!   primary killed and the replica promoted: without `WAIT` acknowledged writes are lost;
+//!   with [`Durability::Replicas`] 0 lost;
 //! * [`Durability::Replicas`] with no replica: every write fails with a temporary `Timeout`.
 
 mod common;
