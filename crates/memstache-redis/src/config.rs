@@ -121,6 +121,74 @@ pub enum SlidingReads {
     Disabled,
 }
 
+/// Redis's largest string value (`proto-max-bulk-len`'s default): the upper bound of
+/// [`RedisConfig::max_entry_size`].
+pub const MAX_VALUE_SIZE: usize = 512 * 1024 * 1024;
+
+/// What [`RedisConfig::max_entry_size`] adds to memstache's default maximum value size: room
+/// for the envelope's header (at most 150 bytes with the longest key id and nonce), its checksum
+/// and an encryptor's tag.
+pub const ENVELOPE_ALLOWANCE: usize = 1024;
+
+/// When the backend reports a write `Ok` (see `docs/resilience.md`, "Durability").
+///
+/// Applies to every write through the backend: `set`, `set_many`, `set_if_absent`,
+/// `set_many_guarded`, `remove`, `remove_many`, `remove_if_equals` — and so to the control
+/// writes a cache or scope makes through them (`control_set`, tenancy generations, locks).
+///
+/// ```
+/// use memstache_redis::{Durability, RedisConfig};
+/// use std::time::Duration;
+/// let mut config = RedisConfig::default();
+/// config.durability = Durability::Replicas { replicas: 1, timeout: Duration::from_millis(200) };
+/// assert!(config.validate().is_ok());
+/// let url = RedisConfig::from_url("redis://127.0.0.1?wait_replicas=1&wait_timeout_ms=200")?;
+/// assert_eq!(url.durability, config.durability);
+/// # Ok::<(), memstache_core::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Durability {
+    /// A write is `Ok` once the primary applied it. Whether it survives a crash is the
+    /// server's persistence settings' business: with `appendonly yes` a killed `redis-server`
+    /// process loses no acknowledged write (Redis writes the AOF before it replies); an OS crash
+    /// or power loss loses up to about a second with `appendfsync everysec` (the default), none
+    /// with `appendfsync always`; without persistence (`appendonly no`, no snapshots) a restart
+    /// loses everything. A failover to a replica loses what had not reached it yet
+    /// (replication is asynchronous).
+    #[default]
+    Primary,
+    /// After every write, `WAIT replicas timeout` on the same connection, in the same pipeline:
+    /// the write is `Ok` only when at least `replicas` replicas acknowledged it. When fewer did
+    /// within `timeout`, the write fails with a temporary [`ErrorKind::Timeout`] error — it
+    /// was applied on the primary, but is not reported written. Survives the loss of the
+    /// primary as long as one of the acknowledging replicas is promoted (Sentinel does pick the
+    /// most up-to-date one). Standalone (a primary with replicas) and Sentinel; refused on a
+    /// cluster. `timeout` must be positive (`WAIT … 0` would block forever) and shorter than
+    /// the cache's `operation_timeout`.
+    Replicas {
+        /// How many replicas must acknowledge (at least 1).
+        replicas: u32,
+        /// How long `WAIT` waits for them.
+        timeout: Duration,
+    },
+}
+
+impl Durability {
+    /// `(replicas, timeout in ms)` for `WAIT`, when this asks for it.
+    pub(crate) fn wait(self) -> Option<(i64, i64)> {
+        match self {
+            Durability::Primary => None,
+            Durability::Replicas { replicas, timeout } => Some((
+                i64::from(replicas),
+                i64::try_from(timeout.as_millis())
+                    .unwrap_or(i64::MAX)
+                    .max(1),
+            )),
+        }
+    }
+}
+
 /// Configuration of a [`RedisBackend`](crate::RedisBackend).
 ///
 /// Build it from a URL with [`RedisConfig::from_url`] or start from [`RedisConfig::default`]
@@ -224,6 +292,22 @@ pub struct RedisConfig {
     ///
     /// Default: `262_144`.
     pub sliding_key_hints: usize,
+    /// The largest stored entry (an encoded envelope) the backend reads or writes. Reads of a
+    /// larger entry fail with [`ErrorKind::ValueTooLarge`] without transferring it: every read
+    /// asks Redis for at most this many bytes (a bounded `GETRANGE`, and `STRLEN` in the read
+    /// scripts), so a value someone else stored under a hot key cannot make every reader
+    /// allocate it. Writes of a larger entry are refused the same way (it is the backend's
+    /// [`Capabilities::max_value_size`](memstache_core::raw::Capabilities)). Raise it together
+    /// with the cache's `max_value_size`. At most [`MAX_VALUE_SIZE`]. URL: `max_entry_size=N`.
+    ///
+    /// Default: memstache's [`DEFAULT_MAX_VALUE_SIZE`](memstache_core::DEFAULT_MAX_VALUE_SIZE)
+    /// (16 MiB) + [`ENVELOPE_ALLOWANCE`] (1 KiB).
+    pub max_entry_size: usize,
+    /// When a write is reported `Ok`: [`Durability`]. URL: `wait_replicas=N` with
+    /// `wait_timeout_ms=M` (default 1000).
+    ///
+    /// Default: [`Durability::Primary`] (no `WAIT`).
+    pub durability: Durability,
 }
 
 impl Default for RedisConfig {
@@ -248,6 +332,8 @@ impl Default for RedisConfig {
             sliding_reads: SlidingReads::default(),
             sliding_key_hints: 262_144,
             client: RedisClient::default(),
+            max_entry_size: memstache_core::DEFAULT_MAX_VALUE_SIZE + ENVELOPE_ALLOWANCE,
+            durability: Durability::Primary,
         }
     }
 }
@@ -286,6 +372,8 @@ impl fmt::Debug for RedisConfig {
             .field("sliding_reads", &self.sliding_reads)
             .field("sliding_key_hints", &self.sliding_key_hints)
             .field("client", &self.client)
+            .field("max_entry_size", &self.max_entry_size)
+            .field("durability", &self.durability)
             .finish()
     }
 }
@@ -356,7 +444,8 @@ impl RedisConfig {
     /// * Parameters, all optional: `node=host:port` (repeatable: more cluster seeds or
     ///   Sentinels), `service_name` (Sentinel; `sentinelServiceName` is accepted too),
     ///   `pool_size`, `connect_timeout_ms`, `command_timeout_ms`, `protocol=resp2|resp3`,
-    ///   `sliding_reads=auto|script|disabled`, `client=redis-rs|fred`, `tls_ca_file=path`
+    ///   `sliding_reads=auto|script|disabled`, `client=redis-rs|fred`, `max_entry_size=bytes`,
+    ///   `wait_replicas=N` and `wait_timeout_ms=M` ([`Durability::Replicas`]), `tls_ca_file=path`
     ///   (PEM root certificates for a private CA), `tls_cert_file=path` and `tls_key_file=path`
     ///   (a client certificate and its key, for mutual TLS); the TLS files need `rediss`.
     ///   Anything else is an error.
@@ -433,6 +522,8 @@ impl RedisConfig {
 
         let mut nodes = vec![(host, port)];
         let mut service_name = None;
+        let mut wait_replicas = None;
+        let mut wait_timeout = Duration::from_secs(1);
         for (k, v) in parsed.query_pairs() {
             match k.as_ref() {
                 "node" => nodes.push(parse_node(&v)?),
@@ -468,6 +559,18 @@ impl RedisConfig {
                         _ => return Err(invalid("client must be redis-rs or fred")),
                     }
                 }
+                "max_entry_size" => {
+                    config.max_entry_size = v
+                        .parse()
+                        .map_err(|_| invalid("max_entry_size must be a number of bytes"))?;
+                }
+                "wait_replicas" => {
+                    wait_replicas = Some(
+                        v.parse()
+                            .map_err(|_| invalid("wait_replicas must be a number"))?,
+                    );
+                }
+                "wait_timeout_ms" => wait_timeout = parse_ms(&v)?,
                 "tls_ca_file" => config.tls_ca_pem = Some(read_pem(&v, "cannot read tls_ca_file")?),
                 "tls_cert_file" => {
                     config.tls_client_cert_pem = Some(read_pem(&v, "cannot read tls_cert_file")?);
@@ -477,6 +580,12 @@ impl RedisConfig {
                 }
                 _ => return Err(invalid("unknown URL parameter")),
             }
+        }
+        if let Some(replicas) = wait_replicas {
+            config.durability = Durability::Replicas {
+                replicas,
+                timeout: wait_timeout,
+            };
         }
         config.topology = match kind {
             Kind::Standalone => {
@@ -512,6 +621,21 @@ impl RedisConfig {
     pub fn validate(&self) -> Result<()> {
         if self.pool_size == 0 {
             return Err(invalid("pool_size must be at least 1"));
+        }
+        if self.max_entry_size == 0 || self.max_entry_size > MAX_VALUE_SIZE {
+            return Err(invalid("max_entry_size must be between 1 byte and 512 MiB"));
+        }
+        if let Durability::Replicas { replicas, timeout } = self.durability {
+            if replicas == 0 || timeout.is_zero() {
+                return Err(invalid(
+                    "Durability::Replicas needs at least one replica and a positive timeout",
+                ));
+            }
+            if self.topology.is_cluster() {
+                return Err(invalid(
+                    "Durability::Replicas is not supported on Redis Cluster (standalone and Sentinel only)",
+                ));
+            }
         }
         let any_tls_file = self.tls_ca_pem.is_some()
             || self.tls_client_cert_pem.is_some()

@@ -14,8 +14,135 @@
 //! | any other server error reply (script error, wrong type, protocol error) | `Backend` | no |
 //!
 //! Messages are fixed strings: server replies never reach them (they could echo arguments).
+//!
+//! Nor does the source keep them. A server error reply can quote the command's arguments —
+//! keys and values (`ERR unknown command 'GETRANGE', with args beginning with: 'user:42' …`,
+//! a script error, a module's message) — and the source is printed by `Debug` and by
+//! error-chain reporters. So for server replies, and for client errors about a reply (a type or
+//! protocol mismatch, which can quote the reply), the source is a [`RedactedReply`]: the
+//! reply's code when it is one Redis defines (`WRONGTYPE`, `NOSCRIPT`, `BUSY`, `READONLY`,
+//! `CLUSTERDOWN`, …; anything else is `OTHER`) and a fixed description. Connection, I/O,
+//! timeout, TLS and configuration errors keep the client's own error, which holds no command
+//! arguments.
+
+use std::fmt;
 
 use memstache_core::{Error, ErrorKind};
+
+/// The Redis error codes a [`RedactedReply`] keeps, with their fixed descriptions.
+const CODES: &[(&str, &str)] = &[
+    ("ERR", "the command failed"),
+    (
+        "WRONGTYPE",
+        "operation against a key holding the wrong kind of value",
+    ),
+    ("NOSCRIPT", "no matching script"),
+    ("BUSY", "a script or function is running"),
+    ("BUSYKEY", "the target key already exists"),
+    ("READONLY", "the server is a read-only replica"),
+    ("CLUSTERDOWN", "the cluster is down"),
+    ("LOADING", "the server is loading its data set"),
+    ("MASTERDOWN", "the link with the primary is down"),
+    ("TRYAGAIN", "a multi-key command during resharding"),
+    ("MOVED", "the hash slot is served by another node"),
+    ("ASK", "the hash slot is being migrated"),
+    ("CROSSSLOT", "the keys are in different hash slots"),
+    ("NOAUTH", "authentication is required"),
+    ("WRONGPASS", "invalid user name or password"),
+    ("NOPERM", "the user lacks a permission"),
+    ("NOREPLICAS", "not enough good replicas to write"),
+    ("OOM", "out of memory (maxmemory reached)"),
+    ("MISCONF", "persistence failed; writes are refused"),
+    ("EXECABORT", "the transaction was discarded"),
+    ("NOPROTO", "unsupported protocol version"),
+];
+
+/// A Redis error with its text withheld: the error code and a fixed description, never the
+/// server's message (it can quote keys and values). Kept as the `source()` of memstache errors
+/// for server replies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RedactedReply {
+    code: &'static str,
+    description: &'static str,
+}
+
+impl RedactedReply {
+    /// The code of a server error reply (its first word when Redis defines it, else `OTHER`)
+    /// with that code's fixed description.
+    pub(crate) fn from_reply(reply: &str) -> RedactedReply {
+        let first = reply.split_whitespace().next().unwrap_or("");
+        CODES.iter().find(|(code, _)| *code == first).map_or(
+            RedactedReply {
+                code: "OTHER",
+                description: "the server answered with an error",
+            },
+            |&(code, description)| RedactedReply { code, description },
+        )
+    }
+
+    /// A client-side error about a reply (type or protocol mismatch).
+    #[cfg_attr(
+        not(feature = "redis-rs"),
+        allow(dead_code, reason = "only redis-rs reports reply mismatches this way")
+    )]
+    pub(crate) fn client(description: &'static str) -> RedactedReply {
+        RedactedReply {
+            code: "CLIENT",
+            description,
+        }
+    }
+
+    /// The Redis error code (`WRONGTYPE`, …), `OTHER` or `CLIENT`.
+    #[cfg_attr(
+        not(feature = "redis-rs"),
+        allow(
+            dead_code,
+            reason = "redis-rs recognises NOSCRIPT by it; fred before mapping"
+        )
+    )]
+    pub(crate) fn code(&self) -> &'static str {
+        self.code
+    }
+}
+
+impl fmt::Display for RedactedReply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Redis error {}: {} (the server's text is withheld: it can quote keys and values)",
+            self.code, self.description
+        )
+    }
+}
+
+impl std::error::Error for RedactedReply {}
+
+/// The error for a write that fewer replicas than [`Durability::Replicas`] asks for acknowledged
+/// within its timeout (`WAIT`'s reply): temporary, like a timeout. The write was applied on the
+/// primary, but it is not reported written.
+///
+/// [`Durability::Replicas`]: crate::Durability::Replicas
+pub(crate) fn check_replicas(acked: i64, wanted: i64) -> Result<(), Error> {
+    if acked >= wanted {
+        return Ok(());
+    }
+    Err(Error::new(
+        ErrorKind::Timeout,
+        "fewer Redis replicas than Durability::Replicas asks for acknowledged the write in time \
+         (it was applied on the primary, but is not reported written)",
+    )
+    .with_context("backend", "redis")
+    .with_context("replicas_acknowledged", acked.max(0).to_string()))
+}
+
+/// The error for an entry longer than the backend's `max_entry_size` (it was not read).
+pub(crate) fn too_large() -> Error {
+    Error::new(
+        ErrorKind::ValueTooLarge,
+        "an entry in Redis is larger than the backend's max_entry_size; it was not read",
+    )
+    .with_context("backend", "redis")
+}
 
 /// Classifies a server error reply by its first word (the Redis error prefix). Independent of
 /// the client.
@@ -147,6 +274,11 @@ mod tests {
         );
         assert_eq!(classify_reply("WRONGTYPE Operation"), ErrorKind::Backend);
         assert!(is_noscript("NOSCRIPT No matching script."));
+        let r = RedactedReply::from_reply("WRONGTYPE Operation against a key");
+        assert_eq!(r.code(), "WRONGTYPE");
+        let r = RedactedReply::from_reply("user:42 is not a code");
+        assert_eq!(r.code(), "OTHER");
+        assert!(!r.to_string().contains("user:42"));
         assert!(!is_noscript("ERR NOSCRIPT"));
     }
 

@@ -10,8 +10,11 @@ mod hints;
 mod scripts;
 mod slot;
 
-pub use backend::{MAX_VALUE_SIZE, RedisBackend, maxmemory_policy_for};
-pub use config::{ReconnectPolicy, RedisClient, RedisConfig, SlidingReads, Topology};
+pub use backend::{RedisBackend, maxmemory_policy_for};
+pub use config::{
+    Durability, ENVELOPE_ALLOWANCE, MAX_VALUE_SIZE, ReconnectPolicy, RedisClient, RedisConfig,
+    SlidingReads, Topology,
+};
 
 #[cfg(not(any(feature = "fred", feature = "redis-rs")))]
 compile_error!("memstache-redis needs a client: enable the `redis-rs` or the `fred` feature");

@@ -64,7 +64,10 @@ async fn standalone_checks(server: &RedisServer, url: &str) {
     assert_eq!(b.name(), "redis");
     let caps = b.capabilities();
     assert!(caps.native_batch && caps.distributed && caps.native_ttl && !caps.cluster);
-    assert_eq!(caps.max_value_size, Some(512 * 1024 * 1024));
+    assert_eq!(
+        caps.max_value_size,
+        Some(memstache_core::DEFAULT_MAX_VALUE_SIZE + memstache_redis::ENVELOPE_ALLOWANCE)
+    );
 
     // --- the per-operation boxed futures stay small (inside the allocator's thread cache)
     let hot = [

@@ -3,9 +3,9 @@
 mod error;
 
 use bytes::Bytes;
-use fred::clients::Pool;
+use fred::clients::{Client, Pipeline, Pool};
 use fred::interfaces::{
-    ClientLike, ClusterInterface, ConfigInterface, KeysInterface, LuaInterface,
+    ClientLike, ClusterInterface, ConfigInterface, KeysInterface, LuaInterface, ServerInterface,
 };
 use fred::types::config::{
     Config, ConnectionConfig, PerformanceConfig, ReconnectPolicy as FredReconnect, ServerConfig,
@@ -16,13 +16,16 @@ use memstache_core::{Error, ErrorKind, Result};
 use self::error::from_fred;
 use super::raw::{RawClient, SetPx};
 use crate::config::{ReconnectPolicy, RedisConfig, Topology};
-use crate::error::is_noscript;
+use crate::error::{check_replicas, is_noscript, too_large};
+use crate::scripts::TOO_LARGE;
 
 /// A fred connection pool.
 #[derive(Debug)]
 pub(crate) struct FredClient {
     pool: Pool,
     cluster: bool,
+    /// `WAIT numreplicas timeout_ms` after every write ([`crate::Durability`]).
+    wait: Option<(i64, i64)>,
 }
 
 fn millis_u32(d: std::time::Duration) -> u32 {
@@ -186,19 +189,48 @@ impl FredClient {
         Ok(FredClient {
             pool,
             cluster: config.topology.is_cluster(),
+            wait: config.durability.wait(),
         })
+    }
+
+    /// A pipeline on one of the pool's clients (one connection): the writes queued on it and
+    /// the `WAIT` [`durable`](Self::durable) appends travel together.
+    fn pipeline(&self) -> Pipeline<Client> {
+        self.pool.next().pipeline()
+    }
+
+    /// Appends `WAIT` to `p`, sends it and fails unless enough replicas acknowledged; the
+    /// replies of the queued writes, in order.
+    async fn durable(
+        &self,
+        p: Pipeline<Client>,
+        (replicas, timeout_ms): (i64, i64),
+    ) -> Result<Vec<Value>> {
+        let _: Value = p.wait(replicas, timeout_ms).await.map_err(from_fred)?;
+        let mut replies: Vec<Value> = p.all().await.map_err(from_fred)?;
+        let acked = replies.pop().and_then(|v| v.as_i64()).unwrap_or(0);
+        check_replicas(acked, replicas)?;
+        Ok(replies)
+    }
+
+    /// The reply of a pipeline of one write.
+    async fn durable_one(&self, p: Pipeline<Client>, wait: (i64, i64)) -> Result<Value> {
+        Ok(self.durable(p, wait).await?.pop().unwrap_or(Value::Null))
     }
 }
 
+/// A script's reply, one bulk or nil per element; [`TOO_LARGE`] in place of a value fails the
+/// whole reply with `ValueTooLarge`.
 fn value_list(v: Value) -> Result<Vec<Option<Bytes>>> {
     match v {
-        Value::Array(items) => Ok(items
+        Value::Array(items) => items
             .into_iter()
             .map(|item| match item {
-                Value::Null => None,
-                other => other.into_bytes(),
+                Value::Null => Ok(None),
+                Value::Integer(TOO_LARGE) => Err(too_large()),
+                other => Ok(other.into_bytes()),
             })
-            .collect()),
+            .collect(),
         Value::Null => Ok(Vec::new()),
         _ => Err(Error::new(
             ErrorKind::Backend,
@@ -230,16 +262,48 @@ fn owned(keys: &[&str]) -> Vec<fred::types::Key> {
         .collect()
 }
 
+/// Queues `EVAL script n keys… args…` on a pipeline (fred's pipelines have no script
+/// interface; the command is routed by its first key).
+async fn queue_eval(
+    p: &Pipeline<Client>,
+    script: &str,
+    keys: &[&str],
+    args: Vec<Value>,
+) -> Result<()> {
+    let mut all = Vec::with_capacity(2 + keys.len() + args.len());
+    all.push(Value::from(script));
+    all.push(Value::Integer(
+        i64::try_from(keys.len()).unwrap_or(i64::MAX),
+    ));
+    all.extend(keys.iter().map(|k| Value::from(*k)));
+    all.extend(args);
+    let cmd =
+        fred::types::CustomCommand::new_static("EVAL", fred::types::ClusterHash::FirstKey, false);
+    let _: Value = p.custom(cmd, all).await.map_err(from_fred)?;
+    Ok(())
+}
+
 impl RawClient for FredClient {
     fn name(&self) -> &'static str {
         "fred"
     }
 
-    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        self.pool.get(key).await.map_err(from_fred)
+    async fn getrange(&self, key: &str, len: usize) -> Result<Bytes> {
+        self.pool
+            .getrange(key, 0, len.saturating_sub(1))
+            .await
+            .map_err(from_fred)
     }
 
     async fn set_px(&self, key: &str, value: Bytes, px_ms: Option<u64>) -> Result<()> {
+        if let Some(wait) = self.wait {
+            let p = self.pipeline();
+            let _: Value = p
+                .set(key, value, px(px_ms), None, false)
+                .await
+                .map_err(from_fred)?;
+            return self.durable(p, wait).await.map(|_| ());
+        }
         self.pool
             .set::<(), _, _>(key, value, px(px_ms), None, false)
             .await
@@ -247,6 +311,16 @@ impl RawClient for FredClient {
     }
 
     async fn set_many_px(&self, entries: Vec<SetPx>) -> Result<()> {
+        if let Some(wait) = self.wait {
+            let p = self.pipeline();
+            for e in entries {
+                let _: Value = p
+                    .set(e.key, e.value, px(e.px_ms), None, false)
+                    .await
+                    .map_err(from_fred)?;
+            }
+            return self.durable(p, wait).await.map(|_| ());
+        }
         // Concurrent commands on one connection are written back to back (fred feeds up to
         // `max_feed_count` frames per flush): one round trip per node, routed per key.
         let futs = entries.into_iter().map(|e| {
@@ -260,6 +334,20 @@ impl RawClient for FredClient {
     }
 
     async fn set_nx_px(&self, key: &str, value: Bytes, px_ms: Option<u64>) -> Result<bool> {
+        if let Some(wait) = self.wait {
+            let p = self.pipeline();
+            let _: Value = p
+                .set(
+                    key,
+                    value,
+                    px(px_ms),
+                    Some(fred::types::SetOptions::NX),
+                    false,
+                )
+                .await
+                .map_err(from_fred)?;
+            return Ok(!self.durable_one(p, wait).await?.is_null());
+        }
         let v: Value = self
             .pool
             .set(
@@ -275,6 +363,17 @@ impl RawClient for FredClient {
     }
 
     async fn del_if_equals(&self, key: &str, expected: Bytes) -> Result<bool> {
+        if let Some(wait) = self.wait {
+            let p = self.pipeline();
+            queue_eval(
+                &p,
+                crate::scripts::DEL_IF_EQUALS,
+                &[key],
+                vec![Value::Bytes(expected)],
+            )
+            .await?;
+            return Ok(self.durable_one(p, wait).await?.as_i64().unwrap_or(0) > 0);
+        }
         let n: i64 = self
             .pool
             .eval(
@@ -288,18 +387,19 @@ impl RawClient for FredClient {
     }
 
     async fn unlink(&self, keys: &[&str]) -> Result<u64> {
-        let n: i64 = self.pool.unlink(owned(keys)).await.map_err(from_fred)?;
+        let n: i64 = if let Some(wait) = self.wait {
+            let p = self.pipeline();
+            let _: Value = p.unlink(owned(keys)).await.map_err(from_fred)?;
+            self.durable_one(p, wait).await?.as_i64().unwrap_or(0)
+        } else {
+            self.pool.unlink(owned(keys)).await.map_err(from_fred)?
+        };
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
     async fn exists(&self, key: &str) -> Result<bool> {
         let n: i64 = self.pool.exists(key).await.map_err(from_fred)?;
         Ok(n > 0)
-    }
-
-    async fn mget(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
-        let v: Value = self.pool.mget(owned(keys)).await.map_err(from_fred)?;
-        value_list(v)
     }
 
     async fn evalsha(
@@ -335,6 +435,11 @@ impl RawClient for FredClient {
         args: Vec<Bytes>,
     ) -> Result<Vec<Option<Bytes>>> {
         let args: Vec<Value> = args.into_iter().map(Value::Bytes).collect();
+        if let Some(wait) = self.wait {
+            let p = self.pipeline();
+            queue_eval(&p, script, keys, args).await?;
+            return value_list(self.durable_one(p, wait).await?);
+        }
         let v: Value = self
             .pool
             .eval(script, owned(keys), args)

@@ -18,14 +18,20 @@ pub(crate) struct SetPx {
 /// What the backend needs from a Redis client. Multi-key methods receive keys of one hash slot
 /// when the client talks to a cluster (the backend groups them).
 ///
+/// Writes (`set_px`, `set_many_px`, `set_nx_px`, `del_if_equals`, `unlink`, `eval_bytes`)
+/// follow the configured [`Durability`](crate::Durability): with `Replicas`, the client sends
+/// them and `WAIT` in one pipeline on one connection and fails unless enough replicas
+/// acknowledged. Script replies holding [`TOO_LARGE`](crate::scripts::TOO_LARGE) fail with
+/// `ValueTooLarge`.
+///
 /// Statically dispatched (through [`Client`]), not `dyn`: a boxed future per command costs an
 /// allocation and a copy of the whole future on every `GET`, which is measurable against the
 /// raw client at 64 requests in flight (docs/BENCHMARKS.md).
 pub(crate) trait RawClient: Debug + Send + Sync + 'static {
     /// A short name for `Debug` (`"fred"`).
     fn name(&self) -> &'static str;
-    /// `GET key`.
-    fn get(&self, key: &str) -> impl Future<Output = Result<Option<Bytes>>> + Send;
+    /// `GETRANGE key 0 len-1`: at most `len` bytes of the value, empty for a missing key.
+    fn getrange(&self, key: &str, len: usize) -> impl Future<Output = Result<Bytes>> + Send;
     /// `SET key value [PX ms]`.
     fn set_px(
         &self,
@@ -52,8 +58,6 @@ pub(crate) trait RawClient: Debug + Send + Sync + 'static {
     fn unlink(&self, keys: &[&str]) -> impl Future<Output = Result<u64>> + Send;
     /// `EXISTS key`.
     fn exists(&self, key: &str) -> impl Future<Output = Result<bool>> + Send;
-    /// `MGET k…` (one slot), in order.
-    fn mget(&self, keys: &[&str]) -> impl Future<Output = Result<Vec<Option<Bytes>>>> + Send;
     /// `EVALSHA sha n k… arg` for a script returning one bulk or nil per key; `Ok(None)` on
     /// `NOSCRIPT`.
     fn evalsha(
@@ -69,8 +73,8 @@ pub(crate) trait RawClient: Debug + Send + Sync + 'static {
         keys: &[&str],
         arg: &str,
     ) -> impl Future<Output = Result<Vec<Option<Bytes>>>> + Send;
-    /// `EVAL script n k… a…` with binary arguments (also caches the script on that node);
-    /// the reply as one bulk or nil per element.
+    /// `EVAL script n k… a…` of a write script with binary arguments (also caches the script on
+    /// that node); the reply as one bulk or nil per element.
     fn eval_bytes(
         &self,
         script: &str,

@@ -14,14 +14,15 @@ use redis::aio::MultiplexedConnection;
 use redis::cluster_async::ClusterConnection;
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
 use redis::{
-    Cmd, ConnectionAddr, ConnectionInfo, FromRedisValue, IntoConnectionInfo, ProtocolVersion,
-    RedisConnectionInfo, Value,
+    Cmd, ConnectionAddr, ConnectionInfo, FromRedisValue, IntoConnectionInfo, Pipeline,
+    ProtocolVersion, RedisConnectionInfo, Value,
 };
 
 use self::error::from_redis_rs;
 use super::raw::{RawClient, SetPx};
 use crate::config::{ReconnectPolicy, RedisConfig, Topology};
-use crate::error::is_noscript;
+use crate::error::{RedactedReply, check_replicas, is_noscript, too_large};
+use crate::scripts::TOO_LARGE;
 
 enum Conn {
     /// Standalone or Sentinel: `pool_size` reconnecting multiplexed connections.
@@ -35,6 +36,8 @@ enum Conn {
 /// A redis-rs connection set for one topology.
 pub(crate) struct RedisRsClient {
     conn: Conn,
+    /// `WAIT numreplicas timeout_ms` after every write ([`crate::Durability`]).
+    wait: Option<(i64, i64)>,
 }
 
 impl fmt::Debug for RedisRsClient {
@@ -247,10 +250,17 @@ impl RedisRsClient {
                 }
             }
         };
-        Ok(RedisRsClient { conn })
+        Ok(RedisRsClient {
+            conn,
+            wait: config.durability.wait(),
+        })
     }
 
     async fn run<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T> {
+        self.query(Query::Cmd(cmd)).await
+    }
+
+    async fn query<T: FromRedisValue>(&self, q: Query<'_>) -> Result<T> {
         match &self.conn {
             Conn::Single { conns, next } => {
                 let i = if conns.len() == 1 {
@@ -258,12 +268,67 @@ impl RedisRsClient {
                 } else {
                     next.fetch_add(1, Ordering::Relaxed) % conns.len()
                 };
-                conns[i].run(cmd).await
+                conns[i].run(q).await
             }
             Conn::Cluster(c) => {
                 let mut c = c.clone();
-                cmd.query_async(&mut c).await.map_err(from_redis_rs)
+                q.run(&mut c).await.map_err(from_redis_rs)
             }
+        }
+    }
+
+    /// Runs write commands: as they are, or — with [`crate::Durability::Replicas`] — in one
+    /// pipeline on one connection followed by `WAIT`, failing unless enough replicas
+    /// acknowledged. The replies of `cmds`, in order.
+    async fn write(&self, cmds: &[Cmd]) -> Result<Vec<Value>> {
+        let Some((replicas, timeout_ms)) = self.wait else {
+            // Concurrent commands on a multiplexed connection are pipelined: one round trip
+            // per node (the cluster connection routes each command by its key).
+            return futures::future::try_join_all(cmds.iter().map(|c| self.run::<Value>(c))).await;
+        };
+        let mut p = redis::pipe();
+        for c in cmds {
+            p.add_command(c.clone());
+        }
+        p.cmd("WAIT").arg(replicas).arg(timeout_ms);
+        let mut replies: Vec<Value> = self.query(Query::Pipe(&p)).await?;
+        let acked = match replies.pop() {
+            Some(Value::Int(n)) => n,
+            _ => 0,
+        };
+        check_replicas(acked, replicas)?;
+        Ok(replies)
+    }
+
+    /// [`write`](Self::write) of one command, its reply converted.
+    async fn write_one<T: FromRedisValue>(&self, cmd: Cmd) -> Result<T> {
+        if self.wait.is_none() {
+            return self.run(&cmd).await;
+        }
+        let reply = self
+            .write(std::slice::from_ref(&cmd))
+            .await?
+            .pop()
+            .unwrap_or(Value::Nil);
+        T::from_redis_value(reply).map_err(|e| from_redis_rs(e.into()))
+    }
+}
+
+/// A command or a pipeline, sent on one connection.
+#[derive(Clone, Copy)]
+enum Query<'a> {
+    Cmd(&'a Cmd),
+    Pipe(&'a Pipeline),
+}
+
+impl Query<'_> {
+    async fn run<T: FromRedisValue>(
+        self,
+        c: &mut impl redis::aio::ConnectionLike,
+    ) -> redis::RedisResult<T> {
+        match self {
+            Query::Cmd(cmd) => cmd.query_async(c).await,
+            Query::Pipe(p) => p.query_async(c).await,
         }
     }
 }
@@ -399,7 +464,7 @@ impl Reconnecting {
         }
     }
 
-    async fn run<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T> {
+    async fn run<T: FromRedisValue>(&self, cmd: Query<'_>) -> Result<T> {
         // The hot path is a read lock and a clone; (re)connecting is boxed so its large future
         // is not part of (and copied with) every command's future.
         let current = self.current.read().clone();
@@ -407,7 +472,7 @@ impl Reconnecting {
             Some(c) => c,
             None => Box::pin(self.connection()).await?,
         };
-        match cmd.query_async(&mut c).await {
+        match cmd.run(&mut c).await {
             Ok(v) => Ok(v),
             Err(e) => {
                 if e.is_io_error()
@@ -423,16 +488,19 @@ impl Reconnecting {
     }
 }
 
+/// A script's reply, one bulk or nil per element; [`TOO_LARGE`] in place of a value fails the
+/// whole reply with `ValueTooLarge`.
 fn value_list(v: Value) -> Result<Vec<Option<Bytes>>> {
     match v {
-        Value::Array(items) => Ok(items
+        Value::Array(items) => items
             .into_iter()
             .map(|item| match item {
-                Value::BulkString(b) => Some(Bytes::from(b)),
-                Value::SimpleString(s) => Some(Bytes::from(s)),
-                _ => None,
+                Value::BulkString(b) => Ok(Some(Bytes::from(b))),
+                Value::SimpleString(s) => Ok(Some(Bytes::from(s))),
+                Value::Int(TOO_LARGE) => Err(too_large()),
+                _ => Ok(None),
             })
-            .collect()),
+            .collect(),
         Value::Nil => Ok(Vec::new()),
         _ => Err(Error::new(
             ErrorKind::Backend,
@@ -482,34 +550,33 @@ impl RawClient for RedisRsClient {
         "redis-rs"
     }
 
-    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        let v: Option<Vec<u8>> = self.run(&keys_cmd("GET", &[key])).await?;
-        Ok(v.map(Bytes::from))
+    async fn getrange(&self, key: &str, len: usize) -> Result<Bytes> {
+        let mut c = Cmd::with_capacity(4, "GETRANGE".len() + key.len() + 21);
+        c.arg("GETRANGE").arg(key).arg(0).arg(len.saturating_sub(1));
+        let v: Vec<u8> = self.run(&c).await?;
+        Ok(Bytes::from(v))
     }
 
     async fn set_px(&self, key: &str, value: Bytes, px_ms: Option<u64>) -> Result<()> {
         let cmd = set_cmd(key, &value, px_ms);
         // the command holds its own copy: free the envelope now, not after the reply
         drop(value);
-        self.run(&cmd).await
+        self.write_one(cmd).await
     }
 
     async fn set_many_px(&self, entries: Vec<SetPx>) -> Result<()> {
-        // Concurrent commands on a multiplexed connection are pipelined: one round trip per
-        // node (the cluster connection routes each command by its key).
         let cmds: Vec<Cmd> = entries
             .iter()
             .map(|e| set_cmd(&e.key, &e.value, e.px_ms))
             .collect();
-        futures::future::try_join_all(cmds.iter().map(|c| self.run::<()>(c)))
-            .await
-            .map(|_| ())
+        drop(entries);
+        self.write(&cmds).await.map(|_| ())
     }
 
     async fn set_nx_px(&self, key: &str, value: Bytes, px_ms: Option<u64>) -> Result<bool> {
         let mut c = set_cmd(key, &value, px_ms);
         c.arg("NX");
-        let v: Value = self.run(&c).await?;
+        let v: Value = self.write_one(c).await?;
         Ok(!matches!(v, Value::Nil))
     }
 
@@ -519,22 +586,17 @@ impl RawClient for RedisRsClient {
             .arg(1)
             .arg(key)
             .arg(expected.as_ref());
-        let n: i64 = self.run(&c).await?;
+        let n: i64 = self.write_one(c).await?;
         Ok(n > 0)
     }
 
     async fn unlink(&self, keys: &[&str]) -> Result<u64> {
-        self.run(&keys_cmd("UNLINK", keys)).await
+        self.write_one(keys_cmd("UNLINK", keys)).await
     }
 
     async fn exists(&self, key: &str) -> Result<bool> {
         let n: u64 = self.run(&keys_cmd("EXISTS", &[key])).await?;
         Ok(n > 0)
-    }
-
-    async fn mget(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
-        let v: Value = self.run(&keys_cmd("MGET", keys)).await?;
-        value_list(v)
     }
 
     async fn evalsha(
@@ -569,7 +631,8 @@ impl RawClient for RedisRsClient {
         for a in &args {
             c.arg(a.as_ref());
         }
-        let v: Value = self.run(&c).await?;
+        drop(args);
+        let v: Value = self.write_one(c).await?;
         value_list(v)
     }
 
@@ -608,6 +671,6 @@ impl RawClient for RedisRsClient {
 fn is_noscript_error(e: &Error) -> bool {
     use std::error::Error as _;
     e.source()
-        .and_then(|s| s.downcast_ref::<redis::RedisError>())
-        .is_some_and(|r| r.code().is_some_and(is_noscript))
+        .and_then(|s| s.downcast_ref::<RedactedReply>())
+        .is_some_and(|r| is_noscript(r.code()))
 }

@@ -122,3 +122,34 @@ fn validate_rejects_bad_combinations() {
     };
     assert!(c.validate().is_err());
 }
+
+#[test]
+fn max_entry_size_and_durability() {
+    let c = RedisConfig::from_url("redis://h").unwrap();
+    assert_eq!(
+        c.max_entry_size,
+        memstache_core::DEFAULT_MAX_VALUE_SIZE + ENVELOPE_ALLOWANCE
+    );
+    assert_eq!(c.durability, Durability::Primary);
+    let c = RedisConfig::from_url("redis://h?max_entry_size=4096&wait_replicas=2").unwrap();
+    assert_eq!(c.max_entry_size, 4096);
+    assert_eq!(
+        c.durability,
+        Durability::Replicas {
+            replicas: 2,
+            timeout: Duration::from_secs(1)
+        }
+    );
+    assert_eq!(c.durability.wait(), Some((2, 1000)));
+    for bad in [
+        "redis://h?max_entry_size=0",
+        "redis://h?max_entry_size=536870913",
+        "redis://h?max_entry_size=x",
+        "redis://h?wait_replicas=0",
+        "redis://h?wait_replicas=1&wait_timeout_ms=0",
+        "redis-cluster://h:1?wait_replicas=1",
+    ] {
+        let e = RedisConfig::from_url(bad).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidConfig, "{bad}");
+    }
+}

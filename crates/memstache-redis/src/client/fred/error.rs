@@ -1,9 +1,11 @@
 //! fred's errors as memstache [`Error`]s (the table is in the crate's `error.rs`), keeping the
-//! fred error as `source()`.
+//! fred error as `source()` for connection, I/O, timeout, TLS and configuration errors, and a
+//! [`RedactedReply`] (code and fixed description) for everything else: fred keeps a server
+//! reply's whole text in its details, and that can quote keys and values.
 
 use memstache_core::{Error, ErrorKind};
 
-use crate::error::{classify_reply, with_source};
+use crate::error::{RedactedReply, classify_reply, with_source};
 #[cfg(feature = "tls")]
 use crate::error::{is_tls_trust_failure, tls_refused};
 
@@ -24,7 +26,17 @@ pub(super) fn from_fred(e: fred::error::Error) -> Error {
         F::Tls => ErrorKind::Unavailable,
         _ => classify_reply(e.details()),
     };
-    with_source(kind, e)
+    let keeps_no_arguments = matches!(
+        e.kind(),
+        F::IO | F::Canceled | F::Timeout | F::Config | F::Url | F::Backpressure
+    );
+    #[cfg(feature = "tls")]
+    let keeps_no_arguments = keeps_no_arguments || matches!(e.kind(), F::Tls);
+    if keeps_no_arguments {
+        with_source(kind, e)
+    } else {
+        with_source(kind, RedactedReply::from_reply(e.details()))
+    }
 }
 
 #[cfg(test)]
@@ -43,12 +55,17 @@ mod tests {
             (F::Auth, ErrorKind::InvalidConfig, false),
         ];
         for (fk, kind, temporary) in cases {
-            let e = from_fred(FredError::new(fk, "details with user:42"));
+            let e = from_fred(FredError::new(fk.clone(), "details with user:42"));
             assert_eq!(e.kind(), kind);
             assert_eq!(e.is_temporary(), temporary);
             assert!(!e.to_string().contains("user:42"), "{e}");
             let src = e.source().expect("source kept");
-            assert!(src.downcast_ref::<FredError>().is_some());
+            if matches!(fk, F::IO | F::Timeout) {
+                assert!(src.downcast_ref::<FredError>().is_some());
+            } else {
+                assert!(src.downcast_ref::<RedactedReply>().is_some());
+                assert!(!format!("{e:?}").contains("user:42"), "{e:?}");
+            }
         }
         let script = from_fred(FredError::new(F::Unknown, "ERR Error running script"));
         assert_eq!(script.kind(), ErrorKind::Backend);

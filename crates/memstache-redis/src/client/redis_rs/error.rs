@@ -1,9 +1,11 @@
 //! redis-rs's errors as memstache [`Error`]s (the table is in the crate's `error.rs`), keeping
-//! the redis-rs error as `source()`.
+//! the redis-rs error as `source()` for connection, I/O, timeout, TLS and configuration
+//! errors, and a [`RedactedReply`] (code and fixed description) for server replies and reply
+//! mismatches, whose text can quote keys and values.
 
 use memstache_core::{Error, ErrorKind};
 
-use crate::error::{classify_reply, with_source};
+use crate::error::{RedactedReply, classify_reply, with_source};
 #[cfg(feature = "tls")]
 use crate::error::{is_tls_trust_failure, tls_refused};
 
@@ -42,7 +44,31 @@ pub(super) fn from_redis_rs(e: redis::RedisError) -> Error {
     {
         return tls_refused(e);
     }
-    with_source(kind, e)
+    if let Some(code) = e.code() {
+        return with_source(kind, RedactedReply::from_reply(code));
+    }
+    let keeps_no_arguments = e.is_timeout()
+        || e.is_io_error()
+        || e.is_connection_refusal()
+        || e.is_connection_dropped()
+        || matches!(
+            e.kind(),
+            R::Io
+                | R::AuthenticationFailed
+                | R::InvalidClientConfig
+                | R::MasterNameNotFoundBySentinel
+                | R::NoValidReplicasFoundBySentinel
+                | R::EmptySentinelList
+                | R::ClusterConnectionNotFound
+        );
+    if keeps_no_arguments {
+        with_source(kind, e)
+    } else {
+        with_source(
+            kind,
+            RedactedReply::client("redis-rs could not use the reply (type or protocol mismatch)"),
+        )
+    }
 }
 
 /// The rustls error under a redis-rs error, if any. redis-rs keeps an I/O failure as an
@@ -126,13 +152,20 @@ mod tests {
                 false,
             ),
         ];
-        for (re, kind, temporary) in cases {
+        for (i, (re, kind, temporary)) in cases.into_iter().enumerate() {
             let shown = format!("{re:?}");
             let e = from_redis_rs(re);
             assert_eq!(e.kind(), kind, "{shown}");
             assert_eq!(e.is_temporary(), temporary, "{shown}");
             let src = e.source().expect("source kept");
-            assert!(src.downcast_ref::<RedisError>().is_some(), "{shown}");
+            // connection and configuration errors keep redis-rs's error; server replies and
+            // reply mismatches a redacted one
+            if i < 4 {
+                assert!(src.downcast_ref::<RedisError>().is_some(), "{shown}");
+            } else {
+                assert!(src.downcast_ref::<RedactedReply>().is_some(), "{shown}");
+                assert!(!format!("{e:?}").contains("script failed"), "{shown}");
+            }
         }
     }
 
