@@ -176,3 +176,74 @@ async fn generation_evicted_or_malformed_mid_traffic_only_clears() {
         assert_eq!(a.get::<u64>("k").await.unwrap(), Some(round + 100));
     }
 }
+
+/// A clear made durable with `Durability::Replicas` (a primary and one replica): while the
+/// replica cannot acknowledge, `clear()` is a temporary error, never `Ok`; once it returns
+/// `Ok`, killing the primary right away and promoting the replica does not bring the cleared
+/// entries back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_durable_clear_is_never_ok_unacknowledged_and_survives_a_failover() {
+    use memstache::redis::{Durability, RedisConfig};
+    use memstache_harness::redis::{RedisServer, wait_until};
+
+    let mut primary = RedisServer::start();
+    let port = primary.port().to_string();
+    let replica = RedisServer::start_with_args(&["--replicaof", "127.0.0.1", &port]);
+    let synced = |r: &RedisServer| {
+        r.cmd(&["INFO", "replication"])
+            .as_text()
+            .is_some_and(|t| t.contains("master_link_status:up"))
+    };
+    wait_until("the replica to sync", Duration::from_secs(20), || {
+        synced(&replica)
+    });
+    let signal = |sig: &str| {
+        let pid = replica.pid().expect("replica running").to_string();
+        let ok = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig} {pid}");
+    };
+
+    let mut config = RedisConfig::from_url(&primary.url()).unwrap();
+    config.durability = Durability::Replicas {
+        replicas: 1,
+        timeout: Duration::from_millis(300),
+    };
+    let backend = RedisBackend::from_config(config).await.unwrap();
+    let tenant = node(&backend).tenant("durable").unwrap();
+    tenant
+        .set("k", &1u8, EntryOptions::default())
+        .await
+        .unwrap();
+
+    // The replica stopped: the clear cannot be acknowledged, so it is not reported done.
+    signal("-STOP");
+    let e = tenant.clear().await.expect_err("a clear no replica holds");
+    signal("-CONT");
+    assert!(e.is_temporary(), "{e:?}");
+    wait_until("the replica to catch up", Duration::from_secs(20), || {
+        synced(&replica)
+    });
+
+    tenant
+        .set("k", &2u8, EntryOptions::default())
+        .await
+        .unwrap();
+    tenant
+        .clear()
+        .await
+        .expect("a clear the replica acknowledged");
+    // Right after the clear: the primary dies, the replica takes over.
+    primary.kill();
+    replica.cmd(&["REPLICAOF", "NO", "ONE"]);
+    let promoted = RedisBackend::connect(&replica.url()).await.unwrap();
+    let after = node(&promoted).tenant("durable").unwrap();
+    assert_eq!(
+        after.get::<u8>("k").await.unwrap(),
+        None,
+        "the cleared entry came back after the failover"
+    );
+}
