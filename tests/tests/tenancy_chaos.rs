@@ -247,3 +247,60 @@ async fn a_durable_clear_is_never_ok_unacknowledged_and_survives_a_failover() {
         "the cleared entry came back after the failover"
     );
 }
+
+/// On the Cluster: `clear()`, then the primary of the tenant's slot dies as soon as the clear
+/// has reached its replica, and the replica takes over. Every node — one that knew the new
+/// token, one that still knew the old, and a new one — reads the tenant as cleared, and writes
+/// land in the new generation. (Without `Durability::Replicas`, which a cluster refuses for
+/// now, a failover *before* the replica received the clear can undo it: docs/tenancy.md.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failover_right_after_a_replicated_clear_keeps_the_tenant_cleared() {
+    let mut cluster = RedisCluster::start();
+    let backend = RedisBackend::connect(&cluster.url())
+        .await
+        .expect("connect");
+    let clearer = node(&backend).tenant("failover").unwrap();
+    let stale = node(&backend).tenant("failover").unwrap();
+    clearer
+        .set("k", &1u8, EntryOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(stale.get::<u8>("k").await.unwrap(), Some(1));
+
+    clearer.clear().await.unwrap();
+    let gen_key = "chaos#{failover}:gen";
+    let slot = cluster.keyslot(gen_key);
+    let old = cluster.master_for_slot(slot).unwrap();
+    // As `WAIT` would, but for a write made on another connection: replication offsets.
+    cluster.nodes()[old].wait_replicated(Duration::from_secs(10));
+    cluster.node_mut(old).kill();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !cluster.master_for_slot(slot).is_some_and(|m| m != old) {
+        assert!(
+            Instant::now() < deadline,
+            "no replica took over slot {slot}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    cluster.wait_ok(Duration::from_secs(60));
+
+    // Reads may fail (temporarily) while the clients learn the new topology.
+    let fresh = node(&backend).tenant("failover").unwrap();
+    for t in [&clearer, &stale, &fresh] {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let v = loop {
+            match t.get::<u8>("k").await {
+                Ok(v) => break v,
+                Err(e) => {
+                    assert!(e.is_temporary(), "{e:?}");
+                    assert!(Instant::now() < deadline, "still failing: {e:?}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        };
+        assert_eq!(v, None, "the cleared entry came back after the failover");
+    }
+    stale.set("k", &2u8, EntryOptions::default()).await.unwrap();
+    assert_eq!(fresh.get::<u8>("k").await.unwrap(), Some(2));
+    assert_eq!(clearer.get::<u8>("k").await.unwrap(), Some(2));
+}
