@@ -105,6 +105,7 @@ pub(crate) fn package(extra: &[String]) -> Res {
     // against each other. --allow-dirty: this checks that the crates package, not that the
     // tree is committed (a local `cargo xtask ci` runs on uncommitted work; CI's clone is
     // clean anyway).
+    forget_unpacked_own_crates(&names)?;
     let mut cmd = cargo();
     cmd.args(["package", "--allow-dirty", "--locked"]);
     for name in &names {
@@ -115,8 +116,71 @@ pub(crate) fn package(extra: &[String]) -> Res {
     Ok(())
 }
 
+/// Removes the sources cargo unpacked from earlier `cargo package` runs of our own crates.
+///
+/// To verify crates that depend on each other, `cargo package` serves them from a temporary
+/// local registry and unpacks them under `$CARGO_HOME/registry/src/-<hash>/` (the hash is of
+/// the workspace's path). It skips unpacking a crate whose directory is already there, so a
+/// later run from the same path (a fresh clone at the same place, say) verifies each crate
+/// against the *earlier* sources of the crates it depends on: a dependent using an item added
+/// since fails to compile. Only our crates' directories under those `-<hash>` registries are
+/// removed; crates.io sources are left alone.
+fn forget_unpacked_own_crates(names: &[&str]) -> Res {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cargo")));
+    let Some(src) = home.map(|h| h.join("registry").join("src")) else {
+        return Ok(());
+    };
+    let Ok(registries) = std::fs::read_dir(&src) else {
+        return Ok(());
+    };
+    for registry in registries.flatten() {
+        if !registry.file_name().to_string_lossy().starts_with('-') {
+            continue;
+        }
+        let Ok(unpacked) = std::fs::read_dir(registry.path()) else {
+            continue;
+        };
+        for dir in unpacked.flatten() {
+            let file = dir.file_name();
+            let file = file.to_string_lossy();
+            if names.iter().any(|n| is_unpacked_crate(&file, n)) {
+                std::fs::remove_dir_all(dir.path())
+                    .map_err(|e| fail!("removing {}: {e}", dir.path().display()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether `dir` is `<name>-<version>` (a version starts with a digit).
+fn is_unpacked_crate(dir: &str, name: &str) -> bool {
+    dir.strip_prefix(name)
+        .and_then(|rest| rest.strip_prefix('-'))
+        .is_some_and(|v| v.starts_with(|c: char| c.is_ascii_digit()))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn unpacked_crate_dirs_are_recognised_exactly() {
+        assert!(super::is_unpacked_crate(
+            "memstache-core-0.1.0",
+            "memstache-core"
+        ));
+        assert!(super::is_unpacked_crate("memstache-0.1.0", "memstache"));
+        // `memstache` must not claim `memstache-core`'s directory, nor a look-alike
+        assert!(!super::is_unpacked_crate(
+            "memstache-core-0.1.0",
+            "memstache"
+        ));
+        assert!(!super::is_unpacked_crate(
+            "memstache-corex-0.1.0",
+            "memstache-core"
+        ));
+    }
+
     use super::*;
 
     #[test]
