@@ -11,6 +11,7 @@ mod options;
 pub mod raw;
 pub mod scope;
 pub mod serializer;
+pub mod tiers;
 
 pub use cache::{
     DEFAULT_COMPRESS_THRESHOLD, DEFAULT_DISTRIBUTED_TIMEOUT, DEFAULT_FAIL_SAFE_BYTES,

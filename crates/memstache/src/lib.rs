@@ -19,6 +19,10 @@ pub use memstache_core::memory;
 /// The versioned envelope every entry is stored in (see `docs/wire-format.md`).
 pub use memstache_core::envelope;
 
+/// Two tiers: the local in-process tier (L1) and how it is kept coherent (see
+/// `docs/tiers.md`).
+pub use memstache_core::tiers;
+
 /// Serializers: postcard (default), MessagePack and JSON (behind `serializer-*` features).
 pub use memstache_core::serializer;
 

@@ -67,6 +67,8 @@ pub struct MemStacheBuilder {
     accept_unencrypted: bool,
     layers: Vec<LayerFn>,
     fail_safe: Option<FailSafe>,
+    local_tier: Option<crate::tiers::LocalTier>,
+    backplane: Option<Arc<dyn crate::raw::Backplane>>,
     lock: Option<LockOptions>,
     accepted: Vec<Arc<dyn Serializer>>,
     max_depth: usize,
@@ -85,6 +87,8 @@ impl fmt::Debug for MemStacheBuilder {
             .field("key_id", &self.key_id)
             .field("layers", &self.layers.len())
             .field("fail_safe", &self.fail_safe)
+            .field("local_tier", &self.local_tier)
+            .field("backplane", &self.backplane.as_ref().map(|b| b.name()))
             .field("distributed_lock", &self.lock)
             .field(
                 "accepted_serializers",
@@ -117,6 +121,8 @@ impl Default for MemStacheBuilder {
             accept_unencrypted: false,
             layers: Vec::new(),
             fail_safe: None,
+            local_tier: None,
+            backplane: None,
             lock: None,
             accepted: Vec::new(),
             max_depth: crate::DEFAULT_MAX_NESTING_DEPTH,
@@ -352,6 +358,30 @@ impl MemStacheBuilder {
         self.layers.push(Box::new(move |inner| {
             BoxBackendService::new(layer.layer(inner))
         }));
+        self
+    }
+
+    /// A local in-process tier (L1) in front of the backend: hits are served without the
+    /// network, the cipher or the decompressor. With a distributed backend, give it a
+    /// [`backplane`](Self::backplane) too, so that other nodes' writes drop this node's copies
+    /// (without one, a copy may be served up to the tier's `max_duration` after another node
+    /// replaced it). See [`tiers`](crate::tiers) and `docs/tiers.md`.
+    pub fn local_tier(mut self, tier: crate::tiers::LocalTier) -> Self {
+        self.local_tier = Some(tier);
+        self
+    }
+
+    /// The backplane the nodes of this cache tell each other about writes on, so that every
+    /// node drops its L1 copy of a key another node set or removed. Needs a
+    /// [`local_tier`](Self::local_tier) (or fail-safe).
+    pub fn backplane(mut self, backplane: impl crate::raw::Backplane) -> Self {
+        self.backplane = Some(Arc::new(backplane));
+        self
+    }
+
+    /// [`backplane`](Self::backplane) from an `Arc`.
+    pub fn backplane_arc(mut self, backplane: Arc<dyn crate::raw::Backplane>) -> Self {
+        self.backplane = Some(backplane);
         self
     }
 

@@ -5,6 +5,7 @@
 //! MUST / SHOULD. The behaviour and conformance suites in `memstache-testkit` check them.
 
 mod backend;
+mod backplane;
 mod bounded;
 mod clock;
 mod codec;
@@ -13,6 +14,9 @@ mod keys;
 mod service;
 
 pub use backend::{Backend, BackendEntry, Capabilities, Expiry};
+pub use backplane::{
+    Backplane, BackplaneListener, MAX_BACKPLANE_MESSAGE, MemoryBackplane, Subscription,
+};
 pub use bounded::bounded_fill;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use codec::{Compressor, Encryptor, Serializer};
