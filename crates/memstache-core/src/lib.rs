@@ -15,13 +15,14 @@ pub mod tiers;
 
 pub use cache::{
     DEFAULT_COMPRESS_THRESHOLD, DEFAULT_DISTRIBUTED_TIMEOUT, DEFAULT_FAIL_SAFE_BYTES,
-    DEFAULT_FAIL_SAFE_ENTRIES, DEFAULT_KEY_ID, DEFAULT_KEY_MANAGER_TIMEOUT, DEFAULT_LOCK_LEASE,
-    DEFAULT_LOCK_POLL, DEFAULT_LOCK_WAIT, DEFAULT_MAX_KEY_LEN, DEFAULT_MAX_VALUE_SIZE,
-    DEFAULT_NAMESPACE, FailSafe, LockOptions, MemStache, MemStacheBuilder, StatsSnapshot,
+    DEFAULT_FAIL_SAFE_ENTRIES, DEFAULT_FAIL_SAFE_THROTTLE, DEFAULT_KEY_ID,
+    DEFAULT_KEY_MANAGER_TIMEOUT, DEFAULT_LOCK_LEASE, DEFAULT_LOCK_POLL, DEFAULT_LOCK_WAIT,
+    DEFAULT_MAX_KEY_LEN, DEFAULT_MAX_VALUE_SIZE, DEFAULT_NAMESPACE, FailSafe, LockOptions,
+    MemStache, MemStacheBuilder, StatsSnapshot,
 };
 pub use depth::DEFAULT_MAX_NESTING_DEPTH;
 pub use error::{BoxError, Error, ErrorKind, Result};
-pub use options::{Absolute, EntryOptions};
+pub use options::{Absolute, EntryOptions, ReadOptions};
 
 /// A short hash of a cache key for logs, spans and error context.
 ///

@@ -44,6 +44,71 @@ pub struct EntryOptions {
     compress: Option<bool>,
     encrypt: Option<bool>,
     no_expiration: bool,
+    skip: Skip,
+}
+
+/// Tiers one call skips (bit set).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Skip(u8);
+
+impl Skip {
+    pub(crate) const LOCAL_READ: u8 = 1;
+    pub(crate) const LOCAL_WRITE: u8 = 2;
+    pub(crate) const DISTRIBUTED_READ: u8 = 4;
+    pub(crate) const DISTRIBUTED_WRITE: u8 = 8;
+
+    fn with(self, bits: u8, on: bool) -> Skip {
+        Skip(if on { self.0 | bits } else { self.0 & !bits })
+    }
+
+    pub(crate) fn has(self, bit: u8) -> bool {
+        self.0 & bit != 0
+    }
+}
+
+/// Per-call options of a read ([`MemStache::get_with`](crate::MemStache::get_with)): which
+/// tiers it skips. Without a local tier the local flags do nothing.
+///
+/// ```
+/// use memstache_core::ReadOptions;
+/// let fresh_from_redis = ReadOptions::new().skip_local_read(true); // still refreshes L1
+/// let local_only = ReadOptions::new().skip_distributed(true);      // a miss when L1 has none
+/// # let _ = (fresh_from_redis, local_only);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[must_use]
+pub struct ReadOptions {
+    pub(crate) skip: Skip,
+}
+
+impl ReadOptions {
+    /// Reads every tier (the default).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Neither reads the local tier nor keeps what the backend returned in it.
+    pub fn skip_local(self, on: bool) -> Self {
+        self.skip_local_read(on).skip_local_write(on)
+    }
+
+    /// Does not serve from the local tier (what the backend returns is still kept there).
+    pub fn skip_local_read(mut self, on: bool) -> Self {
+        self.skip = self.skip.with(Skip::LOCAL_READ, on);
+        self
+    }
+
+    /// Does not keep what the backend returned in the local tier.
+    pub fn skip_local_write(mut self, on: bool) -> Self {
+        self.skip = self.skip.with(Skip::LOCAL_WRITE, on);
+        self
+    }
+
+    /// Does not read the backend: a local miss is a miss.
+    pub fn skip_distributed(mut self, on: bool) -> Self {
+        self.skip = self.skip.with(Skip::DISTRIBUTED_READ, on);
+        self
+    }
 }
 
 impl EntryOptions {
@@ -102,6 +167,52 @@ impl EntryOptions {
         self
     }
 
+    /// Skips the local tier for this call: a write keeps no local copy, and `get_or_set`
+    /// neither reads one nor keeps one.
+    #[must_use]
+    pub fn skip_local(self, on: bool) -> Self {
+        self.skip_local_read(on).skip_local_write(on)
+    }
+
+    /// `get_or_set` does not serve from the local tier.
+    #[must_use]
+    pub fn skip_local_read(mut self, on: bool) -> Self {
+        self.skip = self.skip.with(Skip::LOCAL_READ, on);
+        self
+    }
+
+    /// The write keeps no local copy (other nodes' copies are still dropped).
+    #[must_use]
+    pub fn skip_local_write(mut self, on: bool) -> Self {
+        self.skip = self.skip.with(Skip::LOCAL_WRITE, on);
+        self
+    }
+
+    /// `get_or_set` does not read the backend (a local miss runs the loader).
+    #[must_use]
+    pub fn skip_distributed_read(mut self, on: bool) -> Self {
+        self.skip = self.skip.with(Skip::DISTRIBUTED_READ, on);
+        self
+    }
+
+    /// The write goes to the local tier only (with a backplane, other nodes still drop their
+    /// copies). Needs a local tier.
+    #[must_use]
+    pub fn skip_distributed_write(mut self, on: bool) -> Self {
+        self.skip = self.skip.with(Skip::DISTRIBUTED_WRITE, on);
+        self
+    }
+
+    /// Skips reading and writing the backend (`get_or_set` then lives in the local tier).
+    #[must_use]
+    pub fn skip_distributed(self, on: bool) -> Self {
+        self.skip_distributed_read(on).skip_distributed_write(on)
+    }
+
+    pub(crate) fn skips(&self) -> Skip {
+        self.skip
+    }
+
     /// The absolute expiration, if set.
     pub fn get_absolute_expiration(&self) -> Option<Absolute> {
         self.absolute
@@ -155,6 +266,7 @@ impl EntryOptions {
             encrypt: self.encrypt.or(defaults.encrypt),
             no_expiration: self.no_expiration
                 || (absolute.is_none() && sliding.is_none() && defaults.no_expiration),
+            skip: Skip(self.skip.0 | defaults.skip.0),
         }
     }
 }

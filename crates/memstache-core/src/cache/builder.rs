@@ -439,8 +439,10 @@ impl MemStacheBuilder {
             ));
         }
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let has_backend = self.backend.is_some();
         let backend = match self.backend {
             Some(b) => b,
+            None if let Some(t) = &self.local_tier => Arc::new(t.build_store(&clock)?),
             None => Arc::new(
                 crate::memory::MemoryBackend::builder()
                     .clock(Arc::clone(&clock))
@@ -460,9 +462,55 @@ impl MemStacheBuilder {
         if let Some(l) = &self.lock {
             l.validate()?;
         }
-        let fail_safe = match self.fail_safe {
-            Some(f) => Some(f.build(&clock)?),
-            None => None,
+        if let Some(f) = &self.fail_safe {
+            f.validate()?;
+        }
+        if let Some(t) = &self.local_tier {
+            t.validate()?;
+        }
+        // A local tier and no backend: the tier's store is the backend (one in-process tier,
+        // not two copies of each entry).
+        let backend_is_local = self.local_tier.is_some() && !has_backend;
+        let stale = self
+            .fail_safe
+            .as_ref()
+            .map_or(Duration::ZERO, |f| f.max_staleness);
+        let store = match (&self.local_tier, &self.fail_safe) {
+            (Some(_), _) if backend_is_local => None,
+            (Some(t), Some(f)) if f.local.is_some() && t.store.is_some() => {
+                return Err(invalid(
+                    "give the local store to the LocalTier only (fail-safe uses the local tier)",
+                ));
+            }
+            (Some(t), _) => Some((t.build_store(&clock)?, t.max_duration)),
+            (None, Some(f)) => Some((f.build_store(&clock)?, Duration::ZERO)),
+            (None, None) => None,
+        };
+        if self.backplane.is_some() && store.is_none() {
+            return Err(invalid(
+                "a backplane needs a local tier (and a distributed backend) to keep coherent",
+            ));
+        }
+        let local = store.map(|(store, fresh)| {
+            Arc::new(super::local::LocalCopies::new(
+                store,
+                fresh,
+                stale,
+                self.backplane.is_none(),
+            ))
+        });
+        let sender = super::backplane::sender_id();
+        let channel = super::backplane::channel(&self.namespace);
+        let subscription = match (&self.backplane, &local) {
+            (Some(bp), Some(l1)) => Some(bp.subscribe(
+                &channel,
+                Arc::new(super::backplane::Listener {
+                    local: Arc::clone(l1),
+                    namespace: self.namespace.clone(),
+                    sender,
+                }),
+            )?),
+            _ => None,
         };
         let layered = !self.layers.is_empty();
         let backend: Arc<dyn Backend> = if layered {
@@ -482,7 +530,13 @@ impl MemStacheBuilder {
                 backend_name: backend.name(),
                 backend,
                 layered,
-                local: fail_safe,
+                local,
+                backplane: self.backplane,
+                channel,
+                sender,
+                _subscription: subscription,
+                loader_throttle: self.fail_safe.as_ref().map(|f| f.throttle),
+                backend_is_local,
                 lock: self.lock,
                 backend_max_value: caps.max_value_size,
                 pipeline: Pipeline {

@@ -5,7 +5,6 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::local::LocalCopies;
 use crate::memory::MemoryBackend;
 use crate::raw::Clock;
 use crate::{Error, ErrorKind, Result};
@@ -58,13 +57,18 @@ pub const DEFAULT_FAIL_SAFE_BYTES: u64 = 64 << 20;
 pub struct FailSafe {
     pub(crate) max_staleness: Duration,
     pub(crate) local: Option<MemoryBackend>,
+    pub(crate) throttle: Duration,
 }
+
+/// Default of [`FailSafe::loader_throttle`].
+pub const DEFAULT_FAIL_SAFE_THROTTLE: Duration = Duration::from_secs(30);
 
 impl fmt::Debug for FailSafe {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FailSafe")
             .field("max_staleness", &self.max_staleness)
             .field("local", &self.local)
+            .field("throttle", &self.throttle)
             .finish()
     }
 }
@@ -78,7 +82,17 @@ impl FailSafe {
         FailSafe {
             max_staleness,
             local: None,
+            throttle: DEFAULT_FAIL_SAFE_THROTTLE,
         }
+    }
+
+    /// When a `get_or_set` loader fails and a local copy confirmed at most `max_staleness` ago
+    /// exists, the copy is returned instead of the loader's error and then served as fresh
+    /// for `throttle`, so a failing source is not called again meanwhile (on this node).
+    /// Default [`DEFAULT_FAIL_SAFE_THROTTLE`]. Zero: serve the copy, do not throttle.
+    pub fn loader_throttle(mut self, throttle: Duration) -> Self {
+        self.throttle = throttle;
+        self
     }
 
     /// The local tier: a bounded in-process store, with the bounds and eviction policy you
@@ -89,23 +103,27 @@ impl FailSafe {
         self
     }
 
-    /// Validates and completes the configuration.
-    pub(crate) fn build(self, clock: &Arc<dyn Clock>) -> Result<LocalCopies> {
+    /// Validates the configuration.
+    pub(crate) fn validate(&self) -> Result<()> {
         if self.max_staleness.is_zero() {
             return Err(Error::new(
                 ErrorKind::InvalidConfig,
                 "fail-safe max_staleness must be positive",
             ));
         }
-        let store = match self.local {
-            Some(l) => l,
+        Ok(())
+    }
+
+    /// The store of a fail-safe-only local tier (no [`LocalTier`](crate::tiers::LocalTier)).
+    pub(crate) fn build_store(&self, clock: &Arc<dyn Clock>) -> Result<MemoryBackend> {
+        match &self.local {
+            Some(l) => Ok(l.clone()),
             None => MemoryBackend::builder()
                 .max_entries(DEFAULT_FAIL_SAFE_ENTRIES)
                 .max_bytes(DEFAULT_FAIL_SAFE_BYTES)
                 .clock(Arc::clone(clock))
-                .build()?,
-        };
-        Ok(LocalCopies::new(store, self.max_staleness))
+                .build(),
+        }
     }
 }
 
@@ -125,13 +143,15 @@ impl super::MemStache {
         if !err.is_temporary() {
             return None;
         }
-        let local = self.local_for(scope)?;
-        let stale = local.recall_many(sks, self.inner.clock.now_ms());
+        let _ = scope;
+        let local = self.l1()?;
+        let now = self.inner.clock.now_ms();
+        let fingerprint = super::fingerprint_of::<T>();
         let mut out = Vec::with_capacity(sks.len());
         let mut oldest = 0;
-        for (copy, sk) in stale.into_iter().zip(sks) {
-            let copy = copy?;
-            match self.decode::<T>(&copy.envelope, sk, scope.key_id).await {
+        for sk in sks {
+            let copy = local.recall(sk, fingerprint, now)?;
+            match self.decode_copy::<T>(&copy) {
                 Ok(v) => out.push(Some(v)),
                 Err(e) => {
                     tracing::debug!(error = %e, "memstache: fail-safe copy did not decode");
@@ -163,9 +183,10 @@ impl super::MemStache {
         if !err.is_temporary() {
             return None;
         }
-        let local = self.local_for(scope)?;
-        let stale = local.recall(sk, self.inner.clock.now_ms())?;
-        let v = match self.decode::<T>(&stale.envelope, sk, scope.key_id).await {
+        let _ = scope;
+        let local = self.l1()?;
+        let stale = local.recall(sk, super::fingerprint_of::<T>(), self.inner.clock.now_ms())?;
+        let v = match self.decode_copy::<T>(&stale) {
             Ok(v) => v,
             Err(e) => {
                 tracing::debug!(error = %e, "memstache: fail-safe copy did not decode");

@@ -1,17 +1,20 @@
-//! The local copies: an in-process store of the last good envelope of each key, and the
-//! ordering rules that keep it from ever holding a copy older than the stored entry or a key
-//! removed since. Today fail-safe serves these copies when the backend fails; they are also
-//! the place a first-level (L1) tier will serve reads from.
+//! The local tier (L1): an in-process store of decoded entries — the serialized plaintext,
+//! the type it was read or written as, and how long it may be served — and the ordering rules
+//! that keep it from ever holding a copy older than the stored entry or a key removed since.
+//! It serves fresh reads (with a [`LocalTier`](crate::tiers::LocalTier)) and fail-safe reads
+//! (with [`FailSafe`](crate::FailSafe)): one store for both.
 //!
-//! Every operation of the cache reaches the copies through [`road`](super::road) and only
-//! there: a read takes a [`ReadTicket`] before it calls the backend and keeps what it read
-//! only if nothing touched that key in between; a write or removal holds a [`WriteTicket`]
-//! for as long as its backend call is in flight.
+//! Every operation of the cache reaches the copies through the tiered paths of
+//! [`ops`](super::ops) and [`road`](super::road): a read takes a [`ReadTicket`] before it calls
+//! the backend and keeps what it read only if nothing touched that key in between; a write or
+//! removal holds a [`WriteTicket`] for as long as its backend call is in flight. Backplane
+//! messages from other nodes drop copies through [`LocalCopies::invalidate`].
 //!
 //! # The rules
 //!
 //! Keys are spread over [`STRIPES`] stripes by hash. Each stripe has a sequence number, bumped
-//! by every change to a copy of one of its keys, and a count of writes in flight.
+//! by every change to a copy of one of its keys, and a count of writes in flight. One epoch
+//! counts the changes to the whole tier (cleared, trust lost or regained, a guard changed).
 //!
 //! * A write or removal, before its backend call: drops the key's copy, bumps the sequence,
 //!   counts itself in flight. Until it ends, no read keeps a copy of a key of that stripe
@@ -20,18 +23,28 @@
 //!   change of the stripe (no other write started since, none still in flight): of two
 //!   concurrent writes the backend's order is unknown, so neither is kept. A failed,
 //!   cancelled or removing call drops the copy. Either way the sequence is bumped.
-//! * A read keeps what it read only if the stripe's sequence is the one it saw before its
-//!   backend call, and no write is in flight.
+//! * A read keeps what it read only if the stripe's sequence and the epoch are the ones it saw
+//!   before its backend call, and no write is in flight.
+//! * An invalidation from another node drops the copy and bumps the sequence, like a removal.
 //!
-//! So a copy is always a value the backend held at some instant after the last change the
-//! process made to that key: never an older one, never one of a removed key. A stripe shared
-//! by two hot keys can only cost a copy not kept, never a wrong one.
+//! So a copy is always a value the backend held at some instant after the last change this
+//! process made or heard of for that key: never an older one, never one of a removed key. A
+//! stripe shared by two hot keys can only cost a copy not kept, never a wrong one.
+//!
+//! # Trust
+//!
+//! With a backplane, the tier starts *untrusted* and becomes trusted when the backplane reports
+//! its subscription live. While untrusted (never subscribed yet, or the subscription lost),
+//! copies are kept but never served fresh, only as fail-safe; when trust comes back the tier is
+//! cleared first (it may have missed invalidations meanwhile).
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 
 use crate::memory::MemoryBackend;
 use crate::raw::{BackendEntry, Expiry};
@@ -39,6 +52,9 @@ use crate::shard_hash;
 
 /// Stripes of the ordering state (a power of two).
 pub(crate) const STRIPES: usize = 256;
+
+/// Bytes of the header in front of each copy's plaintext in the store.
+const HEADER: usize = 8 * 5 + 1;
 
 #[derive(Debug, Default)]
 struct Stripe {
@@ -48,27 +64,72 @@ struct Stripe {
     writes: u32,
 }
 
-/// The local copies (see the [module docs](self)). Entries of the store are
-/// `stored_at_ms (u64 LE) ++ envelope`.
+/// Counters of the tier and its backplane.
+#[derive(Debug, Default)]
+pub(crate) struct TierStats {
+    pub(crate) sent: AtomicU64,
+    pub(crate) received: AtomicU64,
+    pub(crate) rejected: AtomicU64,
+    pub(crate) publish_errors: AtomicU64,
+    pub(crate) invalidations: AtomicU64,
+    pub(crate) reconnects: AtomicU64,
+}
+
+/// What a copy was kept as: the facts its serving depends on.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Meta {
+    /// [`fingerprint_of`](super::fingerprint_of) the type the value was read or written as.
+    pub(crate) fingerprint: u64,
+    /// The id of the serializer that produced the plaintext.
+    pub(crate) serializer: u8,
+    /// The entry's absolute deadline (ms since the epoch), 0 for none.
+    pub(crate) deadline_ms: u64,
+    /// Whether the entry has a sliding expiration (then it is never served fresh from L1).
+    pub(crate) sliding: bool,
+    /// The guard key of the scope it was kept in (its [`guard_tag`]), 0 for none.
+    pub(crate) guard_tag: u64,
+}
+
+/// The tag of a guard key in copies' headers (never 0).
+pub(crate) fn guard_tag(guard_key: &str) -> u64 {
+    shard_hash(guard_key.as_bytes()) | 1
+}
+
+/// The local tier (see the [module docs](self)). Entries of the store are a [`HEADER`] then
+/// the plaintext.
 pub(crate) struct LocalCopies {
     store: MemoryBackend,
-    max_age_ms: u64,
+    /// How long a copy is served fresh at most (0: never, a fail-safe-only tier).
+    fresh_ms: u64,
+    /// How long after it was last confirmed a copy may be served by fail-safe (0: never).
+    stale_ms: u64,
     stripes: Box<[Mutex<Stripe>]>,
+    epoch: AtomicU64,
+    trusted: AtomicBool,
+    /// The subscription was lost since it was last live.
+    lost: AtomicBool,
+    /// Per guard tag, how many times it changed; a copy kept under an older count is dead.
+    guards: RwLock<HashMap<u64, u64>>,
+    trust: tokio::sync::watch::Sender<bool>,
+    pub(crate) stats: TierStats,
 }
 
 impl fmt::Debug for LocalCopies {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LocalCopies")
-            .field("max_age_ms", &self.max_age_ms)
+            .field("fresh_ms", &self.fresh_ms)
+            .field("stale_ms", &self.stale_ms)
+            .field("trusted", &self.trusted.load(Ordering::Relaxed))
             .field("entries", &self.store.len())
             .finish()
     }
 }
 
-/// A local copy, with how long ago it was last confirmed good.
+/// A copy, with how long ago it was last confirmed good.
 #[derive(Debug)]
 pub(crate) struct LocalCopy {
-    pub(crate) envelope: Bytes,
+    pub(crate) plain: Bytes,
+    pub(crate) serializer: u8,
     pub(crate) age_ms: u64,
 }
 
@@ -78,6 +139,7 @@ pub(crate) struct LocalCopy {
 pub(crate) struct ReadTicket {
     stripe: usize,
     seq: u64,
+    epoch: u64,
 }
 
 /// Held by a write or removal while its backend call is in flight; dropping it unfinished
@@ -102,28 +164,230 @@ fn stripe_of(sk: &str) -> usize {
     (shard_hash(sk.as_bytes()) as usize) & (STRIPES - 1)
 }
 
-fn stamped(envelope: &[u8], now_ms: u64) -> Bytes {
-    let mut b = BytesMut::with_capacity(8 + envelope.len());
-    b.put_u64_le(now_ms);
-    b.extend_from_slice(envelope);
-    b.freeze()
+fn le(raw: &[u8], at: usize) -> u64 {
+    raw.get(at..at + 8)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, u64::from_le_bytes)
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A parsed stored copy.
+struct Stored {
+    stored_at: u64,
+    fresh_until: u64,
+    fingerprint: u64,
+    guard_tag: u64,
+    guard_count: u64,
+    serializer: u8,
+}
+
+impl Stored {
+    fn parse(raw: &[u8]) -> Option<Stored> {
+        if raw.len() < HEADER {
+            return None;
+        }
+        Some(Stored {
+            stored_at: le(raw, 0),
+            fresh_until: le(raw, 8),
+            fingerprint: le(raw, 16),
+            guard_tag: le(raw, 24),
+            guard_count: le(raw, 32),
+            serializer: raw[40],
+        })
+    }
+
+    fn write(&self, plain: &[u8]) -> Bytes {
+        let mut b = BytesMut::with_capacity(HEADER + plain.len());
+        b.put_u64_le(self.stored_at);
+        b.put_u64_le(self.fresh_until);
+        b.put_u64_le(self.fingerprint);
+        b.put_u64_le(self.guard_tag);
+        b.put_u64_le(self.guard_count);
+        b.put_u8(self.serializer);
+        b.extend_from_slice(plain);
+        b.freeze()
+    }
 }
 
 impl LocalCopies {
-    /// Copies in `store`, each kept at most `max_age` after it was last confirmed good.
-    pub(crate) fn new(store: MemoryBackend, max_age: Duration) -> Self {
+    /// Copies in `store`, served fresh at most `fresh` (zero: never) and by fail-safe at most
+    /// `stale` after they were last confirmed (zero: never). `trusted`: whether fresh copies
+    /// may be served from the start (false with a backplane, until it is subscribed).
+    pub(crate) fn new(
+        store: MemoryBackend,
+        fresh: Duration,
+        stale: Duration,
+        trusted: bool,
+    ) -> Self {
         LocalCopies {
             store,
-            max_age_ms: u64::try_from(max_age.as_millis()).unwrap_or(u64::MAX),
+            fresh_ms: ms(fresh),
+            stale_ms: ms(stale),
             stripes: (0..STRIPES).map(|_| Mutex::default()).collect(),
+            epoch: AtomicU64::new(0),
+            trusted: AtomicBool::new(trusted),
+            lost: AtomicBool::new(false),
+            guards: RwLock::default(),
+            trust: tokio::sync::watch::Sender::new(trusted),
+            stats: TierStats::default(),
         }
     }
 
-    fn put(&self, sk: &str, envelope: &[u8], now_ms: u64) {
-        let expiry = Expiry::new(Some(now_ms.saturating_add(self.max_age_ms)), None);
-        if let Err(e) = self.store.set_sync(sk, stamped(envelope, now_ms), expiry) {
+    /// Whether this tier serves fresh reads at all (a fail-safe-only tier does not, except
+    /// the copies a failing loader's throttle re-armed).
+    pub(crate) fn serves_fresh(&self) -> bool {
+        self.fresh_ms != 0
+    }
+
+    /// Whether fresh copies may be served now.
+    pub(crate) fn is_trusted(&self) -> bool {
+        self.trusted.load(Ordering::Acquire)
+    }
+
+    /// Waits until the tier is trusted.
+    pub(crate) async fn trusted(&self) {
+        let mut rx = self.trust.subscribe();
+        // `wait_for` only fails when the sender is gone, and `self` holds it
+        let _ = rx.wait_for(|t| *t).await;
+    }
+
+    /// The backplane's subscription is live (`true`) or lost (`false`).
+    pub(crate) fn set_trusted(&self, live: bool) {
+        if live {
+            // it may have missed invalidations: forget everything first
+            self.clear();
+            if self.lost.swap(false, Ordering::AcqRel) {
+                self.stats.reconnects.fetch_add(1, Ordering::Relaxed);
+            }
+            self.trusted.store(true, Ordering::Release);
+        } else {
+            self.trusted.store(false, Ordering::Release);
+            self.lost.store(true, Ordering::Release);
+            self.epoch.fetch_add(1, Ordering::AcqRel);
+        }
+        self.trust.send_replace(live);
+    }
+
+    /// Drops every copy; reads in flight keep nothing.
+    pub(crate) fn clear(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.store.clear();
+    }
+
+    fn guard_count(&self, tag: u64) -> u64 {
+        if tag == 0 {
+            return 0;
+        }
+        self.guards.read().get(&tag).copied().unwrap_or(0)
+    }
+
+    /// The guard `tag` changed (a tenant cleared): copies kept under it are dead; reads in
+    /// flight keep nothing.
+    pub(crate) fn guard_changed(&self, tag: u64) {
+        *self.guards.write().entry(tag).or_insert(0) += 1;
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Another node changed `sk`: drops its copy, like a removal that ended.
+    pub(crate) fn invalidate(&self, sk: &str) {
+        let mut s = self.stripes[stripe_of(sk)].lock();
+        self.store.remove_sync(sk);
+        s.seq += 1;
+        self.stats.invalidations.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Keeps `plain` for `sk`, confirmed good at `now_ms`.
+    fn put(&self, sk: &str, plain: &[u8], meta: Meta, now_ms: u64) {
+        let fresh_until = if meta.sliding || self.fresh_ms == 0 {
+            0
+        } else {
+            let cap = now_ms.saturating_add(self.fresh_ms);
+            if meta.deadline_ms == 0 {
+                cap
+            } else {
+                cap.min(meta.deadline_ms)
+            }
+        };
+        let keep_until = fresh_until.max(if self.stale_ms == 0 {
+            0
+        } else {
+            now_ms.saturating_add(self.stale_ms)
+        });
+        if keep_until <= now_ms {
+            self.store.remove_sync(sk);
+            return;
+        }
+        let stored = Stored {
+            stored_at: now_ms,
+            fresh_until,
+            fingerprint: meta.fingerprint,
+            guard_tag: meta.guard_tag,
+            guard_count: self.guard_count(meta.guard_tag),
+            serializer: meta.serializer,
+        };
+        let expiry = Expiry::new(Some(keep_until), None);
+        if let Err(e) = self.store.set_sync(sk, stored.write(plain), expiry) {
             tracing::debug!(error = %e, "memstache: the local tier refused an entry");
         }
+    }
+
+    /// The copy of `sk` kept as `fingerprint`, when its guard is still current.
+    fn copy_of(&self, sk: &str, fingerprint: u64) -> Option<(Stored, Bytes)> {
+        let raw = self.store.get_sync(sk)?;
+        let s = Stored::parse(&raw)?;
+        if s.fingerprint != fingerprint || s.guard_count != self.guard_count(s.guard_tag) {
+            return None;
+        }
+        Some((s, raw))
+    }
+
+    /// The fresh copy of `sk`, kept as the type of `fingerprint`, when the tier is trusted.
+    #[inline]
+    pub(crate) fn lookup(&self, sk: &str, fingerprint: u64, now_ms: u64) -> Option<LocalCopy> {
+        if !self.is_trusted() {
+            return None;
+        }
+        let (s, raw) = self.copy_of(sk, fingerprint)?;
+        (now_ms < s.fresh_until).then(|| LocalCopy {
+            plain: raw.slice(HEADER..),
+            serializer: s.serializer,
+            age_ms: now_ms.saturating_sub(s.stored_at),
+        })
+    }
+
+    /// The copy of `sk` fail-safe may serve: kept as the type of `fingerprint`, confirmed at
+    /// most the fail-safe staleness before `now_ms`.
+    pub(crate) fn recall(&self, sk: &str, fingerprint: u64, now_ms: u64) -> Option<LocalCopy> {
+        let (s, raw) = self.copy_of(sk, fingerprint)?;
+        let age_ms = now_ms.saturating_sub(s.stored_at);
+        (self.stale_ms != 0 && age_ms <= self.stale_ms).then(|| LocalCopy {
+            plain: raw.slice(HEADER..),
+            serializer: s.serializer,
+            age_ms,
+        })
+    }
+
+    /// A failing loader's value was replaced by the fail-safe copy of `sk`: serve that copy
+    /// fresh until `until_ms` (its confirmation time, and so its staleness, is unchanged).
+    pub(crate) fn throttle(&self, sk: &str, fingerprint: u64, until_ms: u64) {
+        let stripe = self.stripes[stripe_of(sk)].lock();
+        if stripe.writes != 0 {
+            return;
+        }
+        let Some((mut s, raw)) = self.copy_of(sk, fingerprint) else {
+            return;
+        };
+        s.fresh_until = s.fresh_until.max(until_ms);
+        let keep_until = until_ms.max(s.stored_at.saturating_add(self.stale_ms));
+        let _ = self.store.set_sync(
+            sk,
+            s.write(&raw[HEADER..]),
+            Expiry::new(Some(keep_until), None),
+        );
+        drop(stripe);
     }
 
     /// Before a read's backend call.
@@ -131,15 +395,27 @@ impl LocalCopies {
         let stripe = stripe_of(sk);
         ReadTicket {
             stripe,
+            epoch: self.epoch.load(Ordering::Acquire),
             seq: self.stripes[stripe].lock().seq,
         }
     }
 
-    /// After a read's backend call found `envelope` at `sk`: keeps it when the rules allow.
-    pub(crate) fn read_done(&self, ticket: ReadTicket, sk: &str, envelope: &[u8], now_ms: u64) {
+    /// After a read's backend call found (and decoded) `plain` at `sk`: keeps it when the
+    /// rules allow.
+    pub(crate) fn read_done(
+        &self,
+        ticket: ReadTicket,
+        sk: &str,
+        plain: &[u8],
+        meta: Meta,
+        now_ms: u64,
+    ) {
         let mut s = self.stripes[ticket.stripe].lock();
-        if s.seq == ticket.seq && s.writes == 0 {
-            self.put(sk, envelope, now_ms);
+        if s.seq == ticket.seq
+            && s.writes == 0
+            && self.epoch.load(Ordering::Acquire) == ticket.epoch
+        {
+            self.put(sk, plain, meta, now_ms);
             s.seq += 1;
         }
     }
@@ -159,34 +435,23 @@ impl LocalCopies {
         }
     }
 
-    /// The copies of `sks`, each `None` when missing or older than the maximum age.
-    pub(crate) fn recall_many(&self, sks: &[&str], now_ms: u64) -> Vec<Option<LocalCopy>> {
-        sks.iter().map(|sk| self.recall(sk, now_ms)).collect()
-    }
-
-    /// The copy of `sk`, when it was confirmed at most the maximum age before `now_ms`.
-    pub(crate) fn recall(&self, sk: &str, now_ms: u64) -> Option<LocalCopy> {
-        let raw = self.store.get_sync(sk)?;
-        let stamp: [u8; 8] = raw.get(..8)?.try_into().ok()?;
-        let age_ms = now_ms.saturating_sub(u64::from_le_bytes(stamp));
-        (age_ms <= self.max_age_ms).then(|| LocalCopy {
-            envelope: raw.slice(8..),
-            age_ms,
-        })
+    /// The number of copies (due ones not reclaimed yet included).
+    pub(crate) fn len(&self) -> usize {
+        self.store.len()
     }
 }
 
 impl WriteTicket<'_> {
-    /// The backend call ended: `Some(envelope)` when it stored `envelope` at `sk`, `None` when
-    /// it failed or was a removal.
-    pub(crate) fn done(mut self, sk: &str, stored: Option<&[u8]>, now_ms: u64) {
+    /// The backend call ended: `Some((plain, meta))` when it stored that value at `sk`,
+    /// `None` when it failed or was a removal.
+    pub(crate) fn done(mut self, sk: &str, stored: Option<(&[u8], Meta)>, now_ms: u64) {
         self.open = false;
         let copies = self.copies;
         let mut s = copies.stripes[self.stripe].lock();
         s.writes -= 1;
         match stored {
-            Some(envelope) if s.seq == self.seq && s.writes == 0 => {
-                copies.put(sk, envelope, now_ms);
+            Some((plain, meta)) if s.seq == self.seq && s.writes == 0 => {
+                copies.put(sk, plain, meta, now_ms);
             }
             _ => {
                 copies.store.remove_sync(sk);
@@ -195,11 +460,17 @@ impl WriteTicket<'_> {
         s.seq += 1;
     }
 
-    /// A batch write of `entries` ended: `ok` when the backend stored them all (on an error
-    /// none counts as stored, and every copy is dropped).
-    pub(crate) fn done_many(tickets: Vec<Self>, entries: &[BackendEntry], ok: bool, now_ms: u64) {
-        for (t, e) in tickets.into_iter().zip(entries) {
-            t.done(&e.key, ok.then_some(e.value.as_ref()), now_ms);
+    /// A batch write of `entries` (with their plaintexts) ended: `ok` when the backend stored
+    /// them all (on an error none counts as stored, and every copy is dropped).
+    pub(crate) fn done_many(
+        tickets: Vec<Self>,
+        entries: &[BackendEntry],
+        plains: &[(Vec<u8>, Meta)],
+        ok: bool,
+        now_ms: u64,
+    ) {
+        for ((t, e), (plain, meta)) in tickets.into_iter().zip(entries).zip(plains) {
+            t.done(&e.key, ok.then_some((plain.as_slice(), *meta)), now_ms);
         }
     }
 }

@@ -1,5 +1,6 @@
 //! `MemStache`: the typed cache.
 
+mod backplane;
 mod builder;
 mod failsafe;
 mod flight;
@@ -8,6 +9,7 @@ mod lock;
 mod pipeline;
 mod road;
 mod stats;
+mod tiered;
 
 use std::fmt;
 use std::future::Future;
@@ -22,7 +24,9 @@ pub use builder::{
     DEFAULT_KEY_MANAGER_TIMEOUT, DEFAULT_MAX_KEY_LEN, DEFAULT_MAX_VALUE_SIZE, DEFAULT_NAMESPACE,
     MemStacheBuilder,
 };
-pub use failsafe::{DEFAULT_FAIL_SAFE_BYTES, DEFAULT_FAIL_SAFE_ENTRIES, FailSafe};
+pub use failsafe::{
+    DEFAULT_FAIL_SAFE_BYTES, DEFAULT_FAIL_SAFE_ENTRIES, DEFAULT_FAIL_SAFE_THROTTLE, FailSafe,
+};
 pub use lock::{DEFAULT_LOCK_LEASE, DEFAULT_LOCK_POLL, DEFAULT_LOCK_WAIT, LockOptions};
 pub use stats::StatsSnapshot;
 
@@ -31,7 +35,8 @@ use crate::scope::{Outcome, Scope};
 use crate::{Absolute, EntryOptions, Error, ErrorKind, Result};
 use flight::Flights;
 pub(crate) use pipeline::decode_error;
-use pipeline::{EncodeParams, Opened, Pipeline, fingerprint_of};
+pub(crate) use pipeline::fingerprint_of;
+use pipeline::{EncodeParams, Opened, Pipeline};
 use stats::Stats;
 
 /// Longest storage key (namespace prefix + user key) kept inline by [`StorageKey`].
@@ -100,8 +105,22 @@ pub(crate) struct Inner {
     backend: Arc<dyn Backend>,
     /// Whether `backend` is a layered stack.
     layered: bool,
-    /// The local copies (fail-safe's local tier).
-    local: Option<local::LocalCopies>,
+    /// The local tier (L1): fresh copies, fail-safe copies, or both.
+    local: Option<Arc<local::LocalCopies>>,
+    /// The backplane this node publishes its writes on.
+    backplane: Option<Arc<dyn crate::raw::Backplane>>,
+    /// The backplane channel of this namespace.
+    channel: String,
+    /// This node's id in backplane messages.
+    sender: [u8; 16],
+    /// The backplane subscription (ends with the last clone of the cache).
+    _subscription: Option<crate::raw::Subscription>,
+    /// How long a failing loader is not called again after fail-safe answered for it (`None`
+    /// without fail-safe).
+    loader_throttle: Option<Duration>,
+    /// The backend is the local tier's store (a cache built with a local tier and no backend):
+    /// its hits count as L1 hits.
+    backend_is_local: bool,
     /// Distributed stampede protection for `get_or_set`.
     lock: Option<LockOptions>,
     backend_name: &'static str,
@@ -152,6 +171,7 @@ macro_rules! op_span {
             hit = field::Empty,
             size = field::Empty,
             fail_safe = field::Empty,
+            level = field::Empty,
             error = field::Empty,
         );
         if !span.is_disabled() {
@@ -193,9 +213,57 @@ impl MemStache {
         self.inner.pipeline.key_manager.as_ref()
     }
 
+    /// Waits until the local tier may serve fresh copies: at once without a backplane,
+    /// otherwise once the backplane reported its subscription live (see `docs/tiers.md`).
+    /// Readiness probes and tests await it; operations never wait for it (until then they
+    /// read the backend).
+    pub async fn local_tier_ready(&self) {
+        if let Some(l1) = self.l1() {
+            l1.trusted().await;
+        }
+    }
+
+    /// Whether the local tier may serve fresh copies now (`false` without one).
+    pub fn local_tier_trusted(&self) -> bool {
+        self.l1()
+            .is_some_and(|l| l.is_trusted() && l.serves_fresh())
+    }
+
+    /// The number of copies in the local tier (due ones not reclaimed yet included).
+    pub fn local_tier_len(&self) -> usize {
+        self.l1().map_or(0, local::LocalCopies::len)
+    }
+
+    /// Drops every copy of this node's local tier (other nodes keep theirs; use it after
+    /// [`KeyManager::destroy_key`](crate::raw::KeyManager::destroy_key), for example, on
+    /// every node). Reads in flight keep nothing.
+    pub fn clear_local_tier(&self) {
+        if let Some(l1) = self.l1() {
+            l1.clear();
+        }
+    }
+
+    /// For scope plugins: the guard `guard_key` changed (a tenant was cleared). Drops this
+    /// node's local copies of every scope guarded by it and tells the other nodes to do the
+    /// same. Call it after the guard's new value is stored.
+    pub async fn scope_guard_changed(&self, guard_key: &str) {
+        if let Some(l1) = self.l1() {
+            l1.guard_changed(local::guard_tag(guard_key));
+            self.publish(backplane::Kind::Guards, &[guard_key]).await;
+        }
+    }
+
     /// Counters of hits, misses, errors and loader calls since the cache was built.
     pub fn stats(&self) -> StatsSnapshot {
-        self.inner.stats.snapshot()
+        let mut s = self
+            .inner
+            .stats
+            .snapshot(self.inner.local.as_deref().map(|l| &l.stats));
+        if self.inner.backend_is_local {
+            s.l1_hits = s.hits;
+            s.l2_hits = 0;
+        }
+        s
     }
 
     /// The storage key for a user key (validated): `"{namespace}:{key}"`.

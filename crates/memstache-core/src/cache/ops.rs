@@ -15,9 +15,10 @@ use super::flight::{FlightKey, Joined, SharedLoaderError};
 use super::lock::Lock;
 use super::pipeline::Prepared;
 use super::{LockOptions, MemStache, Outcome, Scope, record_outcome};
+use crate::options::Skip;
 use crate::raw::BackendEntry;
 use crate::scope::{Guard, Label, absorb};
-use crate::{BoxError, EntryOptions, Error, Result};
+use crate::{BoxError, EntryOptions, Error, ReadOptions, Result};
 
 /// Encodes `value` for a write of `sk` at `now` into `(bytes, expiry)`, with `?` on errors.
 /// A macro, not a function, so that both write bodies keep it inline: in a block, the encoding
@@ -57,6 +58,56 @@ impl MemStache {
     /// [`KeyDestroyed`](crate::ErrorKind::KeyDestroyed), …). Never wrong data.
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         self.get_in(&self.root(), key).await?.into_done()
+    }
+
+    /// [`get`](Self::get) with per-call [`ReadOptions`]: skip the local tier, or the backend,
+    /// for this read.
+    ///
+    /// ```
+    /// use memstache_core::{MemStache, ReadOptions, tiers::LocalTier};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> memstache_core::Result<()> {
+    /// let cache = MemStache::builder()
+    ///     .backend(memstache_core::memory::MemoryBackend::new())
+    ///     .local_tier(LocalTier::new())
+    ///     .build()?;
+    /// cache.set("k", &1u8, Default::default()).await?;
+    /// let from_backend: Option<u8> = cache.get_with("k", ReadOptions::new().skip_local_read(true)).await?;
+    /// assert_eq!(from_backend, Some(1));
+    /// assert_eq!(cache.stats().l2_hits, 1);
+    /// # Ok(()) }
+    /// ```
+    pub async fn get_with<T: DeserializeOwned>(
+        &self,
+        key: &str,
+        options: ReadOptions,
+    ) -> Result<Option<T>> {
+        self.get_with_in(&self.root(), key, options)
+            .await?
+            .into_done()
+    }
+
+    /// [`get_with`](Self::get_with) in `scope`.
+    pub async fn get_with_in<T: DeserializeOwned>(
+        &self,
+        scope: &Scope<'_>,
+        key: &str,
+        options: ReadOptions,
+    ) -> Result<Outcome<Option<T>>> {
+        let Some(l1) = self.l1() else {
+            if options.skip.has(Skip::DISTRIBUTED_READ) {
+                self.validate_key(key)?;
+                self.inner.stats.miss();
+                return Ok(Outcome::Done(None));
+            }
+            return Box::pin(self.get_in(scope, key)).await;
+        };
+        let span = op_span!("memstache.get", self, scope, key);
+        self.traced(&span, "get", scope, Some(key), true, async {
+            let sk = self.inline_key_in(scope, key)?;
+            let sk = sk.as_str()?;
+            Box::pin(self.get_tiered::<T>(l1, scope, sk, options.skip, &span)).await
+        })
+        .await
     }
 
     /// Like [`get`](Self::get), but never fails: any error is logged (with the key hash, never
@@ -224,6 +275,10 @@ impl MemStache {
         self.traced(&span, "get", scope, Some(key), true, async {
             let sk = self.inline_key_in(scope, key)?;
             let sk = sk.as_str()?;
+            if let Some(l1) = self.l1() {
+                // boxed: the tiered path's state stays out of a plain cache's reads
+                return Box::pin(self.get_tiered::<T>(l1, scope, sk, Skip::default(), &span)).await;
+            }
             let raw = match self.read(scope, sk).await {
                 Ok(Outcome::Done(raw)) => raw,
                 Ok(Outcome::Stale(g)) => return Ok(Outcome::Stale(g)),
@@ -280,6 +335,11 @@ impl MemStache {
         self.traced(&span, "set", scope, Some(key), true, async {
             let sk = self.inline_key_in(scope, key)?;
             let sk = sk.as_str()?;
+            if let Some(l1) = self.l1() {
+                return Box::pin(self.put_tiered(l1, scope, sk, value, &options))
+                    .await
+                    .map(|_| ());
+            }
             let now = self.inner.clock.now_ms();
             let (bytes, expiry) = encode_entry!(self, scope, sk, value, &options, now);
             self.store_encoded(scope, sk, bytes, expiry, now).await
@@ -300,6 +360,9 @@ impl MemStache {
         self.traced(&span, "set", scope, Some(key), true, async {
             let sk = self.inline_key_in(scope, key)?;
             let sk = sk.as_str()?;
+            if let Some(l1) = self.l1() {
+                return self.put_tiered(l1, scope, sk, value, &options).await;
+            }
             let now = self.inner.clock.now_ms();
             let (bytes, expiry) = encode_entry!(self, scope, sk, value, &options, now);
             self.store_guarded(g, sk, bytes, expiry).await
@@ -315,6 +378,9 @@ impl MemStache {
         plain: &[u8],
         options: &EntryOptions,
     ) -> Result<Outcome<()>> {
+        if let Some(l1) = self.l1() {
+            return Box::pin(self.store_tiered::<T>(l1, scope, sk, plain, options)).await;
+        }
         let now = self.inner.clock.now_ms();
         let (bytes, expiry) = self
             .encode_serialized::<T>(plain, sk, scope.key_id, options, now)
@@ -372,6 +438,9 @@ impl MemStache {
         self.traced(&span, "remove", scope, Some(key), false, async {
             let sk = self.inline_key_in(scope, key)?;
             let sk = sk.as_str()?;
+            if let Some(l1) = self.l1() {
+                return Box::pin(self.remove_tiered(l1, scope, sk)).await;
+            }
             self.delete(scope, sk).await
         })
         .await
@@ -440,8 +509,9 @@ impl MemStache {
     {
         let sk = self.inline_key_in(scope, key)?;
         let sk = sk.as_str()?;
+        let skip = options.or(&self.inner.defaults).skips();
         loop {
-            match self.read_for_load::<T>(scope, sk).await {
+            match self.read_for_load::<T>(scope, sk, skip).await {
                 Outcome::Done(Some(v)) => return Ok(Outcome::Done(v)),
                 Outcome::Stale(g) => return Ok(Outcome::Stale(g)),
                 Outcome::Done(None) => {}
@@ -461,7 +531,7 @@ impl MemStache {
                 Joined::Abandoned => continue, // the leader was cancelled: try again
                 Joined::Lead(guard) => {
                     // Another leader may have just finished between our read and our join.
-                    match self.read_for_load::<T>(scope, sk).await {
+                    match self.read_for_load::<T>(scope, sk, skip).await {
                         Outcome::Done(Some(v)) => return Ok(Outcome::Done(v)),
                         Outcome::Stale(g) => return Ok(Outcome::Stale(g)),
                         Outcome::Done(None) => {}
@@ -473,7 +543,7 @@ impl MemStache {
                             Lock::Held { key, token } => held = Some((key, token)),
                             Lock::Unknown => {}
                             Lock::Busy => {
-                                match self.wait_for_other_loader::<T>(scope, sk, opts).await {
+                                match self.wait_for_other_loader::<T>(scope, sk, opts, skip).await {
                                     // dropping `guard` lets local waiters read it too
                                     Some(Outcome::Done(Some(v))) => return Ok(Outcome::Done(v)),
                                     Some(Outcome::Stale(g)) => return Ok(Outcome::Stale(g)),
@@ -511,6 +581,18 @@ impl MemStache {
                         },
                         Err(e) => {
                             self.inner.stats.loader_error();
+                            if let Some(throttle) = self.inner.loader_throttle
+                                && let Some(v) = self.loader_fail_safe::<T>(sk, throttle)
+                            {
+                                let e: BoxError = e.into();
+                                tracing::warn!(error = %e, "memstache: the loader failed; served the fail-safe copy");
+                                // waiters read the copy the throttle made fresh
+                                drop(guard);
+                                if let Some((lock_key, token)) = held {
+                                    self.unlock(&lock_key, token).await;
+                                }
+                                return Ok(Outcome::Done(v));
+                            }
                             let shared = SharedLoaderError::new(e.into());
                             let err = shared.to_error();
                             guard.complete(Err(shared));
@@ -532,7 +614,11 @@ impl MemStache {
         &self,
         scope: &Scope<'_>,
         sk: &str,
+        skip: Skip,
     ) -> Outcome<Option<T>> {
+        if let Some(l1) = self.l1() {
+            return Box::pin(self.read_for_load_tiered::<T>(l1, scope, sk, skip)).await;
+        }
         let failed = |e: Error| {
             self.inner.stats.error();
             let e = e.with_operation("get_or_set");
@@ -570,6 +656,7 @@ impl MemStache {
         scope: &Scope<'_>,
         sk: &str,
         opts: &LockOptions,
+        skip: Skip,
     ) -> Option<Outcome<Option<T>>> {
         let deadline = tokio::time::Instant::now() + opts.wait;
         loop {
@@ -578,7 +665,7 @@ impl MemStache {
                 return None;
             }
             tokio::time::sleep(opts.poll.min(deadline - now)).await;
-            match self.read_for_load::<T>(scope, sk).await {
+            match self.read_for_load::<T>(scope, sk, skip).await {
                 Outcome::Done(None) => {}
                 found => return Some(found),
             }
@@ -628,6 +715,10 @@ impl MemStache {
         self.traced(&span, "get_many", scope, None, false, async {
             let batch = self.keys_in(scope, keys)?;
             let sks: Vec<&str> = batch.iter().collect();
+            if let Some(l1) = self.l1() {
+                let users: Vec<&str> = keys.iter().map(AsRef::as_ref).collect();
+                return Box::pin(self.get_many_tiered::<T>(l1, scope, &sks, &users, &span)).await;
+            }
             let raws = match self.read_many(scope, &sks).await {
                 Ok(Outcome::Done(raws)) => raws,
                 Ok(Outcome::Stale(g)) => return Ok(Outcome::Stale(g)),
@@ -684,7 +775,9 @@ impl MemStache {
         );
         self.traced(&span, "set_many", scope, None, false, async {
             let now = self.inner.clock.now_ms();
+            let l1 = self.l1();
             let mut entries = Vec::with_capacity(items.len());
+            let mut plains = Vec::new();
             let mut due = Vec::new();
             for (k, v) in items {
                 let sk = self.key_in(scope, k.as_ref())?;
@@ -695,6 +788,9 @@ impl MemStache {
                 if expiry.is_due(now) {
                     due.push(sk);
                 } else {
+                    if l1.is_some() {
+                        plains.push((plain, self.batch_meta::<T>(scope, &expiry)));
+                    }
                     entries.push(BackendEntry {
                         key: sk,
                         value: bytes,
@@ -704,10 +800,19 @@ impl MemStache {
             }
             if !due.is_empty() {
                 let due: Vec<&str> = due.iter().map(String::as_str).collect();
-                self.delete_many(scope, &due).await?;
+                match l1 {
+                    Some(l1) => self.remove_many_tiered(l1, scope, &due).await?,
+                    None => self.delete_many(scope, &due).await?,
+                };
             }
             let n = entries.len() as u64;
-            let out = self.write_many(scope, entries).await?;
+            let out = match l1 {
+                Some(l1) => {
+                    let skip = options.or(&self.inner.defaults).skips();
+                    Box::pin(self.write_many_tiered(l1, scope, entries, plains, skip)).await?
+                }
+                None => self.write_many(scope, entries).await?,
+            };
             if matches!(out, Outcome::Done(())) {
                 self.inner.stats.sets(n);
             }
@@ -733,6 +838,9 @@ impl MemStache {
         self.traced(&span, "remove_many", scope, None, false, async {
             let batch = self.keys_in(scope, keys)?;
             let sks: Vec<&str> = batch.iter().collect();
+            if let Some(l1) = self.l1() {
+                return Box::pin(self.remove_many_tiered(l1, scope, &sks)).await;
+            }
             self.delete_many(scope, &sks).await
         })
         .await

@@ -108,6 +108,15 @@ impl Pipeline {
             .deserialize_typed(bytes, self.max_depth)
     }
 
+    /// The id of the serializer `r` names.
+    pub(crate) fn serializer_id(&self, r: &SerializerRef<'_>) -> u8 {
+        match r {
+            SerializerRef::Own(s) => s.id(),
+            #[cfg(feature = "postcard")]
+            SerializerRef::Postcard => self.serializer.id(),
+        }
+    }
+
     /// The cache's own serializer, as [`open`](Self::open) would return it.
     fn own_serializer(&self) -> SerializerRef<'_> {
         #[cfg(feature = "postcard")]
@@ -362,7 +371,7 @@ impl Pipeline {
     /// [`UnsupportedFormat`](ErrorKind::UnsupportedFormat), even for a serializer compiled in:
     /// each format has its own decoder, with its own limits, and a cache decodes stored bytes
     /// only with the formats it was configured for.
-    fn serializer_for(&self, id: u8) -> Result<SerializerRef<'_>> {
+    pub(crate) fn serializer_for(&self, id: u8) -> Result<SerializerRef<'_>> {
         if id == self.serializer.id() {
             return Ok(self.own_serializer());
         }

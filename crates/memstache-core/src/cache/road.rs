@@ -1,10 +1,10 @@
 //! The road: every backend call of a cache goes through here, to its one
 //! [`Backend`](crate::raw::Backend) (the store itself, or the layered stack as a
-//! [`ServiceBackend`](crate::raw::ServiceBackend)), under the operation timeout — and so does
-//! every effect an operation has on the [local copies](super::local). An operation cannot
-//! reach the store without passing the local copies: reads keep what they read, writes keep
-//! what they wrote, removals drop the copy, each by the ordering rules of
-//! [`local`](super::local).
+//! [`ServiceBackend`](crate::raw::ServiceBackend)), under the operation timeout.
+//!
+//! These calls have no effect on the local tier: an operation of a cache with a local tier
+//! takes the tiered path of [`tiered`](super::tiered), which takes its tickets of
+//! [`local`](super::local) around these calls, and only that path touches the copies.
 //!
 //! Entry calls (`read`, `write`, `delete` and their batch forms) act on entries of a scope.
 //! Control calls (`control_*`) act on keys that are not entries and never have local copies:
@@ -13,8 +13,8 @@
 //! The calls are combinators, not `async fn`s, where they are on the plain path (their state
 //! would otherwise be part of, and copied with, every operation's future): they start when
 //! *called* — the timeout's clock starts then, and creating it needs a Tokio runtime. Call them
-//! only where the returned future is awaited at once. Paths with local copies or a guard are
-//! boxed, so their state stays out of the plain operation's future.
+//! only where the returned future is awaited at once. Paths with a guard are boxed, so their
+//! state stays out of the plain operation's future.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -23,7 +23,7 @@ use bytes::Bytes;
 use futures::FutureExt;
 use futures::future::Either;
 
-use super::local::{LocalCopies, WriteTicket};
+use super::local::LocalCopies;
 use super::{MemStache, expired_at};
 use crate::raw::{BackendEntry, Expiry};
 use crate::scope::{Guard, Outcome, Scope};
@@ -51,9 +51,10 @@ impl MemStache {
         }
     }
 
-    /// The local copies an operation in `scope` uses (guarded scopes use none).
-    pub(crate) fn local_for(&self, scope: &Scope<'_>) -> Option<&LocalCopies> {
-        self.inner.local.as_ref().filter(|_| scope.guard.is_none())
+    /// The local tier, when the cache has one.
+    #[inline]
+    pub(crate) fn l1(&self) -> Option<&LocalCopies> {
+        self.inner.local.as_deref()
     }
 
     // ---- entries -----------------------------------------------------------------------
@@ -68,20 +69,9 @@ impl MemStache {
         if let Some(g) = scope.guard {
             return Either::Right(Box::pin(self.read_guarded(g, sk)) as Boxed<'a, _>);
         }
-        match &self.inner.local {
-            None => Either::Left(self.call(self.inner.backend.get(sk)).map(move |r| {
-                r.map(|raw| Outcome::Done(raw.filter(|raw| !self.expired_by_header(raw))))
-            })),
-            Some(local) => Either::Right(Box::pin(async move {
-                let ticket = local.read_ticket(sk);
-                let raw = self.call(self.inner.backend.get(sk)).await?;
-                let raw = raw.filter(|raw| !self.expired_by_header(raw));
-                if let Some(raw) = &raw {
-                    local.read_done(ticket, sk, raw, self.inner.clock.now_ms());
-                }
-                Ok(Outcome::Done(raw))
-            })),
-        }
+        Either::Left(self.call(self.inner.backend.get(sk)).map(move |r| {
+            r.map(|raw| Outcome::Done(raw.filter(|raw| !self.expired_by_header(raw))))
+        }))
     }
 
     async fn read_guarded(&self, g: Guard<'_>, sk: &str) -> Result<Outcome<Option<Bytes>>> {
@@ -109,10 +99,6 @@ impl MemStache {
         scope: &Scope<'_>,
         sks: &[&str],
     ) -> Result<Outcome<Vec<Option<Bytes>>>> {
-        let local = self.local_for(scope);
-        let tickets: Vec<_> = local
-            .map(|l| sks.iter().map(|sk| l.read_ticket(sk)).collect())
-            .unwrap_or_default();
         let mut raws = match scope.guard {
             None => self.call(self.inner.backend.get_many(sks)).await?,
             Some(g) => {
@@ -143,13 +129,6 @@ impl MemStache {
                 *raw = None;
             }
         }
-        if let Some(local) = local {
-            for ((ticket, sk), raw) in tickets.into_iter().zip(sks).zip(&raws) {
-                if let Some(raw) = raw {
-                    local.read_done(ticket, sk, raw, now);
-                }
-            }
-        }
         Ok(Outcome::Done(raws))
     }
 
@@ -162,21 +141,8 @@ impl MemStache {
         bytes: Bytes,
         expiry: Expiry,
     ) -> impl Future<Output = Result<()>> + Send + 'a {
-        match self.local_for(scope) {
-            None => Either::Left(self.call(self.inner.backend.set(sk, bytes, expiry))),
-            Some(local) => Either::Right(Box::pin(async move {
-                let ticket = local.write_ticket(sk);
-                let r = self
-                    .call(self.inner.backend.set(sk, bytes.clone(), expiry))
-                    .await;
-                ticket.done(
-                    sk,
-                    r.is_ok().then_some(&bytes[..]),
-                    self.inner.clock.now_ms(),
-                );
-                r
-            }) as Boxed<'a, ()>),
-        }
+        let _ = scope;
+        self.call(self.inner.backend.set(sk, bytes, expiry))
     }
 
     /// Stores `bytes` at `sk` through the guard `g`, in one backend call: [`Outcome::Stale`]
@@ -216,19 +182,9 @@ impl MemStache {
                 )
                 .await;
         }
-        let Some(local) = self.inner.local.as_ref() else {
-            return self
-                .call(self.inner.backend.set_many(entries))
-                .await
-                .map(Outcome::Done);
-        };
-        let tickets: Vec<WriteTicket<'_>> =
-            entries.iter().map(|e| local.write_ticket(&e.key)).collect();
-        // the batch is moved into the call; keep what the tickets need to finish
-        let kept: Vec<BackendEntry> = entries.clone();
-        let r = self.call(self.inner.backend.set_many(entries)).await;
-        WriteTicket::done_many(tickets, &kept, r.is_ok(), self.inner.clock.now_ms());
-        r.map(Outcome::Done)
+        self.call(self.inner.backend.set_many(entries))
+            .await
+            .map(Outcome::Done)
     }
 
     /// Removes `sk`; `true` when an entry was there.
@@ -237,29 +193,14 @@ impl MemStache {
         scope: &Scope<'a>,
         sk: &'a str,
     ) -> impl Future<Output = Result<bool>> + Send + 'a {
-        match self.local_for(scope) {
-            None => Either::Left(self.call(self.inner.backend.remove(sk))),
-            Some(local) => Either::Right(Box::pin(async move {
-                let ticket = local.write_ticket(sk);
-                let r = self.call(self.inner.backend.remove(sk)).await;
-                ticket.done(sk, None, self.inner.clock.now_ms());
-                r
-            }) as Boxed<'a, bool>),
-        }
+        let _ = scope;
+        self.call(self.inner.backend.remove(sk))
     }
 
     /// Removes every key in one backend batch call; how many entries were there.
     pub(crate) async fn delete_many(&self, scope: &Scope<'_>, sks: &[&str]) -> Result<u64> {
-        let Some(local) = self.local_for(scope) else {
-            return self.call(self.inner.backend.remove_many(sks)).await;
-        };
-        let tickets: Vec<WriteTicket<'_>> = sks.iter().map(|sk| local.write_ticket(sk)).collect();
-        let r = self.call(self.inner.backend.remove_many(sks)).await;
-        let now = self.inner.clock.now_ms();
-        for (ticket, sk) in tickets.into_iter().zip(sks) {
-            ticket.done(sk, None, now);
-        }
-        r
+        let _ = scope;
+        self.call(self.inner.backend.remove_many(sks)).await
     }
 
     /// Whether a live entry is at `sk` (no local effect).

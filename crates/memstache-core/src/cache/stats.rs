@@ -11,6 +11,8 @@ pub(crate) struct Stats {
     loader_calls: AtomicU64,
     loader_errors: AtomicU64,
     fail_safe_hits: AtomicU64,
+    l1_hits: AtomicU64,
+    loader_fail_safe_hits: AtomicU64,
 }
 
 impl Stats {
@@ -39,12 +41,36 @@ impl Stats {
     pub(crate) fn loader_error(&self) {
         self.loader_errors.fetch_add(1, Relaxed);
     }
+    pub(crate) fn l1_hit(&self) {
+        self.hits.fetch_add(1, Relaxed);
+        self.l1_hits.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn l1_hits(&self, n: u64) {
+        self.l1_hits.fetch_add(n, Relaxed);
+    }
+    pub(crate) fn loader_fail_safe_hit(&self) {
+        self.fail_safe_hits.fetch_add(1, Relaxed);
+        self.loader_fail_safe_hits.fetch_add(1, Relaxed);
+    }
     pub(crate) fn fail_safe_hit(&self) {
         self.fail_safe_hits.fetch_add(1, Relaxed);
     }
-    pub(crate) fn snapshot(&self) -> StatsSnapshot {
+    pub(crate) fn snapshot(&self, tier: Option<&super::local::TierStats>) -> StatsSnapshot {
+        let hits = self.hits.load(Relaxed);
+        let l1_hits = self.l1_hits.load(Relaxed);
+        let t =
+            |f: fn(&super::local::TierStats) -> &AtomicU64| tier.map_or(0, |t| f(t).load(Relaxed));
         StatsSnapshot {
-            hits: self.hits.load(Relaxed),
+            l1_hits,
+            l2_hits: hits.saturating_sub(l1_hits),
+            loader_fail_safe_hits: self.loader_fail_safe_hits.load(Relaxed),
+            backplane_sent: t(|t| &t.sent),
+            backplane_received: t(|t| &t.received),
+            backplane_rejected: t(|t| &t.rejected),
+            backplane_publish_errors: t(|t| &t.publish_errors),
+            invalidations: t(|t| &t.invalidations),
+            backplane_reconnects: t(|t| &t.reconnects),
+            hits,
             misses: self.misses.load(Relaxed),
             sets: self.sets.load(Relaxed),
             errors: self.errors.load(Relaxed),
@@ -83,6 +109,28 @@ pub struct StatsSnapshot {
     /// [`FailSafe`](crate::FailSafe)). Each also counts in `errors` (the backend call failed),
     /// not in `hits`.
     pub fail_safe_hits: u64,
+    /// Hits served by the local tier (L1), without the backend. Also in `hits`.
+    pub l1_hits: u64,
+    /// Hits served by the backend (L2): `hits - l1_hits`.
+    pub l2_hits: u64,
+    /// `get_or_set` calls whose loader failed and that served the fail-safe copy instead.
+    /// Also in `fail_safe_hits`.
+    pub loader_fail_safe_hits: u64,
+    /// Backplane messages this node published.
+    pub backplane_sent: u64,
+    /// Backplane messages from other nodes this node applied.
+    pub backplane_received: u64,
+    /// Backplane messages dropped as malformed, of another version, too large or naming keys
+    /// outside this cache's namespace.
+    pub backplane_rejected: u64,
+    /// Backplane publishes that failed (the write itself stood; other nodes may serve their
+    /// copy until it expires from their L1).
+    pub backplane_publish_errors: u64,
+    /// Local copies dropped because another node changed the key.
+    pub invalidations: u64,
+    /// Times the backplane subscription came back after it was lost (each time the local tier
+    /// was cleared).
+    pub backplane_reconnects: u64,
 }
 
 impl StatsSnapshot {

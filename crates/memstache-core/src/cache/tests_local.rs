@@ -175,14 +175,22 @@ async fn overlapping_writes_keep_neither_until_a_read_confirms() {
     let local = cache.inner.local.as_ref().unwrap();
     let first = local.write_ticket("ms:k");
     let second = local.write_ticket("ms:k");
-    second.done("ms:k", Some(b"second"), 0);
-    first.done("ms:k", Some(b"first"), 0);
-    assert!(local.recall("ms:k", 0).is_none());
+    let meta = super::local::Meta {
+        fingerprint: super::fingerprint_of::<u32>(),
+        serializer: 1,
+        deadline_ms: 0,
+        sliding: false,
+        guard_tag: 0,
+    };
+    let fp = meta.fingerprint;
+    second.done("ms:k", Some((b"second", meta)), 0);
+    first.done("ms:k", Some((b"first", meta)), 0);
+    assert!(local.recall("ms:k", fp, 0).is_none());
 
     cache.set("k", &7u32, opts()).await.unwrap();
     let cancelled = local.write_ticket("ms:k");
     drop(cancelled); // a write whose future was dropped mid-call
-    assert!(local.recall("ms:k", 0).is_none());
+    assert!(local.recall("ms:k", fp, 0).is_none());
     assert_eq!(cache.get::<u32>("k").await.unwrap(), Some(7));
     flaky.set_down(true);
     assert_eq!(cache.get::<u32>("k").await.unwrap(), Some(7));

@@ -353,11 +353,7 @@ async fn fail_safe_never_masks_permanent_errors_nor_removed_or_replaced_values()
             .kind(),
         ErrorKind::Timeout
     );
-    assert!(
-        FailSafe::new(Duration::ZERO)
-            .build(&(Arc::new(crate::raw::SystemClock) as Arc<dyn crate::raw::Clock>))
-            .is_err()
-    );
+    assert!(FailSafe::new(Duration::ZERO).validate().is_err());
 }
 
 #[tokio::test(flavor = "current_thread")]

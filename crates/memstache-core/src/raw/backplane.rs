@@ -65,8 +65,11 @@ pub trait Backplane: fmt::Debug + Send + Sync + 'static {
     async fn publish(&self, channel: &str, payload: Bytes) -> Result<()>;
 
     /// Subscribes `listener` to `channel` until the returned handle is dropped.
-    fn subscribe(&self, channel: &str, listener: Arc<dyn BackplaneListener>)
-    -> Result<Subscription>;
+    fn subscribe(
+        &self,
+        channel: &str,
+        listener: Arc<dyn BackplaneListener>,
+    ) -> Result<Subscription>;
 }
 
 /// A live subscription: dropping it ends it (and the backplane's task for it).
@@ -236,6 +239,9 @@ impl Backplane for MemoryBackplane {
                 }
             }
         }
-        Ok(Subscription::new(Unsubscribe(Arc::downgrade(&self.inner), id)))
+        Ok(Subscription::new(Unsubscribe(
+            Arc::downgrade(&self.inner),
+            id,
+        )))
     }
 }

@@ -1,0 +1,422 @@
+//! The tiered paths: the operations of a cache with a local tier (L1). The one place that
+//! takes the [`local`](super::local) tickets around the backend calls of
+//! [`road`](super::road), serves L1 hits, keeps what was read or written, and tells the other
+//! nodes over the backplane.
+//!
+//! Every path is reached from the operation in [`ops`](super::ops) when the cache has a local
+//! tier, boxed: none of this state is part of a plain cache's operation futures.
+
+use std::borrow::Cow;
+use std::sync::atomic::Ordering::Relaxed;
+
+use bytes::Bytes;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::backplane::{self, Kind};
+use super::local::{LocalCopies, LocalCopy, Meta, WriteTicket, guard_tag};
+use super::pipeline::{Opened, fingerprint_of};
+use super::{MemStache, Outcome, Scope};
+use crate::options::Skip;
+use crate::raw::{BackendEntry, Expiry};
+use crate::{EntryOptions, Result};
+
+impl MemStache {
+    /// Deserializes a local copy with the serializer that produced it.
+    pub(crate) fn decode_copy<T: DeserializeOwned>(&self, c: &LocalCopy) -> Result<T> {
+        let p = &self.inner.pipeline;
+        p.serializer_for(c.serializer)?
+            .deserialize_typed(&c.plain, p.max_depth)
+    }
+
+    /// Opens an entry read from `sk` and deserializes it, returning the plaintext too (for
+    /// the local tier) with the id of its serializer.
+    async fn decode_keep<T: DeserializeOwned>(
+        &self,
+        bytes: &[u8],
+        sk: &str,
+        key_id: &str,
+    ) -> Result<(T, Bytes, u8)> {
+        let pipeline = &self.inner.pipeline;
+        let fingerprint = self.expected_fingerprint::<T>();
+        let depth = pipeline.max_depth;
+        let opened = pipeline.open(bytes, sk, fingerprint, key_id)?;
+        let (plain, serializer): (Cow<'_, [u8]>, _) = match opened {
+            Opened::Plain(plain, s) => (plain, s),
+            Opened::Sealed { key_id, version } => {
+                let key = pipeline.entry_key(key_id, version).await?;
+                pipeline.open_sealed(bytes, sk, &key, fingerprint)?
+            }
+        };
+        let v = serializer.deserialize_typed(&plain, depth)?;
+        let id = pipeline.serializer_id(&serializer);
+        let plain = match plain {
+            Cow::Borrowed(b) => Bytes::copy_from_slice(b),
+            Cow::Owned(v) => Bytes::from(v),
+        };
+        Ok((v, plain, id))
+    }
+
+    /// What an entry read from the backend is kept as.
+    fn meta_of_read<T: ?Sized>(&self, raw: &[u8], scope: &Scope<'_>, serializer: u8) -> Meta {
+        let (deadline_ms, sliding_ms) = crate::envelope::peek_expiry(raw).unwrap_or((0, 0));
+        Meta {
+            fingerprint: fingerprint_of::<T>(),
+            serializer,
+            deadline_ms,
+            sliding: sliding_ms != 0,
+            guard_tag: scope.guard.map_or(0, |g| guard_tag(g.key)),
+        }
+    }
+
+    /// What a value written with `options` (merged with the defaults) is kept as.
+    fn meta_of_write<T: ?Sized>(&self, scope: &Scope<'_>, expiry: &Expiry) -> Meta {
+        Meta {
+            fingerprint: fingerprint_of::<T>(),
+            serializer: self.inner.pipeline.serializer.id(),
+            deadline_ms: expiry.deadline_ms.unwrap_or(0),
+            sliding: expiry.sliding.is_some(),
+            guard_tag: scope.guard.map_or(0, |g| guard_tag(g.key)),
+        }
+    }
+
+    /// Tells the other nodes that `keys` changed (or, with [`Kind::Guards`], that these
+    /// guards changed). Failures are counted and logged, never returned: the write they follow
+    /// stood.
+    pub(crate) async fn publish(&self, kind: Kind, keys: &[&str]) {
+        let (Some(bp), Some(l1)) = (&self.inner.backplane, self.l1()) else {
+            return;
+        };
+        let msgs = backplane::encode(kind, &self.inner.sender, keys)
+            .or_else(|| backplane::encode(Kind::All, &self.inner.sender, &[]))
+            .unwrap_or_default();
+        for m in msgs {
+            match self.call(bp.publish(&self.inner.channel, m)).await {
+                Ok(()) => {
+                    l1.stats.sent.fetch_add(1, Relaxed);
+                }
+                Err(e) => {
+                    l1.stats.publish_errors.fetch_add(1, Relaxed);
+                    tracing::warn!(error = %e, "memstache: backplane publish failed; other nodes may serve their copy until it expires from their local tier");
+                }
+            }
+        }
+    }
+
+    /// `get` with a local tier.
+    pub(crate) async fn get_tiered<T: DeserializeOwned>(
+        &self,
+        l1: &LocalCopies,
+        scope: &Scope<'_>,
+        sk: &str,
+        skip: Skip,
+        span: &tracing::Span,
+    ) -> Result<Outcome<Option<T>>> {
+        let fingerprint = fingerprint_of::<T>();
+        if !skip.has(Skip::LOCAL_READ)
+            && let Some(c) = l1.lookup(sk, fingerprint, self.inner.clock.now_ms())
+        {
+            match self.decode_copy::<T>(&c) {
+                Ok(v) => {
+                    self.inner.stats.l1_hit();
+                    span.record("hit", true);
+                    span.record("level", "l1");
+                    return Ok(Outcome::Done(Some(v)));
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "memstache: local copy did not decode; reading the backend");
+                    l1.invalidate(sk);
+                }
+            }
+        }
+        if skip.has(Skip::DISTRIBUTED_READ) {
+            self.inner.stats.miss();
+            span.record("hit", false);
+            return Ok(Outcome::Done(None));
+        }
+        let ticket = l1.read_ticket(sk);
+        let raw = match self.read(scope, sk).await {
+            Ok(Outcome::Done(raw)) => raw,
+            Ok(Outcome::Stale(g)) => {
+                if let Some(guard) = scope.guard {
+                    l1.guard_changed(guard_tag(guard.key));
+                }
+                return Ok(Outcome::Stale(g));
+            }
+            Err(e) => {
+                return match self.fail_safe_value::<T>(scope, sk, &e).await {
+                    Some(v) => Ok(Outcome::Done(Some(v))),
+                    None => Err(e),
+                };
+            }
+        };
+        let Some(raw) = raw else {
+            self.inner.stats.miss();
+            span.record("hit", false);
+            return Ok(Outcome::Done(None));
+        };
+        span.record("hit", true);
+        span.record("level", "l2");
+        span.record("size", raw.len());
+        let (v, plain, serializer) = self.decode_keep::<T>(&raw, sk, scope.key_id).await?;
+        if !skip.has(Skip::LOCAL_WRITE) {
+            let meta = self.meta_of_read::<T>(&raw, scope, serializer);
+            l1.read_done(ticket, sk, &plain, meta, self.inner.clock.now_ms());
+        }
+        self.inner.stats.hit();
+        Ok(Outcome::Done(Some(v)))
+    }
+
+    /// A read on the `get_or_set` path with a local tier: errors count as misses (logged and
+    /// counted), unless fail-safe answers for a failed backend.
+    pub(crate) async fn read_for_load_tiered<T: DeserializeOwned>(
+        &self,
+        l1: &LocalCopies,
+        scope: &Scope<'_>,
+        sk: &str,
+        skip: Skip,
+    ) -> Outcome<Option<T>> {
+        let span = tracing::Span::current();
+        match self.get_tiered::<T>(l1, scope, sk, skip, &span).await {
+            Ok(o) => o,
+            Err(e) => {
+                self.inner.stats.error();
+                let e = e.with_operation("get_or_set");
+                tracing::warn!(error = %e, "memstache: cache read failed; loading instead");
+                Outcome::Done(None)
+            }
+        }
+    }
+
+    /// After a `get_or_set` loader failed: the fail-safe copy of `sk`, if there is one, which
+    /// is then served fresh for `throttle` so that the failing loader is not called again
+    /// meanwhile (on this node).
+    pub(crate) fn loader_fail_safe<T: DeserializeOwned>(
+        &self,
+        sk: &str,
+        throttle: std::time::Duration,
+    ) -> Option<T> {
+        let l1 = self.l1()?;
+        let fingerprint = fingerprint_of::<T>();
+        let now = self.inner.clock.now_ms();
+        let copy = l1.recall(sk, fingerprint, now)?;
+        let v = self.decode_copy::<T>(&copy).ok()?;
+        let until = now.saturating_add(u64::try_from(throttle.as_millis()).unwrap_or(u64::MAX));
+        l1.throttle(sk, fingerprint, until);
+        self.inner.stats.loader_fail_safe_hit();
+        let span = tracing::Span::current();
+        span.record("fail_safe", true);
+        tracing::debug!(
+            age_ms = copy.age_ms,
+            "memstache: the loader failed; served the fail-safe copy"
+        );
+        Some(v)
+    }
+
+    /// Writes `plain` (the serialized value of type `T`) at `sk` with a local tier: encodes it,
+    /// stores it (through the scope's guard), keeps it locally, tells the other nodes.
+    pub(crate) async fn store_tiered<T: ?Sized>(
+        &self,
+        l1: &LocalCopies,
+        scope: &Scope<'_>,
+        sk: &str,
+        plain: &[u8],
+        options: &EntryOptions,
+    ) -> Result<Outcome<()>> {
+        let skip = options.or(&self.inner.defaults).skips();
+        let now = self.inner.clock.now_ms();
+        let (bytes, expiry) = self
+            .encode_serialized::<T>(plain, sk, scope.key_id, options, now)
+            .await?;
+        let meta = self.meta_of_write::<T>(scope, &expiry);
+        tracing::Span::current().record("size", bytes.len());
+        if expiry.is_due(now) {
+            return self
+                .remove_tiered(l1, scope, sk)
+                .await
+                .map(|_| Outcome::Done(()));
+        }
+        let ticket = l1.write_ticket(sk);
+        let out = if skip.has(Skip::DISTRIBUTED_WRITE) {
+            Ok(Outcome::Done(()))
+        } else {
+            match scope.guard {
+                None => self
+                    .call(self.inner.backend.set(sk, bytes, expiry))
+                    .await
+                    .map(Outcome::Done),
+                Some(g) => self.write_guarded(g, sk, bytes, expiry).await,
+            }
+        };
+        let stored = matches!(out, Ok(Outcome::Done(())));
+        ticket.done(
+            sk,
+            (stored && !skip.has(Skip::LOCAL_WRITE)).then_some((plain, meta)),
+            self.inner.clock.now_ms(),
+        );
+        if !matches!(out, Ok(Outcome::Stale(_))) {
+            self.publish(Kind::Keys, &[sk]).await;
+        }
+        if stored {
+            self.inner.stats.set();
+        }
+        out
+    }
+
+    /// `set` with a local tier.
+    pub(crate) async fn put_tiered<T: Serialize + ?Sized>(
+        &self,
+        l1: &LocalCopies,
+        scope: &Scope<'_>,
+        sk: &str,
+        value: &T,
+        options: &EntryOptions,
+    ) -> Result<Outcome<()>> {
+        let plain = self.inner.pipeline.serialize(&value)?;
+        self.store_tiered::<T>(l1, scope, sk, &plain, options).await
+    }
+
+    /// `remove` with a local tier.
+    pub(crate) async fn remove_tiered(
+        &self,
+        l1: &LocalCopies,
+        scope: &Scope<'_>,
+        sk: &str,
+    ) -> Result<bool> {
+        let ticket = l1.write_ticket(sk);
+        let r = self.delete(scope, sk).await;
+        ticket.done(sk, None, self.inner.clock.now_ms());
+        self.publish(Kind::Keys, &[sk]).await;
+        r
+    }
+
+    /// `remove_many` with a local tier.
+    pub(crate) async fn remove_many_tiered(
+        &self,
+        l1: &LocalCopies,
+        scope: &Scope<'_>,
+        sks: &[&str],
+    ) -> Result<u64> {
+        let tickets: Vec<WriteTicket<'_>> = sks.iter().map(|sk| l1.write_ticket(sk)).collect();
+        let r = self.delete_many(scope, sks).await;
+        let now = self.inner.clock.now_ms();
+        for (ticket, sk) in tickets.into_iter().zip(sks) {
+            ticket.done(sk, None, now);
+        }
+        self.publish(Kind::Keys, sks).await;
+        r
+    }
+
+    /// `set_many` with a local tier: `entries` are encoded, `plains` their plaintexts.
+    pub(crate) async fn write_many_tiered(
+        &self,
+        l1: &LocalCopies,
+        scope: &Scope<'_>,
+        entries: Vec<BackendEntry>,
+        plains: Vec<(Vec<u8>, Meta)>,
+        skip: Skip,
+    ) -> Result<Outcome<()>> {
+        let tickets: Vec<WriteTicket<'_>> =
+            entries.iter().map(|e| l1.write_ticket(&e.key)).collect();
+        let keys: Vec<String> = entries.iter().map(|e| e.key.clone()).collect();
+        let kept = entries.clone();
+        let out = if skip.has(Skip::DISTRIBUTED_WRITE) {
+            Ok(Outcome::Done(()))
+        } else {
+            self.write_many(scope, entries).await
+        };
+        let ok = matches!(out, Ok(Outcome::Done(()))) && !skip.has(Skip::LOCAL_WRITE);
+        WriteTicket::done_many(tickets, &kept, &plains, ok, self.inner.clock.now_ms());
+        if !matches!(out, Ok(Outcome::Stale(_))) {
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            self.publish(Kind::Keys, &keys).await;
+        }
+        out
+    }
+
+    /// The metadata of a batch write's entry.
+    pub(crate) fn batch_meta<T: ?Sized>(&self, scope: &Scope<'_>, expiry: &Expiry) -> Meta {
+        self.meta_of_write::<T>(scope, expiry)
+    }
+
+    /// `get_many` with a local tier: L1 first, then one backend batch for the rest.
+    pub(crate) async fn get_many_tiered<T: DeserializeOwned>(
+        &self,
+        l1: &LocalCopies,
+        scope: &Scope<'_>,
+        sks: &[&str],
+        keys: &[&str],
+        span: &tracing::Span,
+    ) -> Result<Outcome<Vec<Result<Option<T>>>>> {
+        let fingerprint = fingerprint_of::<T>();
+        let now = self.inner.clock.now_ms();
+        let mut out: Vec<Option<Result<Option<T>>>> = Vec::with_capacity(sks.len());
+        let mut missing = Vec::new();
+        for (i, sk) in sks.iter().enumerate() {
+            match l1
+                .lookup(sk, fingerprint, now)
+                .and_then(|c| self.decode_copy::<T>(&c).ok())
+            {
+                Some(v) => out.push(Some(Ok(Some(v)))),
+                None => {
+                    out.push(None);
+                    missing.push(i);
+                }
+            }
+        }
+        let l1_hits = (sks.len() - missing.len()) as u64;
+        self.inner.stats.l1_hits(l1_hits);
+        self.inner.stats.hits(l1_hits, 0);
+        if !missing.is_empty() {
+            let want: Vec<&str> = missing.iter().map(|&i| sks[i]).collect();
+            let tickets: Vec<_> = want.iter().map(|sk| l1.read_ticket(sk)).collect();
+            let raws = match self.read_many(scope, &want).await {
+                Ok(Outcome::Done(raws)) => raws,
+                Ok(Outcome::Stale(g)) => {
+                    if let Some(guard) = scope.guard {
+                        l1.guard_changed(guard_tag(guard.key));
+                    }
+                    return Ok(Outcome::Stale(g));
+                }
+                Err(e) => {
+                    return match self.fail_safe_values::<T>(scope, sks, &e, span).await {
+                        Some(values) => Ok(Outcome::Done(values.into_iter().map(Ok).collect())),
+                        None => Err(e),
+                    };
+                }
+            };
+            let (mut hits, mut misses) = (0u64, 0u64);
+            for ((i, raw), ticket) in missing.iter().zip(raws).zip(tickets) {
+                let sk = sks[*i];
+                out[*i] = Some(match raw {
+                    None => {
+                        misses += 1;
+                        Ok(None)
+                    }
+                    Some(raw) => match self.decode_keep::<T>(&raw, sk, scope.key_id).await {
+                        Ok((v, plain, ser)) => {
+                            let meta = self.meta_of_read::<T>(&raw, scope, ser);
+                            l1.read_done(ticket, sk, &plain, meta, self.inner.clock.now_ms());
+                            hits += 1;
+                            Ok(Some(v))
+                        }
+                        Err(e) => {
+                            self.inner.stats.error();
+                            Err(self.ctx(e, "get_many", scope, Some(keys[*i])))
+                        }
+                    },
+                });
+            }
+            self.inner.stats.hits(hits, misses);
+        }
+        span.record(
+            "hits",
+            out.iter()
+                .filter(|r| matches!(r, Some(Ok(Some(_)))))
+                .count(),
+        );
+        Ok(Outcome::Done(
+            out.into_iter().map(|r| r.unwrap_or(Ok(None))).collect(),
+        ))
+    }
+}
