@@ -562,3 +562,5 @@ mod tests_hostile;
 mod tests_local;
 #[cfg(test)]
 mod tests_resilience;
+#[cfg(test)]
+mod tests_tiers;
