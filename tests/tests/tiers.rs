@@ -88,20 +88,26 @@ async fn sets_removes_and_clears_reach_the_other_node(url: &str, ns: &str) {
     assert_eq!(b.stats().l1_hits, 1);
 
     a.set("k", &2u32, o()).await.unwrap();
-    until("B to drop its copy after A's set", Duration::from_secs(10), || async {
-        b.stats().invalidations >= 1
-    })
+    until(
+        "B to drop its copy after A's set",
+        Duration::from_secs(10),
+        || async { b.stats().invalidations >= 1 },
+    )
     .await;
     assert_eq!(b.get::<u32>("k").await.unwrap(), Some(2));
     assert_eq!(b.get::<u32>("k").await.unwrap(), Some(2));
 
     assert!(a.remove("k").await.unwrap());
-    until("B to drop its copy after A's remove", Duration::from_secs(10), || async {
-        b.get_with::<u32>("k", ReadOptions::new().skip_distributed(true))
-            .await
-            .unwrap()
-            .is_none()
-    })
+    until(
+        "B to drop its copy after A's remove",
+        Duration::from_secs(10),
+        || async {
+            b.get_with::<u32>("k", ReadOptions::new().skip_distributed(true))
+                .await
+                .unwrap()
+                .is_none()
+        },
+    )
     .await;
     assert_eq!(b.get::<u32>("k").await.unwrap(), None);
 
@@ -112,9 +118,11 @@ async fn sets_removes_and_clears_reach_the_other_node(url: &str, ns: &str) {
     assert_eq!(b.get_many::<u32, _>(&keys).await.unwrap(), [Some(1); 4]);
     let twos: Vec<(&str, &u32)> = keys.iter().map(|k| (*k, &2u32)).collect();
     a.set_many(&twos, o()).await.unwrap();
-    until("B to drop its batch copies", Duration::from_secs(10), || async {
-        b.get_many::<u32, _>(&keys).await.unwrap() == [Some(2); 4]
-    })
+    until(
+        "B to drop its batch copies",
+        Duration::from_secs(10),
+        || async { b.get_many::<u32, _>(&keys).await.unwrap() == [Some(2); 4] },
+    )
     .await;
 
     // tenant clear
@@ -128,9 +136,11 @@ async fn sets_removes_and_clears_reach_the_other_node(url: &str, ns: &str) {
     assert_eq!(tb.get::<u32>("x").await.unwrap(), Some(7));
     assert_eq!(b.stats().l1_hits, hits + 1, "tenant reads use L1");
     ta.clear().await.unwrap();
-    until("B to drop the cleared tenant's copies", Duration::from_secs(10), || async {
-        tb.get::<u32>("x").await.unwrap().is_none()
-    })
+    until(
+        "B to drop the cleared tenant's copies",
+        Duration::from_secs(10),
+        || async { tb.get::<u32>("x").await.unwrap().is_none() },
+    )
     .await;
 
     // nobody heard a forged or foreign message, and A ignored its own
@@ -171,7 +181,11 @@ async fn sentinel_nodes_see_each_others_writes_and_survive_a_failover() {
         .await;
         // B lost its subscription with the old master: it must not serve its copy of 1
         let v = retry("a read after the failover", || b.get::<u32>("k")).await;
-        assert_eq!(v, Some(2), "{client}: a node served a value replaced during the failover");
+        assert_eq!(
+            v,
+            Some(2),
+            "{client}: a node served a value replaced during the failover"
+        );
         until("B to subscribe again", Duration::from_secs(60), || async {
             b.local_tier_trusted()
         })
@@ -198,7 +212,10 @@ async fn cluster_nodes_see_each_others_writes_and_survive_a_failover() {
     cluster.node_mut(old).kill();
     let deadline = Instant::now() + Duration::from_secs(60);
     while cluster.master_for_slot(slot).is_none_or(|m| m == old) {
-        assert!(Instant::now() < deadline, "no replica took over slot {slot}");
+        assert!(
+            Instant::now() < deadline,
+            "no replica took over slot {slot}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     cluster.wait_ok(Duration::from_secs(60));
@@ -206,9 +223,11 @@ async fn cluster_nodes_see_each_others_writes_and_survive_a_failover() {
         a.set("k", &2u32, EntryOptions::default())
     })
     .await;
-    until("B to see the write made after the failover", Duration::from_secs(30), || async {
-        matches!(b.get::<u32>("k").await, Ok(Some(2)))
-    })
+    until(
+        "B to see the write made after the failover",
+        Duration::from_secs(30),
+        || async { matches!(b.get::<u32>("k").await, Ok(Some(2))) },
+    )
     .await;
 }
 
@@ -257,7 +276,11 @@ async fn a_redis_restart_never_leaves_a_node_serving_a_replaced_value() {
         // no read of B from now on may return the value A replaced
         for k in &keys {
             let v = retry("a read after the restart", || b.get::<u32>(k)).await;
-            assert_eq!(v, Some(2), "{client}: B served a value replaced while it was disconnected");
+            assert_eq!(
+                v,
+                Some(2),
+                "{client}: B served a value replaced while it was disconnected"
+            );
         }
         until("B to subscribe again", Duration::from_secs(30), || async {
             b.local_tier_trusted()
