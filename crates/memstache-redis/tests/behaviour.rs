@@ -11,18 +11,32 @@ use memstache_harness::redis::{RedisCluster, RedisSentinelSet, RedisServer};
 use memstache_redis::RedisBackend;
 use memstache_testkit::behaviour::{self, RealTimeHarness};
 
-/// Runs the suite once per client on the same topology.
+/// Runs the suite once per client on the same topology, and again with a local tier (L1) kept
+/// coherent by the Redis backplane.
 async fn run_suite(url: &str) {
     let sep = if url.contains('?') { '&' } else { '?' };
     for client in ["redis-rs", "fred"] {
         eprintln!("client: {client}");
-        run_suite_once(&format!("{url}{sep}client={client}")).await;
+        let url = format!("{url}{sep}client={client}");
+        run_suite_once(&url).await;
+        eprintln!("client: {client}, with a local tier");
+        run_suite_with_local_tier(&url).await;
     }
 }
 
 async fn run_suite_once(url: &str) {
     let backend = RedisBackend::connect(url).await.expect("connect");
     behaviour::run_all(&RealTimeHarness::new(Arc::new(backend))).await;
+}
+
+async fn run_suite_with_local_tier(url: &str) {
+    let backend = RedisBackend::connect(url).await.expect("connect");
+    let plane = backend.backplane();
+    let h = behaviour::Configured::new(RealTimeHarness::new(Arc::new(backend)), move |b| {
+        b.local_tier(memstache_core::tiers::LocalTier::new())
+            .backplane(plane.clone())
+    });
+    behaviour::run_all(&h).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
