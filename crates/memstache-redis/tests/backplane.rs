@@ -3,7 +3,8 @@
 //! connections) on standalone, Sentinel and Cluster (subscriber and publisher on different
 //! cluster nodes); the listener's events in order across a killed and restarted server, a
 //! Sentinel failover, a hung server (found by the ping health check) and a lost cluster node;
-//! oversized messages dropped and counted; a dropped `Subscription` unsubscribing.
+//! oversized messages dropped and counted; a dropped `Subscription` unsubscribing; the
+//! subscriber connection over mutual TLS.
 //!
 //! Events are awaited from the listener's channel with a bound, never slept for.
 
@@ -18,7 +19,7 @@ use common::prefix;
 use memstache_core::ErrorKind;
 use memstache_core::raw::{Backplane, BackplaneListener, MAX_BACKPLANE_MESSAGE, Subscription};
 use memstache_harness::redis::{RedisCluster, RedisSentinelSet, RedisServer, Reply, SERVICE_NAME};
-use memstache_redis::{RedisBackend, RedisBackplane};
+use memstache_redis::{RedisBackend, RedisBackplane, RedisConfig};
 use tokio::sync::mpsc;
 
 const CLIENTS: [&str; 2] = ["redis-rs", "fred"];
@@ -462,4 +463,37 @@ async fn cluster_checks(
     cluster.wait_ok(secs(60));
     cluster.wait_replicas(secs(60));
     sub_node
+}
+
+/// The subscriber's own connection uses the configuration's TLS settings: against a server
+/// that requires client certificates, the subscription only comes up with the configured CA
+/// and client certificate (and the publisher's `PUBLISH` travels over TLS too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_subscription() {
+    let server = RedisServer::start_mutual_tls();
+    let cert = server.tls_client_certificate().clone();
+    for client in CLIENTS {
+        eprintln!("client: {client}");
+        let mut config =
+            RedisConfig::from_url(&format!("{}?client={client}", server.tls_url())).unwrap();
+        config.tls_ca_pem = Some(server.tls_ca_pem().to_vec());
+        config.tls_client_cert_pem = Some(cert.cert_pem.clone());
+        config.tls_client_key_pem = Some(cert.key_pem.clone());
+        let publisher = RedisBackend::from_config(config.clone())
+            .await
+            .unwrap()
+            .backplane();
+        let subscriber = RedisBackend::from_config(config).await.unwrap().backplane();
+        let ch = prefix(client);
+        let (_sub, mut events) = subscribe(&subscriber, &ch);
+        events.expect(Event::Connected, secs(10)).await;
+        assert_eq!(numsub(&server, &ch), 1);
+        publisher
+            .publish(&ch, Bytes::from_static(b"over tls"))
+            .await
+            .unwrap();
+        events.expect_message(b"over tls").await;
+        let dbg = format!("{subscriber:?}");
+        assert!(!dbg.contains("PRIVATE KEY"), "{dbg}");
+    }
 }
