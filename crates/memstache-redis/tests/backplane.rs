@@ -130,15 +130,18 @@ async fn eventually(what: &str, bound: Duration, mut f: impl FnMut() -> bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn standalone_publish_subscribe() {
     let server = RedisServer::start_with_args(&["--requirepass", "bp-s3cret"]);
-    for client in CLIENTS {
-        eprintln!("client: {client}");
+    for (client, protocol) in CLIENTS
+        .into_iter()
+        .flat_map(|c| [(c, "resp2"), (c, "resp3")])
+    {
+        eprintln!("client: {client}, {protocol}");
         let url = format!(
-            "redis://:bp-s3cret@127.0.0.1:{}?client={client}",
+            "redis://:bp-s3cret@127.0.0.1:{}?client={client}&protocol={protocol}",
             server.port()
         );
         let publisher = plane(&url).await;
         let subscriber = plane(&url).await;
-        let ch = prefix(client);
+        let ch = prefix(&format!("{client}-{protocol}"));
         let (sub, mut events) = subscribe(&subscriber, &ch);
         // connected comes first, once the server has the subscription
         events.expect(Event::Connected, secs(10)).await;
