@@ -3,7 +3,8 @@
 //! connections) on standalone, Sentinel and Cluster (subscriber and publisher on different
 //! cluster nodes); the listener's events in order across a killed and restarted server, a
 //! Sentinel failover, a hung server (found by the ping health check) and a lost cluster node;
-//! oversized messages dropped and counted; a dropped `Subscription` unsubscribing.
+//! oversized messages dropped and counted; a dropped `Subscription` unsubscribing; the
+//! subscriber connection over mutual TLS.
 //!
 //! Events are awaited from the listener's channel with a bound, never slept for.
 
@@ -18,7 +19,7 @@ use common::prefix;
 use memstache_core::ErrorKind;
 use memstache_core::raw::{Backplane, BackplaneListener, MAX_BACKPLANE_MESSAGE, Subscription};
 use memstache_harness::redis::{RedisCluster, RedisSentinelSet, RedisServer, Reply, SERVICE_NAME};
-use memstache_redis::{RedisBackend, RedisBackplane};
+use memstache_redis::{RedisBackend, RedisBackplane, RedisConfig};
 use tokio::sync::mpsc;
 
 const CLIENTS: [&str; 2] = ["redis-rs", "fred"];
@@ -129,15 +130,18 @@ async fn eventually(what: &str, bound: Duration, mut f: impl FnMut() -> bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn standalone_publish_subscribe() {
     let server = RedisServer::start_with_args(&["--requirepass", "bp-s3cret"]);
-    for client in CLIENTS {
-        eprintln!("client: {client}");
+    for (client, protocol) in CLIENTS
+        .into_iter()
+        .flat_map(|c| [(c, "resp2"), (c, "resp3")])
+    {
+        eprintln!("client: {client}, {protocol}");
         let url = format!(
-            "redis://:bp-s3cret@127.0.0.1:{}?client={client}",
+            "redis://:bp-s3cret@127.0.0.1:{}?client={client}&protocol={protocol}",
             server.port()
         );
         let publisher = plane(&url).await;
         let subscriber = plane(&url).await;
-        let ch = prefix(client);
+        let ch = prefix(&format!("{client}-{protocol}"));
         let (sub, mut events) = subscribe(&subscriber, &ch);
         // connected comes first, once the server has the subscription
         events.expect(Event::Connected, secs(10)).await;
@@ -229,6 +233,7 @@ async fn standalone_kill_and_restart() {
         let killed = Instant::now();
         events.expect(Event::Disconnected, secs(5)).await;
         let lag = killed.elapsed();
+        eprintln!("{client}: disconnected {lag:?} after the kill");
         assert!(lag < Duration::from_millis(2500), "{lag:?}");
 
         server.restart();
@@ -273,6 +278,7 @@ async fn standalone_hung_server_is_detected_by_the_ping() {
         let paused = Instant::now();
         events.expect(Event::Disconnected, secs(5)).await;
         let lag = paused.elapsed();
+        eprintln!("{client}: disconnected {lag:?} after the pause");
         // ping interval 200 ms: at most about 2 × 200 ms; the bound is generous
         assert!(lag < Duration::from_millis(2500), "{lag:?}");
 
@@ -462,4 +468,37 @@ async fn cluster_checks(
     cluster.wait_ok(secs(60));
     cluster.wait_replicas(secs(60));
     sub_node
+}
+
+/// The subscriber's own connection uses the configuration's TLS settings: against a server
+/// that requires client certificates, the subscription only comes up with the configured CA
+/// and client certificate (and the publisher's `PUBLISH` travels over TLS too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_subscription() {
+    let server = RedisServer::start_mutual_tls();
+    let cert = server.tls_client_certificate().clone();
+    for client in CLIENTS {
+        eprintln!("client: {client}");
+        let mut config =
+            RedisConfig::from_url(&format!("{}?client={client}", server.tls_url())).unwrap();
+        config.tls_ca_pem = Some(server.tls_ca_pem().to_vec());
+        config.tls_client_cert_pem = Some(cert.cert_pem.clone());
+        config.tls_client_key_pem = Some(cert.key_pem.clone());
+        let publisher = RedisBackend::from_config(config.clone())
+            .await
+            .unwrap()
+            .backplane();
+        let subscriber = RedisBackend::from_config(config).await.unwrap().backplane();
+        let ch = prefix(client);
+        let (_sub, mut events) = subscribe(&subscriber, &ch);
+        events.expect(Event::Connected, secs(10)).await;
+        assert_eq!(numsub(&server, &ch), 1);
+        publisher
+            .publish(&ch, Bytes::from_static(b"over tls"))
+            .await
+            .unwrap();
+        events.expect_message(b"over tls").await;
+        let dbg = format!("{subscriber:?}");
+        assert!(!dbg.contains("PRIVATE KEY"), "{dbg}");
+    }
 }

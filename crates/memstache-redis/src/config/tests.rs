@@ -178,7 +178,9 @@ fn backplane_knobs() {
         let e = RedisConfig::from_url(bad).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidConfig, "{bad}");
     }
-    let mut c = RedisConfig::default();
-    c.backplane_ping_interval = Duration::ZERO;
+    let c = RedisConfig {
+        backplane_ping_interval: Duration::ZERO,
+        ..RedisConfig::default()
+    };
     assert_eq!(c.validate().unwrap_err().kind(), ErrorKind::InvalidConfig);
 }
