@@ -103,6 +103,37 @@ impl MemStache {
         }
     }
 
+    /// The L1 hit of a `get`, synchronously (no future, no box: an L1 hit is the fast path):
+    /// the fresh copy of `sk` decoded, or `None` to read on.
+    #[inline]
+    pub(crate) fn l1_hit<T: DeserializeOwned>(
+        &self,
+        l1: &LocalCopies,
+        sk: &str,
+        skip: Skip,
+        span: &tracing::Span,
+    ) -> Option<T> {
+        if skip.has(Skip::LOCAL_READ) {
+            return None;
+        }
+        let c = l1.lookup(sk, fingerprint_of::<T>(), self.inner.clock.now_ms())?;
+        match self.decode_copy::<T>(&c) {
+            Ok(v) => {
+                self.inner.stats.l1_hit();
+                if !span.is_disabled() {
+                    span.record("hit", true);
+                    span.record("level", "l1");
+                }
+                Some(v)
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "memstache: local copy did not decode; reading the backend");
+                l1.invalidate(sk);
+                None
+            }
+        }
+    }
+
     /// `get` with a local tier.
     pub(crate) async fn get_tiered<T: DeserializeOwned>(
         &self,
@@ -112,23 +143,21 @@ impl MemStache {
         skip: Skip,
         span: &tracing::Span,
     ) -> Result<Outcome<Option<T>>> {
-        let fingerprint = fingerprint_of::<T>();
-        if !skip.has(Skip::LOCAL_READ)
-            && let Some(c) = l1.lookup(sk, fingerprint, self.inner.clock.now_ms())
-        {
-            match self.decode_copy::<T>(&c) {
-                Ok(v) => {
-                    self.inner.stats.l1_hit();
-                    span.record("hit", true);
-                    span.record("level", "l1");
-                    return Ok(Outcome::Done(Some(v)));
-                }
-                Err(e) => {
-                    tracing::debug!(error = %e, "memstache: local copy did not decode; reading the backend");
-                    l1.invalidate(sk);
-                }
-            }
+        if let Some(v) = self.l1_hit::<T>(l1, sk, skip, span) {
+            return Ok(Outcome::Done(Some(v)));
         }
+        self.get_below_l1(l1, scope, sk, skip, span).await
+    }
+
+    /// `get` with a local tier, past L1: the backend (or a miss when the call skips it).
+    pub(crate) async fn get_below_l1<T: DeserializeOwned>(
+        &self,
+        l1: &LocalCopies,
+        scope: &Scope<'_>,
+        sk: &str,
+        skip: Skip,
+        span: &tracing::Span,
+    ) -> Result<Outcome<Option<T>>> {
         if skip.has(Skip::DISTRIBUTED_READ) {
             self.inner.stats.miss();
             span.record("hit", false);
