@@ -11,7 +11,8 @@
 //!
 //! Paths: `get` (a hit) and `set` of a 1 KiB value on the memory backend, on the memory backend
 //! behind one pass-through `backend_layer`, and on a Redis server the bench starts itself
-//! (redis-rs, one request in flight). Each path function passes its own id down, so identical
+//! (redis-rs, one request in flight); and with a local tier on Redis (`l1_get`, an L1 hit;
+//! `l1_redis_set`, a Redis write that keeps its copy and publishes on the backplane). Each path function passes its own id down, so identical
 //! code folding cannot merge them. Run without valgrind it only checks that every path works.
 
 use std::hint::black_box;
@@ -72,6 +73,14 @@ fn layered_set(rt: &Runtime, cache: &MemStache, keys: &[String], v: &String) {
     set_path(rt, cache, keys, v, 4);
 }
 #[inline(never)]
+fn l1_get(rt: &Runtime, cache: &MemStache, keys: &[String]) {
+    get_path(rt, cache, keys, 7);
+}
+#[inline(never)]
+fn l1_redis_set(rt: &Runtime, cache: &MemStache, keys: &[String], v: &String) {
+    set_path(rt, cache, keys, v, 8);
+}
+#[inline(never)]
 fn redis_get(rt: &Runtime, cache: &MemStache, keys: &[String]) {
     get_path(rt, cache, keys, 5);
 }
@@ -104,8 +113,23 @@ fn main() {
             .expect("cache")
     });
 
+    // Redis with a local tier and the Redis backplane: `get` is an L1 hit, `set` writes
+    // Redis, keeps the copy and publishes one message
+    let tiered = rt.block_on(async {
+        let backend = RedisBackend::connect(&server.url()).await.expect("redis");
+        let cache = MemStache::builder()
+            .namespace("t")
+            .backplane(backend.backplane())
+            .backend(backend)
+            .local_tier(memstache::tiers::LocalTier::new())
+            .build()
+            .expect("cache");
+        cache.local_tier_ready().await;
+        cache
+    });
+
     // warm-up: every key written (the get paths then hit), every path run once
-    for cache in [&memory, &layered, &redis] {
+    for cache in [&memory, &layered, &redis, &tiered] {
         set_path(&rt, cache, &keys, &v, 0);
         get_path(&rt, cache, &keys, 0);
     }
@@ -115,5 +139,8 @@ fn main() {
     layered_get(&rt, &layered, &keys);
     redis_set(&rt, &redis, &keys, &v);
     redis_get(&rt, &redis, &keys);
+    l1_redis_set(&rt, &tiered, &keys, &v);
+    l1_get(&rt, &tiered, &keys);
+    assert!(tiered.stats().l1_hits >= N as u64, "the L1 rows must be L1 hits");
     println!("ops_count: {N} operations per path");
 }

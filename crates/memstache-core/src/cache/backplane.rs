@@ -61,8 +61,9 @@ pub(crate) fn sender_id() -> [u8; 16] {
 /// [`MAX_BACKPLANE_MESSAGE`]. Keys longer than a `u16` cannot be named: the caller clears
 /// everything instead (`None`).
 pub(crate) fn encode(kind: Kind, sender: &[u8; 16], keys: &[&str]) -> Option<Vec<Bytes>> {
-    let mut out = Vec::new();
-    let mut buf = BytesMut::new();
+    let mut out = Vec::with_capacity(1);
+    let need: usize = HEAD + keys.iter().map(|k| 2 + k.len()).sum::<usize>();
+    let mut buf = BytesMut::with_capacity(need.min(MAX_BACKPLANE_MESSAGE));
     let mut count: u16 = 0;
     let start = |buf: &mut BytesMut| {
         buf.put_slice(MAGIC);
