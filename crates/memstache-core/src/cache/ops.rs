@@ -276,8 +276,12 @@ impl MemStache {
             let sk = self.inline_key_in(scope, key)?;
             let sk = sk.as_str()?;
             if let Some(l1) = self.l1() {
+                if let Some(v) = self.l1_hit::<T>(l1, sk, Skip::default(), &span) {
+                    return Ok(Outcome::Done(Some(v)));
+                }
                 // boxed: the tiered path's state stays out of a plain cache's reads
-                return Box::pin(self.get_tiered::<T>(l1, scope, sk, Skip::default(), &span)).await;
+                return Box::pin(self.get_below_l1::<T>(l1, scope, sk, Skip::default(), &span))
+                    .await;
             }
             let raw = match self.read(scope, sk).await {
                 Ok(Outcome::Done(raw)) => raw,

@@ -21,6 +21,15 @@ use crate::options::Skip;
 use crate::raw::{BackendEntry, Expiry};
 use crate::{EntryOptions, Result};
 
+/// A guarded read found its guard moved on (another node cleared the scope): this node's
+/// copies of every scope under that guard are dead.
+fn stale<T>(l1: &LocalCopies, scope: &Scope<'_>, seen: Option<Bytes>) -> Outcome<T> {
+    if let Some(guard) = scope.guard {
+        l1.guard_changed(guard_tag(guard.key));
+    }
+    Outcome::Stale(seen)
+}
+
 impl MemStache {
     /// Deserializes a local copy with the serializer that produced it.
     pub(crate) fn decode_copy<T: DeserializeOwned>(&self, c: &LocalCopy) -> Result<T> {
@@ -166,12 +175,7 @@ impl MemStache {
         let ticket = l1.read_ticket(sk);
         let raw = match self.read(scope, sk).await {
             Ok(Outcome::Done(raw)) => raw,
-            Ok(Outcome::Stale(g)) => {
-                if let Some(guard) = scope.guard {
-                    l1.guard_changed(guard_tag(guard.key));
-                }
-                return Ok(Outcome::Stale(g));
-            }
+            Ok(Outcome::Stale(g)) => return Ok(stale(l1, scope, g)),
             Err(e) => {
                 return match self.fail_safe_value::<T>(scope, sk, &e).await {
                     Some(v) => Ok(Outcome::Done(Some(v))),
@@ -401,12 +405,7 @@ impl MemStache {
             let tickets: Vec<_> = want.iter().map(|sk| l1.read_ticket(sk)).collect();
             let raws = match self.read_many(scope, &want).await {
                 Ok(Outcome::Done(raws)) => raws,
-                Ok(Outcome::Stale(g)) => {
-                    if let Some(guard) = scope.guard {
-                        l1.guard_changed(guard_tag(guard.key));
-                    }
-                    return Ok(Outcome::Stale(g));
-                }
+                Ok(Outcome::Stale(g)) => return Ok(stale(l1, scope, g)),
                 Err(e) => {
                     return match self.fail_safe_values::<T>(scope, sks, &e, span).await {
                         Some(values) => Ok(Outcome::Done(values.into_iter().map(Ok).collect())),
