@@ -45,14 +45,14 @@ struct Subject {
 }
 
 trait Store {
-    fn insert(&self, key: &String, value: &Vec<u8>);
+    fn insert(&self, key: &str, value: &[u8]);
     /// Finishes pending work (moka's write buffers) and checks that `n` entries are held.
     fn settle(&self, n: usize);
 }
 
 struct Ms(MemStache, bool);
 impl Store for Ms {
-    fn insert(&self, key: &String, value: &Vec<u8>) {
+    fn insert(&self, key: &str, value: &[u8]) {
         block_on(self.0.set(key, value, EntryOptions::default())).expect("set");
     }
     fn settle(&self, n: usize) {
@@ -66,8 +66,8 @@ impl Store for Ms {
 
 struct Moka(moka::sync::Cache<String, Vec<u8>>);
 impl Store for Moka {
-    fn insert(&self, key: &String, value: &Vec<u8>) {
-        self.0.insert(key.clone(), value.clone());
+    fn insert(&self, key: &str, value: &[u8]) {
+        self.0.insert(key.to_owned(), value.to_vec());
     }
     fn settle(&self, n: usize) {
         self.0.run_pending_tasks();
@@ -77,8 +77,8 @@ impl Store for Moka {
 
 struct Quick(quick_cache::sync::Cache<String, Vec<u8>>);
 impl Store for Quick {
-    fn insert(&self, key: &String, value: &Vec<u8>) {
-        self.0.insert(key.clone(), value.clone());
+    fn insert(&self, key: &str, value: &[u8]) {
+        self.0.insert(key.to_owned(), value.to_vec());
     }
     fn settle(&self, n: usize) {
         assert_eq!(self.0.len(), n);
