@@ -9,12 +9,22 @@
 //! 2. `cargo xtask test`, which must pass and must report the trace tests as NOT RUN (there is
 //!    no `../shared` beside the clone).
 //!
-//! The clone builds into `<target dir>/bare-clone`, a target dir of its own that is kept
-//! between runs: registry crates are built once, the workspace crates are rebuilt each time
-//! (the clone's files are new). It does not share the outer target dir itself because cargo
-//! decides freshness by comparing file times, with paths relative to the workspace root: a
-//! build from the clone would leave artifacts that the outer tree then takes as up to date,
-//! although its sources (uncommitted changes) may differ. The temp dir is removed afterwards.
+//! Where the clone builds:
+//! * under `CI=true` with a clean outer working tree (nothing uncommitted, nothing
+//!   untracked), into the outer target dir itself. The clone's sources are then the outer tree's,
+//!   byte for byte, so the registry crates built by the earlier CI steps are reused (cargo
+//!   names artifacts by paths relative to the workspace root, so both trees map to the same
+//!   files) and only the workspace crates are rebuilt (the clone's files are newer). This
+//!   saves CI the full dependency build a cold target dir costs (minutes on two cores). Only
+//!   in CI, where this is the last step and the checkout is thrown away: afterwards the outer
+//!   tree's artifacts are the clone's, and crates that bake in `env!("CARGO_MANIFEST_DIR")`
+//!   (xtask's workspace root) point into the deleted clone until their sources change.
+//! * otherwise, into `<target dir>/bare-clone`, a target dir of its own kept between runs:
+//!   sharing would leave artifacts built from the committed sources that the outer tree then
+//!   takes as up to date (cargo decides freshness by file times), although its uncommitted
+//!   sources differ.
+//!
+//! The temp dir is removed afterwards.
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::{Path, PathBuf};
@@ -141,7 +151,17 @@ pub(crate) fn check_test_output(out: &str) -> Res {
 
 /// Clones HEAD into a temp dir with nothing beside it and runs the README's two commands.
 pub(crate) fn bare_clone() -> Res {
-    let target = outer_target_dir()?.join("bare-clone");
+    let outer = outer_target_dir()?;
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let clean = ci
+        && output(git(&workspace_root()).args(["status", "--porcelain"]))?
+            .trim()
+            .is_empty();
+    let target = if clean {
+        outer
+    } else {
+        outer.join("bare-clone")
+    };
     let tmp = TempDir::new("memstache-bare-clone")?;
     let dest = tmp.path().join("memstache");
     let head = clone_head(&workspace_root(), &dest)?;

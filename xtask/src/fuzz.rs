@@ -18,7 +18,7 @@ use crate::util::{Res, cargo, display, fail, status, workspace_root};
 pub(crate) const TARGETS: [&str; 4] = ["read_path", "read_raw", "envelope_decode", "redis_config"];
 
 /// Seconds per target of the short run in `cargo xtask ci`.
-pub(crate) const CI_SECONDS_PER_TARGET: u64 = 25;
+pub(crate) const CI_SECONDS_PER_TARGET: u64 = 15;
 
 /// `cargo xtask fuzz [--minutes N] [--target NAME]`: every target (or one) for its share of
 /// N minutes (default 1).

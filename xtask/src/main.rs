@@ -41,7 +41,7 @@ Commands (exactly what CI runs):
   package [args]              `cargo package --workspace` (no upload), licence files checked
   bare-clone                  git clone HEAD into a temp dir with nothing beside it and run
                               the README's two commands there
-  ci                          lint, test, fuzz (25 s per target), deny, package, bare-clone;
+  ci                          lint, test, fuzz (15 s per target), deny, package, bare-clone;
                               stops at the first failure
   hit-ratio [args]            run the memstache-hit-ratio tool (release build)
   bench [args]                cargo bench -p memstache-benches [args]

@@ -91,6 +91,8 @@ struct Inner {
     hints: SlidingHints,
     /// [`RedisConfig::max_entry_size`].
     max_entry: usize,
+    /// The whole configuration, for the backplane's subscriber connections (never printed).
+    config: RedisConfig,
 }
 
 /// Whether `value` is an envelope with a sliding window.
@@ -187,15 +189,26 @@ impl RedisBackend {
         Ok(RedisBackend {
             inner: Arc::new(Inner {
                 client,
-                topology: config.topology,
+                topology: config.topology.clone(),
                 sliding: config.sliding_reads,
                 script,
                 sha,
                 guard_script: set_if_guard_script(config.max_entry_size),
                 hints: SlidingHints::new(config.sliding_key_hints),
                 max_entry: config.max_entry_size,
+                config,
             }),
         })
+    }
+
+    /// The connections, for the backplane's `PUBLISH`.
+    pub(crate) fn client(&self) -> &Client {
+        &self.inner.client
+    }
+
+    /// The configuration the backend was connected with.
+    pub(crate) fn config(&self) -> &RedisConfig {
+        &self.inner.config
     }
 
     /// Closes the connections. Other clones stop working too.

@@ -308,6 +308,25 @@ pub struct RedisConfig {
     ///
     /// Default: [`Durability::Primary`] (no `WAIT`).
     pub durability: Durability,
+    /// How often a [backplane](crate::RedisBackplane) subscription pings its connection, and
+    /// how long it waits for the reply: an unanswered ping (a hung server, a silent network
+    /// partition) reports the subscription lost within about twice this. Must be positive.
+    /// URL: `backplane_ping_interval_ms=N`.
+    ///
+    /// Default: 1 s.
+    pub backplane_ping_interval: Duration,
+    /// The first wait before a lost backplane subscription reconnects; it doubles after each
+    /// failed attempt up to [`backplane_max_backoff`](Self::backplane_max_backoff). Must be
+    /// positive. URL: `backplane_min_backoff_ms=N`.
+    ///
+    /// Default: 50 ms.
+    pub backplane_min_backoff: Duration,
+    /// The longest wait between two reconnect attempts of a backplane subscription (attempts
+    /// never stop while the subscription is alive). At least
+    /// [`backplane_min_backoff`](Self::backplane_min_backoff). URL: `backplane_max_backoff_ms=N`.
+    ///
+    /// Default: 2 s.
+    pub backplane_max_backoff: Duration,
 }
 
 impl Default for RedisConfig {
@@ -334,6 +353,9 @@ impl Default for RedisConfig {
             client: RedisClient::default(),
             max_entry_size: memstache_core::DEFAULT_MAX_VALUE_SIZE + ENVELOPE_ALLOWANCE,
             durability: Durability::Primary,
+            backplane_ping_interval: Duration::from_secs(1),
+            backplane_min_backoff: Duration::from_millis(50),
+            backplane_max_backoff: Duration::from_secs(2),
         }
     }
 }
@@ -374,6 +396,9 @@ impl fmt::Debug for RedisConfig {
             .field("client", &self.client)
             .field("max_entry_size", &self.max_entry_size)
             .field("durability", &self.durability)
+            .field("backplane_ping_interval", &self.backplane_ping_interval)
+            .field("backplane_min_backoff", &self.backplane_min_backoff)
+            .field("backplane_max_backoff", &self.backplane_max_backoff)
             .finish()
     }
 }
@@ -447,7 +472,9 @@ impl RedisConfig {
     ///   `sliding_reads=auto|script|disabled`, `client=redis-rs|fred`, `max_entry_size=bytes`,
     ///   `wait_replicas=N` and `wait_timeout_ms=M` ([`Durability::Replicas`]), `tls_ca_file=path`
     ///   (PEM root certificates for a private CA), `tls_cert_file=path` and `tls_key_file=path`
-    ///   (a client certificate and its key, for mutual TLS); the TLS files need `rediss`.
+    ///   (a client certificate and its key, for mutual TLS); the TLS files need `rediss`;
+    ///   `backplane_ping_interval_ms`, `backplane_min_backoff_ms`, `backplane_max_backoff_ms`
+    ///   (the [backplane](crate::RedisBackplane)'s health check and reconnect pacing).
     ///   Anything else is an error.
     ///
     /// Errors are [`ErrorKind::InvalidConfig`] and never contain the URL (it may hold a
@@ -571,6 +598,9 @@ impl RedisConfig {
                     );
                 }
                 "wait_timeout_ms" => wait_timeout = parse_ms(&v)?,
+                "backplane_ping_interval_ms" => config.backplane_ping_interval = parse_ms(&v)?,
+                "backplane_min_backoff_ms" => config.backplane_min_backoff = parse_ms(&v)?,
+                "backplane_max_backoff_ms" => config.backplane_max_backoff = parse_ms(&v)?,
                 "tls_ca_file" => config.tls_ca_pem = Some(read_pem(&v, "cannot read tls_ca_file")?),
                 "tls_cert_file" => {
                     config.tls_client_cert_pem = Some(read_pem(&v, "cannot read tls_cert_file")?);
@@ -636,6 +666,16 @@ impl RedisConfig {
                     "Durability::Replicas is not supported on Redis Cluster (standalone and Sentinel only)",
                 ));
             }
+        }
+        if self.backplane_ping_interval.is_zero() {
+            return Err(invalid("backplane_ping_interval must be positive"));
+        }
+        if self.backplane_min_backoff.is_zero()
+            || self.backplane_min_backoff > self.backplane_max_backoff
+        {
+            return Err(invalid(
+                "the backplane backoff needs 0 < backplane_min_backoff <= backplane_max_backoff",
+            ));
         }
         let any_tls_file = self.tls_ca_pem.is_some()
             || self.tls_client_cert_pem.is_some()

@@ -3,6 +3,7 @@
 #![deny(missing_docs)]
 
 mod backend;
+mod backplane;
 mod client;
 mod config;
 mod error;
@@ -11,6 +12,7 @@ mod scripts;
 mod slot;
 
 pub use backend::{RedisBackend, maxmemory_policy_for};
+pub use backplane::{BackplaneStats, RedisBackplane};
 pub use config::{
     Durability, ENVELOPE_ALLOWANCE, MAX_VALUE_SIZE, ReconnectPolicy, RedisClient, RedisConfig,
     SlidingReads, Topology,

@@ -234,6 +234,9 @@ impl TenantCache {
                 )
                 .await?;
             if created {
+                // a new generation (the first, or after the old one was evicted or
+                // malformed): copies other nodes kept under an older one must go
+                self.cache.scope_guard_changed(&self.state.gen_key).await;
                 *self.state.token.write() = Some(t.clone());
                 return Ok(t);
             }
@@ -427,19 +430,25 @@ impl TenantCache {
 
     /// Makes every entry of this tenant written so far unreadable, on every node, in one
     /// backend write (a new generation token). Old entries expire with their TTLs.
+    ///
+    /// With a local tier, this node's copies of the tenant's entries are dropped and the other
+    /// nodes are told over the backplane to drop theirs (even when the write failed: it may
+    /// have been applied).
     pub async fn clear(&self) -> Result<()> {
         let token = new_token();
-        self.cache
+        let r = self
+            .cache
             .control_set(
                 &self.state.gen_key,
                 Bytes::from(token.clone().into_bytes()),
                 Expiry::NEVER,
             )
-            .await
-            .map_err(|e| {
-                e.with_operation("clear")
-                    .with_context("tenant", self.state.id.clone())
-            })?;
+            .await;
+        self.cache.scope_guard_changed(&self.state.gen_key).await;
+        r.map_err(|e| {
+            e.with_operation("clear")
+                .with_context("tenant", self.state.id.clone())
+        })?;
         *self.state.token.write() = Some(token);
         Ok(())
     }
@@ -456,6 +465,9 @@ impl TenantCache {
                 "destroy_key needs a cache with an encryptor and key manager",
             )
         })?;
-        km.destroy_key(&self.state.key_id).await
+        let r = km.destroy_key(&self.state.key_id).await;
+        // local copies are plaintext: drop them here and on every node
+        self.cache.scope_guard_changed(&self.state.gen_key).await;
+        r
     }
 }

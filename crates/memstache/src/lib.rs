@@ -5,8 +5,8 @@
 pub use memstache_core::{
     Absolute, BoxError, DEFAULT_COMPRESS_THRESHOLD, DEFAULT_DISTRIBUTED_TIMEOUT, DEFAULT_KEY_ID,
     DEFAULT_MAX_KEY_LEN, DEFAULT_MAX_VALUE_SIZE, DEFAULT_NAMESPACE, EntryOptions, Error, ErrorKind,
-    FailSafe, LockOptions, MemStache, MemStacheBuilder, Result, StatsSnapshot, key_hash,
-    set_key_hash_secret,
+    FailSafe, LockOptions, MemStache, MemStacheBuilder, ReadOptions, Result, StatsSnapshot,
+    key_hash, set_key_hash_secret,
 };
 
 /// The plugin SPI: traits for custom backends, serializers, compressors, encryptors, key

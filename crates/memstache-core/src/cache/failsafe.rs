@@ -16,18 +16,20 @@ pub const DEFAULT_FAIL_SAFE_BYTES: u64 = 64 << 20;
 
 /// Fail-safe configuration for [`MemStacheBuilder::fail_safe`](crate::MemStacheBuilder::fail_safe).
 ///
-/// With fail-safe on, every envelope the cache reads from the backend (a `get`, `get_many` or
-/// `get_or_set` hit) or writes to it (`set`, `set_many`, or the value a `get_or_set` loader
-/// produced, once stored) is also kept in a *local tier*: a bounded in-process
-/// [`MemoryBackend`] with the eviction policy you choose. The local copy is the envelope bytes
-/// exactly as stored, so decoding, decryption and integrity checks are unchanged, plus the time
-/// it was last confirmed good.
+/// Fail-safe serves from the local tier (L1, see [`tiers`](crate::tiers)): every value the
+/// cache reads from the backend or writes to it is kept there as its serialized plaintext,
+/// with the type it was read as and when it was last confirmed good. With a
+/// [`LocalTier`](crate::tiers::LocalTier) that tier is used; without one, fail-safe builds a
+/// bounded in-process [`MemoryBackend`] of its own (or uses [`local_tier`](Self::local_tier))
+/// that never serves fresh reads.
 ///
 /// When a backend call of `get`, `get_many` or `get_or_set` fails with a *temporary* error
 /// ([`Error::is_temporary`]: unavailable, timeout, circuit open) and the local copy was
 /// confirmed no longer than `max_staleness` ago, the operation returns that copy instead of
-/// the error (`get_or_set` then does not run its loader). The span records `fail_safe = true`
-/// and [`StatsSnapshot::fail_safe_hits`](crate::StatsSnapshot::fail_safe_hits) counts it.
+/// the error (`get_or_set` then does not run its loader). When a `get_or_set` **loader**
+/// fails, the copy is returned instead of the loader's error and served fresh for
+/// [`loader_throttle`](Self::loader_throttle). The span records `fail_safe = true` and
+/// [`StatsSnapshot::fail_safe_hits`](crate::StatsSnapshot::fail_safe_hits) counts it.
 /// A fail-safe value may be past its own expiration: that is the point of fail-safe; bound it
 /// with `max_staleness`.
 ///
@@ -38,8 +40,7 @@ pub const DEFAULT_FAIL_SAFE_BYTES: u64 = 64 << 20;
 /// it (a failed `set` or `set_many` drops the copies), and a read that raced with a write or
 /// removal of the same key keeps nothing (the rules are in `docs/resilience.md`). `get_many`
 /// is served from the local tier only if *every* key has a usable copy (all or nothing: a key
-/// never seen is not reported as a miss). Scopes with a guard (tenants) and `exists` do not
-/// use fail-safe.
+/// never seen is not reported as a miss). `exists` does not use fail-safe.
 ///
 /// ```
 /// use memstache_core::{FailSafe, MemStache};
@@ -95,9 +96,11 @@ impl FailSafe {
         self
     }
 
-    /// The local tier: a bounded in-process store, with the bounds and eviction policy you
-    /// choose. (Always in-process: a distributed one would fail together with the backend it
-    /// protects.) Default: see [`new`](Self::new).
+    /// The store of a fail-safe-only local tier (when the cache has no
+    /// [`LocalTier`](crate::tiers::LocalTier); with one, give the store to the tier): a
+    /// bounded in-process store, with the bounds and eviction policy you choose. (Always
+    /// in-process: a distributed one would fail together with the backend it protects.)
+    /// Default: see [`new`](Self::new).
     pub fn local_tier(mut self, store: MemoryBackend) -> Self {
         self.local = Some(store);
         self

@@ -294,9 +294,10 @@ impl LocalCopies {
     /// Another node changed `sk`: drops its copy, like a removal that ended.
     pub(crate) fn invalidate(&self, sk: &str) {
         let mut s = self.stripes[stripe_of(sk)].lock();
-        self.store.remove_sync(sk);
+        if self.store.remove_sync(sk) {
+            self.stats.invalidations.fetch_add(1, Ordering::Relaxed);
+        }
         s.seq += 1;
-        self.stats.invalidations.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Keeps `plain` for `sk`, confirmed good at `now_ms`.

@@ -44,7 +44,8 @@ pub trait BackplaneListener: Send + Sync + 'static {
     fn message(&self, payload: &[u8]);
 }
 
-/// A publish/subscribe transport between the nodes of a cache (see the [module docs](self)).
+/// A publish/subscribe transport between the nodes of a cache (see the [`raw`](crate::raw)
+/// module and `docs/tiers.md`).
 ///
 /// Contract:
 /// * `publish` MUST return `Ok` only once the server accepted the message; it delivers it to

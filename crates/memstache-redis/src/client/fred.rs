@@ -1,6 +1,7 @@
 //! [`RawClient`] on fred 10.
 
 mod error;
+mod subscriber;
 
 use bytes::Bytes;
 use fred::clients::{Client, Pipeline, Pool};
@@ -14,6 +15,7 @@ use fred::types::{Expiration, RespVersion, Value};
 use memstache_core::{Error, ErrorKind, Result};
 
 use self::error::from_fred;
+pub(crate) use self::subscriber::FredSubscriber;
 use super::raw::{RawClient, SetPx};
 use crate::config::{ReconnectPolicy, RedisConfig, Topology};
 use crate::error::{check_replicas, is_noscript, too_large};
@@ -473,6 +475,22 @@ impl RawClient for FredClient {
                 .map_err(from_fred)?;
         }
         Ok(())
+    }
+
+    async fn publish(&self, channel: &str, payload: Bytes) -> Result<u64> {
+        // routed by the channel's slot on a cluster: one publisher's messages leave from one
+        // node, in order (the cluster bus broadcasts them from there to every node)
+        let cmd = fred::types::CustomCommand::new_static(
+            "PUBLISH",
+            fred::types::ClusterHash::FirstKey,
+            false,
+        );
+        let n: i64 = self
+            .pool
+            .custom(cmd, vec![Value::from(channel), Value::Bytes(payload)])
+            .await
+            .map_err(from_fred)?;
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 
     async fn quit(&self) {

@@ -9,8 +9,10 @@
 //! ```text
 //! backend.rs             → client/mod.rs, config.rs, hints.rs, scripts.rs, slot.rs
 //! client/mod.rs          → client/raw.rs, client/redis_rs.rs, client/fred.rs, config.rs
-//! client/redis_rs.rs     → client/raw.rs, client/redis_rs/error.rs, config.rs, scripts.rs, error.rs
+//! backplane.rs           → backend.rs, client/mod.rs, config.rs
+//! client/redis_rs.rs     → client/raw.rs, client/redis_rs/error.rs, config.rs, scripts.rs, error.rs, slot.rs
 //! client/fred.rs         → client/raw.rs, client/fred/error.rs,     config.rs, scripts.rs, error.rs
+//! client/*/subscriber.rs → its client's file, client/raw.rs, config.rs
 //! client/*/error.rs      → error.rs
 //! client/raw.rs, error.rs, config.rs, scripts.rs, hints.rs, slot.rs → nothing in the crate
 //! ```
@@ -19,8 +21,11 @@
 //! * `redis_rs.rs`, `fred.rs`: one client each, implementing `raw::RawClient`; each maps its
 //!   own library's errors in its `error.rs`, with the client-independent rules of the crate's
 //!   `error.rs`. They never import this file, nor each other.
+//! * `redis_rs/subscriber.rs`, `fred/subscriber.rs`: one backplane subscriber connection each
+//!   (connect, `SUBSCRIBE` confirmed, messages, `PING`).
 //! * this file: the [`Client`] enum that dispatches statically to the compiled-in clients, and
-//!   [`Client::connect`], which picks one from the configuration.
+//!   [`Client::connect`], which picks one from the configuration; [`Subscriber`], the same for
+//!   backplane subscriber connections.
 
 #[cfg(feature = "fred")]
 mod fred;
@@ -31,7 +36,7 @@ mod redis_rs;
 use bytes::Bytes;
 use memstache_core::{Error, ErrorKind, Result};
 
-pub(crate) use self::raw::{RawClient, SetPx};
+pub(crate) use self::raw::{RawClient, SetPx, SubscribeTo};
 use crate::config::{RedisClient, RedisConfig};
 
 /// The compiled-in clients, dispatched statically: no boxed future per command.
@@ -147,8 +152,87 @@ impl RawClient for Client {
     async fn config_set_all(&self, param: &str, value: &str) -> Result<()> {
         dispatch_await!(self, c => c.config_set_all(param, value))
     }
+    async fn publish(&self, channel: &str, payload: Bytes) -> Result<u64> {
+        dispatch_await!(self, c => c.publish(channel, payload))
+    }
     async fn quit(&self) {
         dispatch_await!(self, c => c.quit())
+    }
+}
+
+/// One backplane subscriber connection of the client `config.client` names.
+#[derive(Debug)]
+pub(crate) enum Subscriber {
+    /// redis-rs 1.x.
+    #[cfg(feature = "redis-rs")]
+    RedisRs(redis_rs::RedisRsSubscriber),
+    /// fred 10.
+    #[cfg(feature = "fred")]
+    Fred(fred::FredSubscriber),
+}
+
+impl Subscriber {
+    /// Connects to `to` and subscribes to `channel`; returns once the server confirmed the
+    /// subscription. Unbounded: the caller bounds it.
+    pub(crate) async fn connect(
+        config: &RedisConfig,
+        to: SubscribeTo<'_>,
+        channel: &str,
+    ) -> Result<Subscriber> {
+        Ok(match config.client {
+            #[cfg(feature = "redis-rs")]
+            RedisClient::RedisRs => Subscriber::RedisRs(
+                redis_rs::RedisRsSubscriber::connect(config, to, channel).await?,
+            ),
+            #[cfg(feature = "fred")]
+            RedisClient::Fred => {
+                Subscriber::Fred(fred::FredSubscriber::connect(config, to, channel).await?)
+            }
+            #[allow(
+                unreachable_patterns,
+                reason = "depends on the enabled client features"
+            )]
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::InvalidConfig,
+                    "the selected Redis client is not compiled in (features `redis-rs`, `fred`)",
+                ));
+            }
+        })
+    }
+
+    /// The next message's payload; `None` once the subscription is lost (connection closed or
+    /// failed, or messages missed). Cancel-safe.
+    pub(crate) async fn next_message(&mut self) -> Option<Bytes> {
+        match self {
+            #[cfg(feature = "redis-rs")]
+            Subscriber::RedisRs(s) => s.next_message().await,
+            #[cfg(feature = "fred")]
+            Subscriber::Fred(s) => s.next_message().await,
+        }
+    }
+
+    /// A `PING` on the subscribed connection, independent of `self` (so that messages are read
+    /// while it is in flight). Unbounded: the caller bounds it.
+    pub(crate) fn ping(
+        &self,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<()>> + Send + 'static>> {
+        match self {
+            #[cfg(feature = "redis-rs")]
+            Subscriber::RedisRs(s) => Box::pin(s.ping()),
+            #[cfg(feature = "fred")]
+            Subscriber::Fred(s) => Box::pin(s.ping()),
+        }
+    }
+
+    /// Closes the connection.
+    pub(crate) async fn close(self) {
+        match self {
+            #[cfg(feature = "redis-rs")]
+            Subscriber::RedisRs(s) => s.close().await,
+            #[cfg(feature = "fred")]
+            Subscriber::Fred(s) => s.close().await,
+        }
     }
 }
 

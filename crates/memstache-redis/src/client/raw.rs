@@ -1,4 +1,5 @@
-//! The internal client trait, [`RawClient`], and the one batch item type it takes. This file
+//! The internal client trait, [`RawClient`], the one batch item type it takes, and where a
+//! backplane subscriber connects ([`SubscribeTo`]). This file
 //! imports nothing from the crate: the per-client modules depend on it, and `client/mod.rs`
 //! depends on them.
 
@@ -6,6 +7,20 @@ use std::fmt::Debug;
 
 use bytes::Bytes;
 use memstache_core::Result;
+
+/// The server a backplane subscriber connects to.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum SubscribeTo<'a> {
+    /// A fixed server: the standalone server, or one node of a cluster.
+    Node {
+        /// Host name or IP address.
+        host: &'a str,
+        /// TCP port.
+        port: u16,
+    },
+    /// The primary the configured Sentinels name now.
+    SentinelPrimary,
+}
 
 /// One `SET key value [PX ms]` of a batch.
 #[derive(Debug, Clone)]
@@ -85,6 +100,9 @@ pub(crate) trait RawClient: Debug + Send + Sync + 'static {
     fn script_load(&self, script: &str) -> impl Future<Output = Result<String>> + Send;
     /// `CONFIG SET param value` on every primary.
     fn config_set_all(&self, param: &str, value: &str) -> impl Future<Output = Result<()>> + Send;
+    /// `PUBLISH channel payload` (on a cluster, always on the node of the channel's hash slot);
+    /// how many subscribers of that node received it.
+    fn publish(&self, channel: &str, payload: Bytes) -> impl Future<Output = Result<u64>> + Send;
     /// Closes the connections.
     fn quit(&self) -> impl Future<Output = ()> + Send;
 }

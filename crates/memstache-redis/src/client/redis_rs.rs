@@ -3,6 +3,7 @@
 //! `ClusterConnection` (cluster).
 
 mod error;
+mod subscriber;
 
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,6 +20,7 @@ use redis::{
 };
 
 use self::error::from_redis_rs;
+pub(crate) use self::subscriber::RedisRsSubscriber;
 use super::raw::{RawClient, SetPx};
 use crate::config::{ReconnectPolicy, RedisConfig, Topology};
 use crate::error::{RedactedReply, check_replicas, is_noscript, too_large};
@@ -134,6 +136,45 @@ fn none_if_zero(d: Duration) -> Option<Duration> {
     (!d.is_zero()).then_some(d)
 }
 
+/// A client that asks the Sentinels for the current primary of `service_name` (with the
+/// configured credentials, protocol and TLS for both the Sentinels and the primary).
+fn sentinel_client(
+    config: &RedisConfig,
+    sentinels: &[(String, u16)],
+    service_name: &str,
+) -> Result<SentinelClient> {
+    let addrs = sentinels
+        .iter()
+        .map(|(h, p)| addr(h, *p, config.tls))
+        .collect::<Result<Vec<_>>>()?;
+    let mut b = SentinelClientBuilder::new(addrs, service_name, SentinelServerType::Master)
+        .map_err(from_redis_rs)?
+        .set_client_to_redis_db(i64::from(config.database.unwrap_or(0)))
+        .set_client_to_redis_protocol(if config.resp3 {
+            ProtocolVersion::RESP3
+        } else {
+            ProtocolVersion::RESP2
+        });
+    if let Some(u) = &config.username {
+        b = b.set_client_to_redis_username(u);
+    }
+    if let Some(p) = &config.password {
+        b = b.set_client_to_redis_password(p);
+    }
+    if config.tls {
+        b = b
+            .set_client_to_redis_tls_mode(redis::TlsMode::Secure)
+            .set_client_to_sentinel_tls_mode(redis::TlsMode::Secure);
+        #[cfg(feature = "tls")]
+        if let Some(certs) = tls_certs(config) {
+            b = b
+                .set_client_to_redis_certificates(certs.clone())
+                .set_client_to_sentinel_certificates(certs);
+        }
+    }
+    b.build().map_err(from_redis_rs)
+}
+
 async fn bounded<T>(limit: Duration, fut: impl Future<Output = Result<T>>) -> Result<T> {
     match tokio::time::timeout(limit, fut).await {
         Ok(r) => r,
@@ -206,37 +247,7 @@ impl RedisRsClient {
                 sentinels,
                 service_name,
             } => {
-                let addrs = sentinels
-                    .iter()
-                    .map(|(h, p)| addr(h, *p, config.tls))
-                    .collect::<Result<Vec<_>>>()?;
-                let mut b =
-                    SentinelClientBuilder::new(addrs, service_name, SentinelServerType::Master)
-                        .map_err(from_redis_rs)?
-                        .set_client_to_redis_db(i64::from(config.database.unwrap_or(0)))
-                        .set_client_to_redis_protocol(if config.resp3 {
-                            ProtocolVersion::RESP3
-                        } else {
-                            ProtocolVersion::RESP2
-                        });
-                if let Some(u) = &config.username {
-                    b = b.set_client_to_redis_username(u);
-                }
-                if let Some(p) = &config.password {
-                    b = b.set_client_to_redis_password(p);
-                }
-                if config.tls {
-                    b = b
-                        .set_client_to_redis_tls_mode(redis::TlsMode::Secure)
-                        .set_client_to_sentinel_tls_mode(redis::TlsMode::Secure);
-                    #[cfg(feature = "tls")]
-                    if let Some(certs) = tls_certs(config) {
-                        b = b
-                            .set_client_to_redis_certificates(certs.clone())
-                            .set_client_to_sentinel_certificates(certs);
-                    }
-                }
-                let client = b.build().map_err(from_redis_rs)?;
+                let client = sentinel_client(config, sentinels, service_name)?;
                 let sentinel = std::sync::Arc::new(tokio::sync::Mutex::new(client));
                 let mut conns = Vec::with_capacity(config.pool_size);
                 for _ in 0..config.pool_size {
@@ -659,6 +670,33 @@ impl RawClient for RedisRsClient {
                 .await
                 .map(|_| ())
                 .map_err(from_redis_rs)
+            }
+            _ => self.run(&cmd).await,
+        }
+    }
+
+    async fn publish(&self, channel: &str, payload: Bytes) -> Result<u64> {
+        let mut cmd = Cmd::with_capacity(3, "PUBLISH".len() + channel.len() + payload.len());
+        cmd.arg("PUBLISH").arg(channel).arg(payload.as_ref());
+        drop(payload);
+        match &self.conn {
+            // always the node of the channel's slot: one publisher's messages then leave from
+            // one node, in order (the cluster bus broadcasts them from there to every node)
+            Conn::Cluster(c) => {
+                use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+                let slot = crate::slot::key_slot(channel.as_bytes());
+                let mut c = c.clone();
+                let v = c
+                    .route_command(
+                        cmd,
+                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::new(
+                            slot,
+                            SlotAddr::Master,
+                        ))),
+                    )
+                    .await
+                    .map_err(from_redis_rs)?;
+                u64::from_redis_value(v).map_err(|e| from_redis_rs(e.into()))
             }
             _ => self.run(&cmd).await,
         }

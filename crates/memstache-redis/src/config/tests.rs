@@ -153,3 +153,32 @@ fn max_entry_size_and_durability() {
         assert_eq!(e.kind(), ErrorKind::InvalidConfig, "{bad}");
     }
 }
+
+#[test]
+fn backplane_knobs() {
+    let c = RedisConfig::from_url("redis://h").unwrap();
+    assert_eq!(c.backplane_ping_interval, Duration::from_secs(1));
+    assert_eq!(c.backplane_min_backoff, Duration::from_millis(50));
+    assert_eq!(c.backplane_max_backoff, Duration::from_secs(2));
+    let c = RedisConfig::from_url(
+        "redis-sentinel://h?service_name=m&backplane_ping_interval_ms=200\
+         &backplane_min_backoff_ms=10&backplane_max_backoff_ms=500",
+    )
+    .unwrap();
+    assert_eq!(c.backplane_ping_interval, Duration::from_millis(200));
+    assert_eq!(c.backplane_min_backoff, Duration::from_millis(10));
+    assert_eq!(c.backplane_max_backoff, Duration::from_millis(500));
+    for bad in [
+        "redis://h?backplane_ping_interval_ms=0",
+        "redis://h?backplane_ping_interval_ms=soon",
+        "redis://h?backplane_min_backoff_ms=0",
+        "redis://h?backplane_min_backoff_ms=3000",
+        "redis://h?backplane_max_backoff_ms=10",
+    ] {
+        let e = RedisConfig::from_url(bad).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidConfig, "{bad}");
+    }
+    let mut c = RedisConfig::default();
+    c.backplane_ping_interval = Duration::ZERO;
+    assert_eq!(c.validate().unwrap_err().kind(), ErrorKind::InvalidConfig);
+}
