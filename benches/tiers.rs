@@ -2,23 +2,30 @@
 //! Redis with and without L1, against a `redis-server` this bench starts itself (harness).
 //!
 //! `cargo bench -p memstache-benches --bench tiers` — prints two tables of medians and the
-//! ratios the issue sets as targets. Set `MEMSTACHE_BENCH_RUNS` to change the number of rounds
-//! and `MEMSTACHE_BENCH_FILTER` to run only rows whose name contains it.
+//! ratios the issue sets as targets. Set `MEMSTACHE_BENCH_RUNS` to change the number of rounds,
+//! `MEMSTACHE_BENCH_OPS` the operations per row and round, and `MEMSTACHE_BENCH_FILTER` to run
+//! only rows whose name contains it (a filter that names no Redis row starts no Redis).
+//! Instructions per operation: run one row under `valgrind --tool=callgrind` with
+//! `MEMSTACHE_BENCH_RUNS=1` at two values of `MEMSTACHE_BENCH_OPS` and divide the difference
+//! of the totals by 1.25 × the difference of the op counts (each row runs ops/4 of warm-up).
 //!
 //! * **L1 hit, in process.** 1,000 keys, 1 KiB values, every read a hit.
 //!   `MemStache::get::<Vec<u8>>` (and `::<String>`) served by the local tier, over a
 //!   `MemoryBackend` given with `.backend(…)` (so the read takes the tiered path; a cache with a
 //!   local tier and no backend keeps one store and reads it as its backend — its own row),
 //!   beside `moka::sync::Cache<String, Vec<u8>>::get`, `<String, Arc<[u8]>>::get` and
-//!   `<String, String>::get`. Every row is driven by `futures::executor::block_on` once per
-//!   call (moka's synchronous `get` inside an `async` block), on the main thread; a bare moka
-//!   row without the driver shows what the driver costs. ns/op.
-//! * **Zipf (s = 1) over Redis.** 10,000 keys of 1 KiB, written once (warm fill), then reads
-//!   only, ranks drawn from a seeded Zipf(1) sampler (`memstache_harness::synthetic::zipf`,
-//!   inverse CDF over precomputed weights, SplitMix64), 64 in flight
-//!   (`for_each_concurrent(64)`) on a 2-worker runtime, one `RedisBackend` connection.
-//!   memstache `get::<Vec<u8>>` without L1, and with `LocalTier::new().max_entries(1_000)`
-//!   (10 % of the keys, LRU). ops/s, and the L1 hit ratio from `cache.stats()`.
+//!   `<String, String>::get`, and beside postcard decoding the 1 KiB plaintext alone (what
+//!   every L1 hit does: the tier keeps the serialized plaintext, not the value). Every row is
+//!   driven by `futures::executor::block_on` once per call (moka's synchronous `get` inside an
+//!   `async` block), on the main thread; a bare moka row without the driver shows what the
+//!   driver costs. ns/op.
+//! * **Zipf (s = 1) over Redis.** 10,000 keys of 1 KiB per value type, written once (warm
+//!   fill), then reads only, ranks drawn from a seeded Zipf(1) sampler
+//!   (`memstache_harness::synthetic::zipf`: inverse CDF over precomputed weights, SplitMix64),
+//!   64 in flight (`for_each_concurrent(64)`) on a 2-worker runtime, one `RedisBackend`
+//!   connection (redis-rs). memstache `get::<String>` and `get::<Vec<u8>>` without L1, and
+//!   with `LocalTier::new().max_entries(1_000)` (10 % of the keys, LRU; one L1 per value type).
+//!   ops/s, and the L1 hit ratio from `cache.stats()`.
 //!
 //! Not a criterion bench: the targets are ratios of rows from the same run. Rows are measured
 //! in **interleaved rounds** (every row of a group once per round, in a rotating order), and a
@@ -49,10 +56,12 @@ const ZIPF_S: f64 = 1.0;
 /// Operations in flight in the Zipf workload.
 const INFLIGHT: usize = 64;
 /// The rows of the Zipf workload.
-const ZIPF_ROWS: (&str, &str) = (
-    "memstache get, RedisBackend, no L1",
-    "memstache get, RedisBackend, L1 of 1,000 entries",
-);
+const ZIPF_ROWS: [&str; 4] = [
+    "memstache get::<String>, RedisBackend, no L1",
+    "memstache get::<String>, RedisBackend, L1 of 1,000 entries",
+    "memstache get::<Vec<u8>>, RedisBackend, no L1",
+    "memstache get::<Vec<u8>>, RedisBackend, L1 of 1,000 entries",
+];
 /// Seed of the Zipf trace.
 const SEED: u64 = 0x0014_5eed;
 
@@ -394,48 +403,56 @@ fn zipf_redis(b: &mut Bench) {
         .expect("runtime");
     let server = RedisServer::start();
     let url = server.url();
-    let bytes: Vec<u8> = value().into_bytes();
-    let keys: Vec<String> = (0..ZIPF_KEYS).map(|i| format!("z:{i:05}")).collect();
+    let text = value();
+    let bytes: Vec<u8> = text.clone().into_bytes();
+    // one key set per value type (an entry is read as the type it was written as)
+    let keys_s: Vec<String> = (0..ZIPF_KEYS).map(|i| format!("s:{i:05}")).collect();
+    let keys_v: Vec<String> = (0..ZIPF_KEYS).map(|i| format!("v:{i:05}")).collect();
     let ops = ops_or(100_000);
     let trace: Vec<usize> =
         memstache_harness::synthetic::zipf(SEED, ZIPF_KEYS as u64, ZIPF_S, 1 << 20)
             .into_iter()
             .map(|r| r as usize)
             .collect();
-    let (plain, tiered) = rt.block_on(async {
+    let (plain, tiered_s, tiered_v) = rt.block_on(async {
         let backend = RedisBackend::connect(&url).await.expect("backend");
         let plain = MemStache::builder()
             .namespace("z")
             .backend(backend.clone())
             .build()
             .expect("cache");
-        let tiered = MemStache::builder()
-            .namespace("z")
-            .backend(backend)
-            .local_tier(LocalTier::new().max_entries(ZIPF_L1))
-            .build()
-            .expect("cache");
-        tiered.local_tier_ready().await;
-        // warm fill: every key once, through the cache without L1 (the L1 fills by reading)
-        futures::stream::iter(&keys)
-            .for_each_concurrent(INFLIGHT, |k| {
-                let plain = &plain;
-                let bytes = &bytes;
+        let tiered = || {
+            MemStache::builder()
+                .namespace("z")
+                .backend(backend.clone())
+                .local_tier(LocalTier::new().max_entries(ZIPF_L1))
+                .build()
+                .expect("cache")
+        };
+        let (tiered_s, tiered_v) = (tiered(), tiered());
+        tiered_s.local_tier_ready().await;
+        tiered_v.local_tier_ready().await;
+        // warm fill: every key once, through the cache without L1 (the L1s fill by reading)
+        let plain_ref = &plain;
+        futures::stream::iter(keys_s.iter().zip(&keys_v))
+            .for_each_concurrent(INFLIGHT, |(ks, kv)| {
+                let (text, bytes) = (&text, &bytes);
                 async move {
-                    plain
-                        .set(k, bytes, EntryOptions::default())
-                        .await
-                        .expect("set");
+                    let o = EntryOptions::default;
+                    plain_ref.set(ks, text, o()).await.expect("set");
+                    plain_ref.set(kv, bytes, o()).await.expect("set");
                 }
             })
             .await;
-        (plain, tiered)
+        (plain, tiered_s, tiered_v)
     });
     // each run starts where the last one of its row stopped, so no run replays a stretch of
     // the trace the L1 has just seen
     let mask = trace.len() - 1;
-    let row = |name: &str, cache: &MemStache| {
-        let (keys, trace, rt) = (&keys, &trace, &rt);
+    let row = |name: &str, cache: &MemStache, as_string: bool| {
+        let trace = &trace;
+        let rt = &rt;
+        let keys = if as_string { &keys_s } else { &keys_v };
         let cache = cache.clone();
         let mut at = 0usize;
         Row {
@@ -450,8 +467,13 @@ fn zipf_redis(b: &mut Bench) {
                     futures::stream::iter(0..n)
                         .for_each_concurrent(INFLIGHT, |i| async move {
                             let k = keys[trace[(from + i) & mask]].as_str();
-                            let x: Option<Vec<u8>> = cache.get(k).await.expect("get");
-                            assert!(x.is_some());
+                            if as_string {
+                                let x: Option<String> = cache.get(k).await.expect("get");
+                                assert!(x.is_some());
+                            } else {
+                                let x: Option<Vec<u8>> = cache.get(k).await.expect("get");
+                                assert!(x.is_some());
+                            }
                         })
                         .await;
                     start.elapsed().as_secs_f64()
@@ -459,23 +481,17 @@ fn zipf_redis(b: &mut Bench) {
             }),
         }
     };
-    let (no_l1, with_l1) = ZIPF_ROWS;
-    let s0 = tiered.stats();
+    let [s_no, s_l1, v_no, v_l1] = ZIPF_ROWS;
+    let before = [tiered_s.stats(), tiered_v.stats()];
     b.group(
         "Zipf(1) reads over Redis, 10,000 keys of 1 KiB, 64 in flight (reads only, after a warm fill)",
         false,
-        vec![row(no_l1, &plain), row(with_l1, &tiered)],
-    );
-    let s1 = tiered.stats();
-    let reads = (s1.hits + s1.misses) - (s0.hits + s0.misses);
-    let l1 = s1.l1_hits - s0.l1_hits;
-    println!(
-        "  L1 hit ratio observed (with L1, warm-up and rounds): {:.1} % ({l1} of {reads} reads; \
-         {} L2 hits, {} misses); {} copies held at the end",
-        l1 as f64 * 100.0 / reads as f64,
-        s1.l2_hits - s0.l2_hits,
-        s1.misses - s0.misses,
-        tiered.local_tier_len()
+        vec![
+            row(s_no, &plain, true),
+            row(s_l1, &tiered_s, true),
+            row(v_no, &plain, false),
+            row(v_l1, &tiered_v, false),
+        ],
     );
     let hot = trace.iter().filter(|&&r| r < ZIPF_L1).count();
     println!(
@@ -483,15 +499,35 @@ fn zipf_redis(b: &mut Bench) {
          {:.1} %",
         hot as f64 * 100.0 / trace.len() as f64
     );
-    let h = l1 as f64 / reads as f64;
-    println!(
-        "  ceiling at that hit ratio if an L1 hit cost nothing: 1 / (1 − {h:.3}) = {:.2}×",
-        1.0 / (1.0 - h)
+    for ((label, cache), s0) in [("String", &tiered_s), ("Vec<u8>", &tiered_v)]
+        .into_iter()
+        .zip(before)
+    {
+        let s1 = cache.stats();
+        let reads = (s1.hits + s1.misses) - (s0.hits + s0.misses);
+        let l1 = s1.l1_hits - s0.l1_hits;
+        let h = l1 as f64 / reads as f64;
+        println!(
+            "  {label}: L1 hit ratio observed (warm-up and rounds) {:.1} % ({l1} of {reads} \
+             reads; {} L2 hits, {} misses; {} copies held at the end); ceiling at that hit \
+             ratio if an L1 hit cost nothing: 1 / (1 − {h:.3}) = {:.2}×",
+            h * 100.0,
+            s1.l2_hits - s0.l2_hits,
+            s1.misses - s0.misses,
+            cache.local_tier_len(),
+            1.0 / (1.0 - h)
+        );
+    }
+    b.ratio(
+        "String: with L1 / without (ops/s)",
+        s_l1,
+        s_no,
+        Some((10.0, false)),
     );
     b.ratio(
-        "with L1 / without (ops/s)",
-        with_l1,
-        no_l1,
+        "Vec<u8>: with L1 / without (ops/s)",
+        v_l1,
+        v_no,
         Some((10.0, false)),
     );
     println!();
@@ -511,10 +547,10 @@ fn main() {
     println!("memstache two tiers: {runs} interleaved rounds, medians\n");
     l1_hits(&mut b);
     // a filter that names no Redis row skips starting Redis
-    if b.filter.as_ref().is_none_or(|f| {
-        let (a, b) = ZIPF_ROWS;
-        a.contains(f.as_str()) || b.contains(f.as_str())
-    }) {
+    if b.filter
+        .as_ref()
+        .is_none_or(|f| ZIPF_ROWS.iter().any(|r| r.contains(f.as_str())))
+    {
         zipf_redis(&mut b);
     }
 }
