@@ -24,7 +24,9 @@
 //!   (`memstache_harness::synthetic::zipf`: inverse CDF over precomputed weights, SplitMix64),
 //!   64 in flight (`for_each_concurrent(64)`) on a 2-worker runtime, one `RedisBackend`
 //!   connection (redis-rs). memstache `get::<String>` and `get::<Vec<u8>>` without L1, and
-//!   with `LocalTier::new().max_entries(1_000)` (10 % of the keys, LRU; one L1 per value type).
+//!   with `LocalTier::new().max_entries(1_000)` (10 % of the keys, LRU; one L1 per row), and
+//!   for `String` also with that L1 and `.backplane(backend.backplane())` (reads publish
+//!   nothing: this row shows what holding a subscription costs the reads).
 //!   ops/s, and the L1 hit ratio from `cache.stats()`.
 //!
 //! Not a criterion bench: the targets are ratios of rows from the same run. Rows are measured
@@ -56,9 +58,10 @@ const ZIPF_S: f64 = 1.0;
 /// Operations in flight in the Zipf workload.
 const INFLIGHT: usize = 64;
 /// The rows of the Zipf workload.
-const ZIPF_ROWS: [&str; 4] = [
+const ZIPF_ROWS: [&str; 5] = [
     "memstache get::<String>, RedisBackend, no L1",
     "memstache get::<String>, RedisBackend, L1 of 1,000 entries",
+    "memstache get::<String>, RedisBackend, L1 of 1,000 + Redis backplane",
     "memstache get::<Vec<u8>>, RedisBackend, no L1",
     "memstache get::<Vec<u8>>, RedisBackend, L1 of 1,000 entries",
 ];
@@ -414,7 +417,7 @@ fn zipf_redis(b: &mut Bench) {
             .into_iter()
             .map(|r| r as usize)
             .collect();
-    let (plain, tiered_s, tiered_v) = rt.block_on(async {
+    let (plain, tiered_s, tiered_v, tiered_bp) = rt.block_on(async {
         let backend = RedisBackend::connect(&url).await.expect("backend");
         let plain = MemStache::builder()
             .namespace("z")
@@ -430,8 +433,16 @@ fn zipf_redis(b: &mut Bench) {
                 .expect("cache")
         };
         let (tiered_s, tiered_v) = (tiered(), tiered());
+        let tiered_bp = MemStache::builder()
+            .namespace("z")
+            .backplane(backend.backplane())
+            .backend(backend.clone())
+            .local_tier(LocalTier::new().max_entries(ZIPF_L1))
+            .build()
+            .expect("cache");
         tiered_s.local_tier_ready().await;
         tiered_v.local_tier_ready().await;
+        tiered_bp.local_tier_ready().await;
         // warm fill: every key once, through the cache without L1 (the L1s fill by reading)
         let plain_ref = &plain;
         futures::stream::iter(keys_s.iter().zip(&keys_v))
@@ -444,7 +455,7 @@ fn zipf_redis(b: &mut Bench) {
                 }
             })
             .await;
-        (plain, tiered_s, tiered_v)
+        (plain, tiered_s, tiered_v, tiered_bp)
     });
     // each run starts where the last one of its row stopped, so no run replays a stretch of
     // the trace the L1 has just seen
@@ -481,14 +492,15 @@ fn zipf_redis(b: &mut Bench) {
             }),
         }
     };
-    let [s_no, s_l1, v_no, v_l1] = ZIPF_ROWS;
-    let before = [tiered_s.stats(), tiered_v.stats()];
+    let [s_no, s_l1, s_bp, v_no, v_l1] = ZIPF_ROWS;
+    let before = [tiered_s.stats(), tiered_bp.stats(), tiered_v.stats()];
     b.group(
         "Zipf(1) reads over Redis, 10,000 keys of 1 KiB, 64 in flight (reads only, after a warm fill)",
         false,
         vec![
             row(s_no, &plain, true),
             row(s_l1, &tiered_s, true),
+            row(s_bp, &tiered_bp, true),
             row(v_no, &plain, false),
             row(v_l1, &tiered_v, false),
         ],
@@ -499,9 +511,13 @@ fn zipf_redis(b: &mut Bench) {
          {:.1} %",
         hot as f64 * 100.0 / trace.len() as f64
     );
-    for ((label, cache), s0) in [("String", &tiered_s), ("Vec<u8>", &tiered_v)]
-        .into_iter()
-        .zip(before)
+    for ((label, cache), s0) in [
+        ("String", &tiered_s),
+        ("String, backplane", &tiered_bp),
+        ("Vec<u8>", &tiered_v),
+    ]
+    .into_iter()
+    .zip(before)
     {
         let s1 = cache.stats();
         let reads = (s1.hits + s1.misses) - (s0.hits + s0.misses);
@@ -523,6 +539,18 @@ fn zipf_redis(b: &mut Bench) {
         s_l1,
         s_no,
         Some((10.0, false)),
+    );
+    b.ratio(
+        "String: with L1 and a backplane / without L1 (ops/s)",
+        s_bp,
+        s_no,
+        Some((10.0, false)),
+    );
+    b.ratio(
+        "String: with L1 and a backplane / with L1 alone (ops/s)",
+        s_bp,
+        s_l1,
+        None,
     );
     b.ratio(
         "Vec<u8>: with L1 / without (ops/s)",
