@@ -141,6 +141,9 @@ fn main() {
     redis_get(&rt, &redis, &keys);
     l1_redis_set(&rt, &tiered, &keys, &v);
     l1_get(&rt, &tiered, &keys);
-    assert!(tiered.stats().l1_hits >= N as u64, "the L1 rows must be L1 hits");
+    assert!(
+        tiered.stats().l1_hits >= N as u64,
+        "the L1 rows must be L1 hits"
+    );
     println!("ops_count: {N} operations per path");
 }

@@ -84,9 +84,11 @@ async fn sets_removes_and_clears_reach_the_other_node(url: &str, ns: &str) {
 
     a.set("k", &1u32, o()).await.unwrap();
     // A's message may arrive after B read: wait for it, or it would drop B's fresh copy
-    until("B to hear A's first set", Duration::from_secs(10), || async {
-        b.stats().backplane_received >= 1
-    })
+    until(
+        "B to hear A's first set",
+        Duration::from_secs(10),
+        || async { b.stats().backplane_received >= 1 },
+    )
     .await;
     assert_eq!(b.get::<u32>("k").await.unwrap(), Some(1)); // from Redis, kept
     assert_eq!(b.get::<u32>("k").await.unwrap(), Some(1)); // from L1
@@ -138,9 +140,11 @@ async fn sets_removes_and_clears_reach_the_other_node(url: &str, ns: &str) {
     let heard = b.stats().backplane_received;
     ta.set("x", &7u32, o()).await.unwrap();
     // two messages: the tenant's new generation, then the write
-    until("B to hear A's tenant write", Duration::from_secs(10), || async {
-        b.stats().backplane_received >= heard + 2
-    })
+    until(
+        "B to hear A's tenant write",
+        Duration::from_secs(10),
+        || async { b.stats().backplane_received >= heard + 2 },
+    )
     .await;
     assert_eq!(tb.get::<u32>("x").await.unwrap(), Some(7));
     let hits = b.stats().l1_hits;
