@@ -291,6 +291,14 @@ fn l1_hits(b: &mut Bench) {
             },
         ),
         sync_row(
+            "memstache get_arc::<Vec<u8>>, L1 hit (L1 + MemoryBackend)",
+            ops,
+            move |i| async move {
+                let x: Option<std::sync::Arc<Vec<u8>>> = tiered.get_arc(key(i)).await.expect("get");
+                black_box(x.expect("hit"));
+            },
+        ),
+        sync_row(
             "memstache get::<String>, L1 hit (L1 + MemoryBackend)",
             ops,
             move |i| async move {
@@ -362,6 +370,18 @@ fn l1_hits(b: &mut Bench) {
     b.ratio(
         "memstache L1 Vec<u8> / moka Arc<[u8]> (ns/op)",
         lv,
+        "moka::sync get, Arc<[u8]>",
+        Some((1.5, true)),
+    );
+    b.ratio(
+        "memstache L1 get_arc Vec<u8> / moka Vec<u8> (ns/op)",
+        "memstache get_arc::<Vec<u8>>, L1 hit (L1 + MemoryBackend)",
+        "moka::sync get, Vec<u8>",
+        Some((1.5, true)),
+    );
+    b.ratio(
+        "memstache L1 get_arc Vec<u8> / moka Arc<[u8]> (ns/op)",
+        "memstache get_arc::<Vec<u8>>, L1 hit (L1 + MemoryBackend)",
         "moka::sync get, Arc<[u8]>",
         Some((1.5, true)),
     );

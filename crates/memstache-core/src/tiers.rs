@@ -34,12 +34,16 @@ use crate::{Error, ErrorKind, Result};
 pub const DEFAULT_L1_ENTRIES: usize = 10_000;
 /// Default bytes of an L1 built by [`LocalTier::new`].
 pub const DEFAULT_L1_BYTES: u64 = 64 << 20;
+/// Default number of decoded values kept for `get_arc` (see [`LocalTier::max_decoded`]).
+pub const DEFAULT_L1_DECODED: usize = 10_000;
 /// Default cap on how long an L1 copy is served without asking the backend.
 pub const DEFAULT_L1_MAX_DURATION: Duration = Duration::from_secs(60);
 
 /// The local tier (L1) of a cache: a bounded in-process store of decoded entries (the
 /// serialized plaintext, its type fingerprint and its deadline), served without touching the
-/// network, the cipher or the decompressor.
+/// network, the cipher or the decompressor. `get` deserializes the plaintext on each hit;
+/// [`MemStache::get_arc`](crate::MemStache::get_arc) also keeps the deserialized value (up to
+/// [`max_decoded`](Self::max_decoded)) and hands out clones of one `Arc`.
 ///
 /// A copy is served for the entry's own lifetime, capped by [`max_duration`](Self::max_duration).
 /// Entries with a sliding expiration are not served from L1 (a read must reach the backend to
@@ -54,6 +58,7 @@ pub struct LocalTier {
     pub(crate) max_entries: usize,
     pub(crate) max_bytes: u64,
     pub(crate) max_duration: Duration,
+    pub(crate) max_decoded: usize,
 }
 
 impl fmt::Debug for LocalTier {
@@ -63,6 +68,7 @@ impl fmt::Debug for LocalTier {
             .field("max_entries", &self.max_entries)
             .field("max_bytes", &self.max_bytes)
             .field("max_duration", &self.max_duration)
+            .field("max_decoded", &self.max_decoded)
             .finish()
     }
 }
@@ -82,7 +88,17 @@ impl LocalTier {
             max_entries: DEFAULT_L1_ENTRIES,
             max_bytes: DEFAULT_L1_BYTES,
             max_duration: DEFAULT_L1_MAX_DURATION,
+            max_decoded: DEFAULT_L1_DECODED,
         }
+    }
+
+    /// How many decoded values [`MemStache::get_arc`](crate::MemStache::get_arc) keeps beside
+    /// the copies (each is the value of one copy, shared by every hit of that copy; bounded by
+    /// count, so keep it low for large values). Zero: `get_arc` decodes on every hit. Default
+    /// [`DEFAULT_L1_DECODED`].
+    pub fn max_decoded(mut self, n: usize) -> Self {
+        self.max_decoded = n;
+        self
     }
 
     /// At most `n` entries (ignored with [`store`](Self::store)).

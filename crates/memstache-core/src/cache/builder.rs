@@ -482,8 +482,8 @@ impl MemStacheBuilder {
                     "give the local store to the LocalTier only (fail-safe uses the local tier)",
                 ));
             }
-            (Some(t), _) => Some((t.build_store(&clock)?, t.max_duration)),
-            (None, Some(f)) => Some((f.build_store(&clock)?, Duration::ZERO)),
+            (Some(t), _) => Some((t.build_store(&clock)?, t.max_duration, t.max_decoded)),
+            (None, Some(f)) => Some((f.build_store(&clock)?, Duration::ZERO, 0)),
             (None, None) => None,
         };
         if self.backplane.is_some() && store.is_none() {
@@ -491,12 +491,13 @@ impl MemStacheBuilder {
                 "a backplane needs a local tier (and a distributed backend) to keep coherent",
             ));
         }
-        let local = store.map(|(store, fresh)| {
+        let local = store.map(|(store, fresh, decoded)| {
             Arc::new(super::local::LocalCopies::new(
                 store,
                 fresh,
                 stale,
                 self.backplane.is_none(),
+                decoded,
             ))
         });
         let sender = super::backplane::sender_id();

@@ -38,8 +38,10 @@
 //! copies are kept but never served fresh, only as fail-safe; when trust comes back the tier is
 //! cleared first (it may have missed invalidations meanwhile).
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -54,7 +56,13 @@ use crate::shard_hash;
 pub(crate) const STRIPES: usize = 256;
 
 /// Bytes of the header in front of each copy's plaintext in the store.
-const HEADER: usize = 8 * 5 + 1;
+const HEADER: usize = 8 * 6 + 1;
+
+/// Ids of kept copies: a decoded value is served only with the copy it was decoded from.
+static COPY_IDS: AtomicU64 = AtomicU64::new(1);
+
+/// A decoded value kept beside a copy, for [`MemStache::get_arc`](crate::MemStache::get_arc).
+type Object = Arc<dyn Any + Send + Sync>;
 
 #[derive(Debug, Default)]
 struct Stripe {
@@ -111,6 +119,10 @@ pub(crate) struct LocalCopies {
     /// Per guard tag, how many times it changed; a copy kept under an older count is dead.
     guards: RwLock<HashMap<u64, u64>>,
     trust: tokio::sync::watch::Sender<bool>,
+    /// Decoded values per stripe, by storage key, each with the id of the copy it came from.
+    objects: Box<[Mutex<HashMap<Box<str>, (u64, Object)>>]>,
+    /// At most this many decoded values per stripe.
+    objects_per_stripe: usize,
     pub(crate) stats: TierStats,
 }
 
@@ -128,6 +140,8 @@ impl fmt::Debug for LocalCopies {
 /// A copy, with how long ago it was last confirmed good.
 #[derive(Debug)]
 pub(crate) struct LocalCopy {
+    /// Which kept copy this is.
+    pub(crate) id: u64,
     pub(crate) plain: Bytes,
     pub(crate) serializer: u8,
     pub(crate) age_ms: u64,
@@ -176,6 +190,7 @@ fn ms(d: Duration) -> u64 {
 
 /// A parsed stored copy.
 struct Stored {
+    id: u64,
     stored_at: u64,
     fresh_until: u64,
     fingerprint: u64,
@@ -195,7 +210,8 @@ impl Stored {
             fingerprint: le(raw, 16),
             guard_tag: le(raw, 24),
             guard_count: le(raw, 32),
-            serializer: raw[40],
+            id: le(raw, 40),
+            serializer: raw[48],
         })
     }
 
@@ -206,6 +222,7 @@ impl Stored {
         b.put_u64_le(self.fingerprint);
         b.put_u64_le(self.guard_tag);
         b.put_u64_le(self.guard_count);
+        b.put_u64_le(self.id);
         b.put_u8(self.serializer);
         b.extend_from_slice(plain);
         b.freeze()
@@ -221,6 +238,7 @@ impl LocalCopies {
         fresh: Duration,
         stale: Duration,
         trusted: bool,
+        max_objects: usize,
     ) -> Self {
         LocalCopies {
             store,
@@ -232,6 +250,8 @@ impl LocalCopies {
             lost: AtomicBool::new(false),
             guards: RwLock::default(),
             trust: tokio::sync::watch::Sender::new(trusted),
+            objects: (0..STRIPES).map(|_| Mutex::default()).collect(),
+            objects_per_stripe: max_objects.div_ceil(STRIPES),
             stats: TierStats::default(),
         }
     }
@@ -275,6 +295,49 @@ impl LocalCopies {
     pub(crate) fn clear(&self) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
         self.store.clear();
+        for o in self.objects.iter() {
+            o.lock().clear();
+        }
+    }
+
+    /// The decoded value of the fresh copy of `sk`, when one was kept for that very copy.
+    /// (A value of another copy — replaced, removed, cleared — is never returned: the ids
+    /// differ, or there is no fresh copy.) Otherwise the fresh copy, if any, to decode.
+    pub(crate) fn object<T: Send + Sync + 'static>(
+        &self,
+        sk: &str,
+        fingerprint: u64,
+        now_ms: u64,
+    ) -> Result<Arc<T>, Option<LocalCopy>> {
+        let Some(c) = self.lookup(sk, fingerprint, now_ms) else {
+            return Err(None);
+        };
+        let found = self.objects[stripe_of(sk)]
+            .lock()
+            .get(sk)
+            .filter(|(id, _)| *id == c.id)
+            .map(|(_, o)| Arc::clone(o));
+        match found.map(Arc::downcast::<T>) {
+            Some(Ok(v)) => Ok(v),
+            _ => Err(Some(c)),
+        }
+    }
+
+    /// Keeps `value`, decoded from the copy `id` of `sk`, for later [`object`](Self::object)
+    /// calls. At most the configured number per stripe: a full stripe drops one (any: the
+    /// hash map's order is as good as random).
+    pub(crate) fn keep_object(&self, sk: &str, id: u64, value: Object) {
+        if self.objects_per_stripe == 0 {
+            return;
+        }
+        let mut map = self.objects[stripe_of(sk)].lock();
+        if map.len() >= self.objects_per_stripe && !map.contains_key(sk) {
+            let victim = map.keys().next().cloned();
+            if let Some(k) = victim {
+                map.remove(&k);
+            }
+        }
+        map.insert(sk.into(), (id, value));
     }
 
     fn guard_count(&self, tag: u64) -> u64 {
@@ -322,6 +385,7 @@ impl LocalCopies {
             return;
         }
         let stored = Stored {
+            id: COPY_IDS.fetch_add(1, Ordering::Relaxed),
             stored_at: now_ms,
             fresh_until,
             fingerprint: meta.fingerprint,
@@ -353,6 +417,7 @@ impl LocalCopies {
         }
         let (s, raw) = self.copy_of(sk, fingerprint)?;
         (now_ms < s.fresh_until).then(|| LocalCopy {
+            id: s.id,
             plain: raw.slice(HEADER..),
             serializer: s.serializer,
             age_ms: now_ms.saturating_sub(s.stored_at),
@@ -365,6 +430,7 @@ impl LocalCopies {
         let (s, raw) = self.copy_of(sk, fingerprint)?;
         let age_ms = now_ms.saturating_sub(s.stored_at);
         (self.stale_ms != 0 && age_ms <= self.stale_ms).then(|| LocalCopy {
+            id: s.id,
             plain: raw.slice(HEADER..),
             serializer: s.serializer,
             age_ms,
@@ -434,6 +500,12 @@ impl LocalCopies {
             seq: s.seq,
             open: true,
         }
+    }
+
+    /// The number of decoded values kept (tests).
+    #[cfg(test)]
+    pub(crate) fn objects_len(&self) -> usize {
+        self.objects.iter().map(|o| o.lock().len()).sum()
     }
 
     /// The number of copies (due ones not reclaimed yet included).

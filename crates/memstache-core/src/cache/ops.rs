@@ -110,6 +110,67 @@ impl MemStache {
         .await
     }
 
+    /// [`get`](Self::get) for values shared rather than owned: with a local tier, the value
+    /// is deserialized once per kept copy and every L1 hit returns a clone of the same `Arc`
+    /// (no deserialization; see [`LocalTier::max_decoded`](crate::tiers::LocalTier::max_decoded)).
+    /// Without a local tier, or on an L1 miss, it is `get` wrapped in an `Arc`.
+    ///
+    /// The shared value is the one of the copy it was decoded from: a copy replaced, removed or
+    /// invalidated by another node is never served this way either. It is returned only to a
+    /// call of the type it was kept as.
+    ///
+    /// ```
+    /// use memstache_core::{MemStache, tiers::LocalTier};
+    /// use std::sync::Arc;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> memstache_core::Result<()> {
+    /// let cache = MemStache::builder()
+    ///     .backend(memstache_core::memory::MemoryBackend::new())
+    ///     .local_tier(LocalTier::new())
+    ///     .build()?;
+    /// cache.set("k", &vec![1u8; 1024], Default::default()).await?;
+    /// let a: Arc<Vec<u8>> = cache.get_arc("k").await?.unwrap();
+    /// let b: Arc<Vec<u8>> = cache.get_arc("k").await?.unwrap();
+    /// assert!(Arc::ptr_eq(&a, &b)); // decoded once
+    /// # Ok(()) }
+    /// ```
+    pub async fn get_arc<T: DeserializeOwned + Send + Sync + 'static>(
+        &self,
+        key: &str,
+    ) -> Result<Option<Arc<T>>> {
+        self.get_arc_in(&self.root(), key).await?.into_done()
+    }
+
+    /// [`get_arc`](Self::get_arc) in `scope`.
+    pub async fn get_arc_in<T: DeserializeOwned + Send + Sync + 'static>(
+        &self,
+        scope: &Scope<'_>,
+        key: &str,
+    ) -> Result<Outcome<Option<Arc<T>>>> {
+        let Some(l1) = self.l1() else {
+            return Ok(match Box::pin(self.get_in::<T>(scope, key)).await? {
+                Outcome::Done(v) => Outcome::Done(v.map(Arc::new)),
+                Outcome::Stale(g) => Outcome::Stale(g),
+            });
+        };
+        let span = op_span!("memstache.get", self, scope, key);
+        self.traced(&span, "get", scope, Some(key), true, async {
+            let sk = self.inline_key_in(scope, key)?;
+            let sk = sk.as_str()?;
+            if let Some(v) = self.l1_object::<T>(l1, sk, &span) {
+                return Ok(Outcome::Done(Some(v)));
+            }
+            Ok(
+                match Box::pin(self.get_below_l1::<T>(l1, scope, sk, Skip::default(), &span))
+                    .await?
+                {
+                    Outcome::Done(v) => Outcome::Done(v.map(Arc::new)),
+                    Outcome::Stale(g) => Outcome::Stale(g),
+                },
+            )
+        })
+        .await
+    }
+
     /// Like [`get`](Self::get), but never fails: any error is logged (with the key hash, never
     /// the key), counted in [`stats`](Self::stats), and reported as `None`.
     pub async fn try_get<T: DeserializeOwned>(&self, key: &str) -> Option<T> {

@@ -429,3 +429,72 @@ async fn publish_failures_are_counted_and_the_write_stands() {
     assert_eq!(a.stats().backplane_sent, 1);
     let _ = c.plane.publish("x", Bytes::new()).await;
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn get_arc_shares_one_decoded_value_per_copy_and_never_a_replaced_one() {
+    let c = Cluster::new();
+    let (a, b) = (c.node(), c.node());
+    a.set("k", &vec![1u8; 64], opts()).await.unwrap();
+    // first call on b: from the backend; then decoded once and shared
+    let first = b.get_arc::<Vec<u8>>("k").await.unwrap().unwrap();
+    let x = b.get_arc::<Vec<u8>>("k").await.unwrap().unwrap();
+    let y = b.get_arc::<Vec<u8>>("k").await.unwrap().unwrap();
+    assert_eq!(*first, vec![1u8; 64]);
+    assert!(Arc::ptr_eq(&x, &y), "one decoded value per copy");
+    assert_eq!(b.stats().l1_hits, 2);
+    // another node replaces it: the shared value of the old copy is never handed out again
+    a.set("k", &vec![2u8; 64], opts()).await.unwrap();
+    let z = b.get_arc::<Vec<u8>>("k").await.unwrap().unwrap();
+    assert_eq!(*z, vec![2u8; 64]);
+    // this node's own write replaces it too
+    b.set("k", &vec![3u8; 64], opts()).await.unwrap();
+    assert_eq!(
+        *b.get_arc::<Vec<u8>>("k").await.unwrap().unwrap(),
+        vec![3u8; 64]
+    );
+    // a removal: nothing
+    a.remove("k").await.unwrap();
+    assert!(b.get_arc::<Vec<u8>>("k").await.unwrap().is_none());
+    // a copy kept as one type is not shared as another
+    b.set("n", &7u32, opts()).await.unwrap();
+    let _ = b.get_arc::<u32>("n").await.unwrap();
+    let hits = b.stats().l1_hits;
+    let other = b.get_arc::<u64>("n").await;
+    assert!(!matches!(other, Ok(Some(ref v)) if **v == 7 && b.stats().l1_hits > hits));
+    assert_eq!(*b.get_arc::<u32>("n").await.unwrap().unwrap(), 7);
+    // clearing the tier drops the decoded values with the copies
+    let before = b.get_arc::<u32>("n").await.unwrap().unwrap();
+    b.clear_local_tier();
+    let after = b.get_arc::<u32>("n").await.unwrap().unwrap();
+    assert!(!Arc::ptr_eq(&before, &after));
+    // without a local tier it is `get` in an Arc
+    let plain = MemStache::builder().build().unwrap();
+    plain.set("k", &5u8, opts()).await.unwrap();
+    assert_eq!(*plain.get_arc::<u8>("k").await.unwrap().unwrap(), 5);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn decoded_values_are_bounded() {
+    let c = Cluster::new();
+    let a = c.node_with(LocalTier::new().max_decoded(1), None);
+    for i in 0..50u32 {
+        a.set(&format!("k{i}"), &i, opts()).await.unwrap();
+        assert_eq!(
+            *a.get_arc::<u32>(&format!("k{i}")).await.unwrap().unwrap(),
+            i
+        );
+    }
+    // every value is still right, whether its decoded value was kept or not
+    for i in 0..50u32 {
+        assert_eq!(
+            *a.get_arc::<u32>(&format!("k{i}")).await.unwrap().unwrap(),
+            i
+        );
+    }
+    let l1 = a.l1().unwrap();
+    assert!(
+        l1.objects_len() <= super::local::STRIPES,
+        "{}",
+        l1.objects_len()
+    );
+}

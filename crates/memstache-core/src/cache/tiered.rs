@@ -7,6 +7,7 @@
 //! tier, boxed: none of this state is part of a plain cache's operation futures.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
 use bytes::Bytes;
@@ -141,6 +142,38 @@ impl MemStache {
                 None
             }
         }
+    }
+
+    /// The L1 hit of a `get_arc`: the value decoded once for the fresh copy of `sk` (decoded
+    /// and kept now when this is the copy's first `get_arc`), or `None` to read on.
+    pub(crate) fn l1_object<T: DeserializeOwned + Send + Sync + 'static>(
+        &self,
+        l1: &LocalCopies,
+        sk: &str,
+        span: &tracing::Span,
+    ) -> Option<Arc<T>> {
+        let v = match l1.object::<T>(sk, fingerprint_of::<T>(), self.inner.clock.now_ms()) {
+            Ok(v) => v,
+            Err(None) => return None,
+            Err(Some(c)) => match self.decode_copy::<T>(&c) {
+                Ok(v) => {
+                    let v = Arc::new(v);
+                    l1.keep_object(sk, c.id, Arc::clone(&v) as _);
+                    v
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "memstache: local copy did not decode; reading the backend");
+                    l1.invalidate(sk);
+                    return None;
+                }
+            },
+        };
+        self.inner.stats.l1_hit();
+        if !span.is_disabled() {
+            span.record("hit", true);
+            span.record("level", "l1");
+        }
+        Some(v)
     }
 
     /// `get` with a local tier.
