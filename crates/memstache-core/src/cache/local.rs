@@ -64,6 +64,9 @@ static COPY_IDS: AtomicU64 = AtomicU64::new(1);
 /// A decoded value kept beside a copy, for [`MemStache::get_arc`](crate::MemStache::get_arc).
 type Object = Arc<dyn Any + Send + Sync>;
 
+/// One stripe's decoded values, by storage key, each with the id of its copy.
+type Objects = Mutex<HashMap<Box<str>, (u64, Object)>>;
+
 #[derive(Debug, Default)]
 struct Stripe {
     /// Bumped by every change to a copy of a key of this stripe.
@@ -120,7 +123,7 @@ pub(crate) struct LocalCopies {
     guards: RwLock<HashMap<u64, u64>>,
     trust: tokio::sync::watch::Sender<bool>,
     /// Decoded values per stripe, by storage key, each with the id of the copy it came from.
-    objects: Box<[Mutex<HashMap<Box<str>, (u64, Object)>>]>,
+    objects: Box<[Objects]>,
     /// At most this many decoded values per stripe.
     objects_per_stripe: usize,
     pub(crate) stats: TierStats,

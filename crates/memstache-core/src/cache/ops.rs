@@ -14,6 +14,7 @@ use tracing::{Instrument, field};
 use super::flight::{FlightKey, Joined, SharedLoaderError};
 use super::lock::Lock;
 use super::pipeline::Prepared;
+use super::road::Via;
 use super::{LockOptions, MemStache, Outcome, Scope, record_outcome};
 use crate::options::Skip;
 use crate::raw::BackendEntry;
@@ -344,7 +345,7 @@ impl MemStache {
                 return Box::pin(self.get_below_l1::<T>(l1, scope, sk, Skip::default(), &span))
                     .await;
             }
-            let raw = match self.read(scope, sk).await {
+            let raw = match self.read(Via::plain(self), scope, sk).await {
                 Ok(Outcome::Done(raw)) => raw,
                 Ok(Outcome::Stale(g)) => return Ok(Outcome::Stale(g)),
                 // boxed: the fail-safe path's state stays out of every read's future
@@ -407,7 +408,7 @@ impl MemStache {
             }
             let now = self.inner.clock.now_ms();
             let (bytes, expiry) = encode_entry!(self, scope, sk, value, &options, now);
-            self.store_encoded(scope, sk, bytes, expiry, now).await
+            self.store_encoded(sk, bytes, expiry, now).await
         })
         .await
     }
@@ -452,7 +453,7 @@ impl MemStache {
             .await?;
         match scope.guard {
             None => self
-                .store_encoded(scope, sk, bytes, expiry, now)
+                .store_encoded(sk, bytes, expiry, now)
                 .await
                 .map(Outcome::Done),
             Some(g) => self.store_guarded(g, sk, bytes, expiry).await,
@@ -463,7 +464,6 @@ impl MemStache {
     /// already due).
     async fn store_encoded(
         &self,
-        scope: &Scope<'_>,
         sk: &str,
         bytes: Bytes,
         expiry: crate::raw::Expiry,
@@ -473,9 +473,11 @@ impl MemStache {
         if expiry.is_due(now) {
             // Already expired: make sure an older value is not served either. (Boxed: a rare
             // path, kept out of every write's future.)
-            return Box::pin(self.delete(scope, sk)).await.map(|_| ());
+            return Box::pin(self.delete(Via::plain(self), sk))
+                .await
+                .map(|_| ());
         }
-        self.write(scope, sk, bytes, expiry).await?;
+        self.write(Via::plain(self), sk, bytes, expiry).await?;
         self.inner.stats.set();
         Ok(())
     }
@@ -490,7 +492,9 @@ impl MemStache {
         expiry: crate::raw::Expiry,
     ) -> Result<Outcome<()>> {
         tracing::Span::current().record("size", bytes.len());
-        let out = self.write_guarded(g, sk, bytes, expiry).await?;
+        let out = self
+            .write_guarded(Via::plain(self), g, sk, bytes, expiry)
+            .await?;
         if matches!(out, Outcome::Done(())) {
             self.inner.stats.set();
         }
@@ -504,9 +508,9 @@ impl MemStache {
             let sk = self.inline_key_in(scope, key)?;
             let sk = sk.as_str()?;
             if let Some(l1) = self.l1() {
-                return Box::pin(self.remove_tiered(l1, scope, sk)).await;
+                return Box::pin(self.remove_tiered(l1, sk)).await;
             }
-            self.delete(scope, sk).await
+            self.delete(Via::plain(self), sk).await
         })
         .await
     }
@@ -690,7 +694,7 @@ impl MemStache {
             tracing::warn!(error = %e, "memstache: cache read failed; loading instead");
             Outcome::Done(None)
         };
-        let raw = match self.read(scope, sk).await {
+        let raw = match self.read(Via::plain(self), scope, sk).await {
             Ok(Outcome::Done(raw)) => raw,
             Ok(Outcome::Stale(g)) => return Outcome::Stale(g),
             Err(e) => {
@@ -784,7 +788,7 @@ impl MemStache {
                 let users: Vec<&str> = keys.iter().map(AsRef::as_ref).collect();
                 return Box::pin(self.get_many_tiered::<T>(l1, scope, &sks, &users, &span)).await;
             }
-            let raws = match self.read_many(scope, &sks).await {
+            let raws = match self.read_many(Via::plain(self), scope, &sks).await {
                 Ok(Outcome::Done(raws)) => raws,
                 Ok(Outcome::Stale(g)) => return Ok(Outcome::Stale(g)),
                 Err(e) => {
@@ -866,8 +870,8 @@ impl MemStache {
             if !due.is_empty() {
                 let due: Vec<&str> = due.iter().map(String::as_str).collect();
                 match l1 {
-                    Some(l1) => self.remove_many_tiered(l1, scope, &due).await?,
-                    None => self.delete_many(scope, &due).await?,
+                    Some(l1) => self.remove_many_tiered(l1, &due).await?,
+                    None => self.delete_many(Via::plain(self), &due).await?,
                 };
             }
             let n = entries.len() as u64;
@@ -876,7 +880,7 @@ impl MemStache {
                     let skip = options.or(&self.inner.defaults).skips();
                     Box::pin(self.write_many_tiered(l1, scope, entries, plains, skip)).await?
                 }
-                None => self.write_many(scope, entries).await?,
+                None => self.write_many(Via::plain(self), scope, entries).await?,
             };
             if matches!(out, Outcome::Done(())) {
                 self.inner.stats.sets(n);
@@ -904,9 +908,9 @@ impl MemStache {
             let batch = self.keys_in(scope, keys)?;
             let sks: Vec<&str> = batch.iter().collect();
             if let Some(l1) = self.l1() {
-                return Box::pin(self.remove_many_tiered(l1, scope, &sks)).await;
+                return Box::pin(self.remove_many_tiered(l1, &sks)).await;
             }
-            self.delete_many(scope, &sks).await
+            self.delete_many(Via::plain(self), &sks).await
         })
         .await
     }

@@ -4,7 +4,8 @@
 //!
 //! These calls have no effect on the local tier: an operation of a cache with a local tier
 //! takes the tiered path of [`tiered`](super::tiered), which takes its tickets of
-//! [`local`](super::local) around these calls, and only that path touches the copies.
+//! [`local`](super::local) around these calls, and only that path touches the copies. Every
+//! entry call takes a [`Via`], the proof of which path it comes from.
 //!
 //! Entry calls (`read`, `write`, `delete` and their batch forms) act on entries of a scope.
 //! Control calls (`control_*`) act on keys that are not entries and never have local copies:
@@ -30,6 +31,32 @@ use crate::scope::{Guard, Outcome, Scope};
 use crate::{Error, ErrorKind, Result};
 
 type Boxed<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
+
+/// The path an entry call comes from, as a proof the caller took the local tier into account:
+/// every entry call of the road takes one. [`Via::plain`] is for a cache without a local tier
+/// (checked in debug builds, which the tests run); [`Via::tiered`] needs the tier itself, and
+/// only the tiered paths of [`tiered`](super::tiered) hold it. So a new operation cannot reach
+/// the store past the local copies by mistake: the plain path it would take fails the check.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Via(());
+
+impl Via {
+    /// An operation of a cache without a local tier.
+    #[inline]
+    pub(crate) fn plain(cache: &MemStache) -> Via {
+        debug_assert!(
+            cache.inner.local.is_none(),
+            "an entry call on the plain path of a cache with a local tier"
+        );
+        Via(())
+    }
+
+    /// An operation of the tiered path, which holds the local tier.
+    #[inline]
+    pub(crate) fn tiered(_: &LocalCopies) -> Via {
+        Via(())
+    }
+}
 
 impl MemStache {
     /// Runs a backend call under the operation timeout (the outermost bound: it covers every
@@ -63,6 +90,7 @@ impl MemStache {
     /// the scope's guard in the same backend call when there is one.
     pub(crate) fn read<'a>(
         &'a self,
+        _via: Via,
         scope: &Scope<'a>,
         sk: &'a str,
     ) -> impl Future<Output = Result<Outcome<Option<Bytes>>>> + Send + 'a {
@@ -96,6 +124,7 @@ impl MemStache {
     /// The entries at `sks`, in order, in one backend batch call (with the scope's guard).
     pub(crate) async fn read_many(
         &self,
+        _via: Via,
         scope: &Scope<'_>,
         sks: &[&str],
     ) -> Result<Outcome<Vec<Option<Bytes>>>> {
@@ -136,12 +165,11 @@ impl MemStache {
     /// [`write_guarded`](Self::write_guarded)).
     pub(crate) fn write<'a>(
         &'a self,
-        scope: &Scope<'a>,
+        _via: Via,
         sk: &'a str,
         bytes: Bytes,
         expiry: Expiry,
     ) -> impl Future<Output = Result<()>> + Send + 'a {
-        let _ = scope;
         self.call(self.inner.backend.set(sk, bytes, expiry))
     }
 
@@ -149,6 +177,7 @@ impl MemStache {
     /// and nothing written when the guard moved on.
     pub(crate) async fn write_guarded(
         &self,
+        _via: Via,
         g: Guard<'_>,
         sk: &str,
         bytes: Bytes,
@@ -170,6 +199,7 @@ impl MemStache {
     /// Stores every entry in one backend batch call (through the scope's guard).
     pub(crate) async fn write_many(
         &self,
+        _via: Via,
         scope: &Scope<'_>,
         entries: Vec<BackendEntry>,
     ) -> Result<Outcome<()>> {
@@ -190,16 +220,14 @@ impl MemStache {
     /// Removes `sk`; `true` when an entry was there.
     pub(crate) fn delete<'a>(
         &'a self,
-        scope: &Scope<'a>,
+        _via: Via,
         sk: &'a str,
     ) -> impl Future<Output = Result<bool>> + Send + 'a {
-        let _ = scope;
         self.call(self.inner.backend.remove(sk))
     }
 
     /// Removes every key in one backend batch call; how many entries were there.
-    pub(crate) async fn delete_many(&self, scope: &Scope<'_>, sks: &[&str]) -> Result<u64> {
-        let _ = scope;
+    pub(crate) async fn delete_many(&self, _via: Via, sks: &[&str]) -> Result<u64> {
         self.call(self.inner.backend.remove_many(sks)).await
     }
 

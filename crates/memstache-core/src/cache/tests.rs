@@ -465,7 +465,7 @@ fn operation_futures_stay_small() {
     let get = cache.get::<String>("k");
     let set = cache.set("k", &value, EntryOptions::default());
     let root = cache.root();
-    let read = cache.read(&root, "k");
+    let read = cache.read(super::road::Via::plain(&cache), &root, "k");
     let decode = cache.decode::<String>(b"", "k", "default");
     for (name, size, budget) in [
         ("get", std::mem::size_of_val(&get), 1024),

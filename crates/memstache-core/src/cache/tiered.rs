@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 use super::backplane::{self, Kind};
 use super::local::{LocalCopies, LocalCopy, Meta, WriteTicket, guard_tag};
 use super::pipeline::{Opened, fingerprint_of};
+use super::road::Via;
 use super::{MemStache, Outcome, Scope};
 use crate::options::Skip;
 use crate::raw::{BackendEntry, Expiry};
@@ -206,7 +207,7 @@ impl MemStache {
             return Ok(Outcome::Done(None));
         }
         let ticket = l1.read_ticket(sk);
-        let raw = match self.read(scope, sk).await {
+        let raw = match self.read(Via::tiered(l1), scope, sk).await {
             Ok(Outcome::Done(raw)) => raw,
             Ok(Outcome::Stale(g)) => return Ok(stale(l1, scope, g)),
             Err(e) => {
@@ -297,10 +298,7 @@ impl MemStache {
         let meta = self.meta_of_write::<T>(scope, &expiry);
         tracing::Span::current().record("size", bytes.len());
         if expiry.is_due(now) {
-            return self
-                .remove_tiered(l1, scope, sk)
-                .await
-                .map(|_| Outcome::Done(()));
+            return self.remove_tiered(l1, sk).await.map(|_| Outcome::Done(()));
         }
         let ticket = l1.write_ticket(sk);
         let out = if skip.has(Skip::DISTRIBUTED_WRITE) {
@@ -308,10 +306,13 @@ impl MemStache {
         } else {
             match scope.guard {
                 None => self
-                    .call(self.inner.backend.set(sk, bytes, expiry))
+                    .write(Via::tiered(l1), sk, bytes, expiry)
                     .await
                     .map(Outcome::Done),
-                Some(g) => self.write_guarded(g, sk, bytes, expiry).await,
+                Some(g) => {
+                    self.write_guarded(Via::tiered(l1), g, sk, bytes, expiry)
+                        .await
+                }
             }
         };
         let stored = matches!(out, Ok(Outcome::Done(())));
@@ -343,28 +344,18 @@ impl MemStache {
     }
 
     /// `remove` with a local tier.
-    pub(crate) async fn remove_tiered(
-        &self,
-        l1: &LocalCopies,
-        scope: &Scope<'_>,
-        sk: &str,
-    ) -> Result<bool> {
+    pub(crate) async fn remove_tiered(&self, l1: &LocalCopies, sk: &str) -> Result<bool> {
         let ticket = l1.write_ticket(sk);
-        let r = self.delete(scope, sk).await;
+        let r = self.delete(Via::tiered(l1), sk).await;
         ticket.done(sk, None, self.inner.clock.now_ms());
         self.publish(Kind::Keys, &[sk]).await;
         r
     }
 
     /// `remove_many` with a local tier.
-    pub(crate) async fn remove_many_tiered(
-        &self,
-        l1: &LocalCopies,
-        scope: &Scope<'_>,
-        sks: &[&str],
-    ) -> Result<u64> {
+    pub(crate) async fn remove_many_tiered(&self, l1: &LocalCopies, sks: &[&str]) -> Result<u64> {
         let tickets: Vec<WriteTicket<'_>> = sks.iter().map(|sk| l1.write_ticket(sk)).collect();
-        let r = self.delete_many(scope, sks).await;
+        let r = self.delete_many(Via::tiered(l1), sks).await;
         let now = self.inner.clock.now_ms();
         for (ticket, sk) in tickets.into_iter().zip(sks) {
             ticket.done(sk, None, now);
@@ -389,7 +380,7 @@ impl MemStache {
         let out = if skip.has(Skip::DISTRIBUTED_WRITE) {
             Ok(Outcome::Done(()))
         } else {
-            self.write_many(scope, entries).await
+            self.write_many(Via::tiered(l1), scope, entries).await
         };
         let ok = matches!(out, Ok(Outcome::Done(()))) && !skip.has(Skip::LOCAL_WRITE);
         WriteTicket::done_many(tickets, &kept, &plains, ok, self.inner.clock.now_ms());
@@ -436,7 +427,7 @@ impl MemStache {
         if !missing.is_empty() {
             let want: Vec<&str> = missing.iter().map(|&i| sks[i]).collect();
             let tickets: Vec<_> = want.iter().map(|sk| l1.read_ticket(sk)).collect();
-            let raws = match self.read_many(scope, &want).await {
+            let raws = match self.read_many(Via::tiered(l1), scope, &want).await {
                 Ok(Outcome::Done(raws)) => raws,
                 Ok(Outcome::Stale(g)) => return Ok(stale(l1, scope, g)),
                 Err(e) => {
