@@ -153,10 +153,21 @@ pub(crate) fn check_test_output(out: &str) -> Res {
 pub(crate) fn bare_clone() -> Res {
     let outer = outer_target_dir()?;
     let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    let clean = ci
-        && output(git(&workspace_root()).args(["status", "--porcelain"]))?
-            .trim()
-            .is_empty();
+    let changes = if ci {
+        output(git(&workspace_root()).args(["status", "--porcelain"]))?
+    } else {
+        String::new()
+    };
+    let clean = ci && changes.trim().is_empty();
+    if ci && !clean {
+        // an earlier step changed the checkout (a lock file out of date, say): say so, since
+        // it costs this step a cold dependency build
+        eprintln!(
+            "bare-clone: the checkout has changes, so the clone builds into its own target \
+             dir:\n{}",
+            changes.trim_end()
+        );
+    }
     let target = if clean {
         outer
     } else {
