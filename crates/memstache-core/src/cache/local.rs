@@ -49,7 +49,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use parking_lot::{Mutex, RwLock};
 
 use crate::memory::MemoryBackend;
-use crate::raw::{BackendEntry, Expiry};
+use crate::raw::Expiry;
 use crate::shard_hash;
 
 /// Stripes of the ordering state (a power of two).
@@ -536,17 +536,17 @@ impl WriteTicket<'_> {
         s.seq += 1;
     }
 
-    /// A batch write of `entries` (with their plaintexts) ended: `ok` when the backend stored
+    /// A batch write of `keys` (with their plaintexts) ended: `ok` when the backend stored
     /// them all (on an error none counts as stored, and every copy is dropped).
     pub(crate) fn done_many(
         tickets: Vec<Self>,
-        entries: &[BackendEntry],
+        keys: &[String],
         plains: &[(Vec<u8>, Meta)],
         ok: bool,
         now_ms: u64,
     ) {
-        for ((t, e), (plain, meta)) in tickets.into_iter().zip(entries).zip(plains) {
-            t.done(&e.key, ok.then_some((plain.as_slice(), *meta)), now_ms);
+        for ((t, k), (plain, meta)) in tickets.into_iter().zip(keys).zip(plains) {
+            t.done(k, ok.then_some((plain.as_slice(), *meta)), now_ms);
         }
     }
 }

@@ -376,14 +376,13 @@ impl MemStache {
         let tickets: Vec<WriteTicket<'_>> =
             entries.iter().map(|e| l1.write_ticket(&e.key)).collect();
         let keys: Vec<String> = entries.iter().map(|e| e.key.clone()).collect();
-        let kept = entries.clone();
         let out = if skip.has(Skip::DISTRIBUTED_WRITE) {
             Ok(Outcome::Done(()))
         } else {
             self.write_many(Via::tiered(l1), scope, entries).await
         };
         let ok = matches!(out, Ok(Outcome::Done(()))) && !skip.has(Skip::LOCAL_WRITE);
-        WriteTicket::done_many(tickets, &kept, &plains, ok, self.inner.clock.now_ms());
+        WriteTicket::done_many(tickets, &keys, &plains, ok, self.inner.clock.now_ms());
         if !matches!(out, Ok(Outcome::Stale(_))) {
             let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
             self.publish(Kind::Keys, &keys).await;
