@@ -166,6 +166,9 @@ pub(crate) struct WriteTicket<'a> {
     copies: &'a LocalCopies,
     stripe: usize,
     seq: u64,
+    /// The tier's epoch when the write started: a write in flight across a clear, a trust
+    /// change or a guard change keeps nothing (it may have missed what they stand for).
+    epoch: u64,
     open: bool,
 }
 
@@ -289,14 +292,14 @@ impl LocalCopies {
         } else {
             self.trusted.store(false, Ordering::Release);
             self.lost.store(true, Ordering::Release);
-            self.epoch.fetch_add(1, Ordering::AcqRel);
+            self.epoch.fetch_add(1, Ordering::SeqCst);
         }
         self.trust.send_replace(live);
     }
 
     /// Drops every copy; reads in flight keep nothing.
     pub(crate) fn clear(&self) {
-        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.epoch.fetch_add(1, Ordering::SeqCst);
         self.store.clear();
         for o in self.objects.iter() {
             o.lock().clear();
@@ -353,8 +356,33 @@ impl LocalCopies {
     /// The guard `tag` changed (a tenant cleared): copies kept under it are dead; reads in
     /// flight keep nothing.
     pub(crate) fn guard_changed(&self, tag: u64) {
+        // the epoch first: a keep that read the new count must see the new epoch after its
+        // put (see `put_in_epoch`)
+        self.epoch.fetch_add(1, Ordering::SeqCst);
         *self.guards.write().entry(tag).or_insert(0) += 1;
-        self.epoch.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Keeps `plain` for `sk` if the tier's epoch is still `epoch`, and checks again after:
+    /// a clear, a trust change or a guard change racing the put (they bump the epoch before
+    /// they act) then removes what was put. Called with the key's stripe lock held.
+    fn put_in_epoch(&self, sk: &str, plain: &[u8], meta: Meta, now_ms: u64, epoch: u64) -> bool {
+        if self.epoch.load(Ordering::SeqCst) != epoch {
+            return false;
+        }
+        self.put(sk, plain, meta, now_ms);
+        if self.epoch.load(Ordering::SeqCst) != epoch {
+            self.store.remove_sync(sk);
+            return false;
+        }
+        true
+    }
+
+    /// Drops the copy of `sk` (one that did not decode), like a removal that ended; not an
+    /// invalidation by another node, so not counted as one.
+    pub(crate) fn discard(&self, sk: &str) {
+        let mut s = self.stripes[stripe_of(sk)].lock();
+        self.store.remove_sync(sk);
+        s.seq += 1;
     }
 
     /// Another node changed `sk`: drops its copy, like a removal that ended.
@@ -442,13 +470,14 @@ impl LocalCopies {
 
     /// A failing loader's value was replaced by the fail-safe copy of `sk`: serve that copy
     /// fresh until `until_ms` (its confirmation time, and so its staleness, is unchanged).
-    pub(crate) fn throttle(&self, sk: &str, fingerprint: u64, until_ms: u64) {
+    pub(crate) fn throttle(&self, sk: &str, fingerprint: u64, until_ms: u64) -> bool {
+        let epoch = self.epoch.load(Ordering::SeqCst);
         let stripe = self.stripes[stripe_of(sk)].lock();
         if stripe.writes != 0 {
-            return;
+            return false;
         }
         let Some((mut s, raw)) = self.copy_of(sk, fingerprint) else {
-            return;
+            return false;
         };
         s.fresh_until = s.fresh_until.max(until_ms);
         let keep_until = until_ms.max(s.stored_at.saturating_add(self.stale_ms));
@@ -457,7 +486,13 @@ impl LocalCopies {
             s.write(&raw[HEADER..]),
             Expiry::new(Some(keep_until), None),
         );
+        if self.epoch.load(Ordering::SeqCst) != epoch {
+            // a clear raced the rewrite: the copy must not come back
+            self.store.remove_sync(sk);
+            return false;
+        }
         drop(stripe);
+        true
     }
 
     /// Before a read's backend call.
@@ -465,7 +500,7 @@ impl LocalCopies {
         let stripe = stripe_of(sk);
         ReadTicket {
             stripe,
-            epoch: self.epoch.load(Ordering::Acquire),
+            epoch: self.epoch.load(Ordering::SeqCst),
             seq: self.stripes[stripe].lock().seq,
         }
     }
@@ -483,9 +518,8 @@ impl LocalCopies {
         let mut s = self.stripes[ticket.stripe].lock();
         if s.seq == ticket.seq
             && s.writes == 0
-            && self.epoch.load(Ordering::Acquire) == ticket.epoch
+            && self.put_in_epoch(sk, plain, meta, now_ms, ticket.epoch)
         {
-            self.put(sk, plain, meta, now_ms);
             s.seq += 1;
         }
     }
@@ -493,6 +527,7 @@ impl LocalCopies {
     /// Before a write's or a removal's backend call: the copy of `sk` is dropped now.
     pub(crate) fn write_ticket(&self, sk: &str) -> WriteTicket<'_> {
         let stripe = stripe_of(sk);
+        let epoch = self.epoch.load(Ordering::SeqCst);
         let mut s = self.stripes[stripe].lock();
         self.store.remove_sync(sk);
         s.seq += 1;
@@ -501,6 +536,7 @@ impl LocalCopies {
             copies: self,
             stripe,
             seq: s.seq,
+            epoch,
             open: true,
         }
     }
@@ -527,7 +563,9 @@ impl WriteTicket<'_> {
         s.writes -= 1;
         match stored {
             Some((plain, meta)) if s.seq == self.seq && s.writes == 0 => {
-                copies.put(sk, plain, meta, now_ms);
+                if !copies.put_in_epoch(sk, plain, meta, now_ms, self.epoch) {
+                    copies.store.remove_sync(sk);
+                }
             }
             _ => {
                 copies.store.remove_sync(sk);

@@ -651,12 +651,17 @@ impl MemStache {
                         Err(e) => {
                             self.inner.stats.loader_error();
                             if let Some(throttle) = self.inner.loader_throttle
-                                && let Some(v) = self.loader_fail_safe::<T>(sk, throttle)
+                                && let Some((v, shared)) = self.loader_fail_safe::<T>(sk, throttle)
                             {
                                 let e: BoxError = e.into();
                                 tracing::warn!(error = %e, "memstache: the loader failed; served the fail-safe copy");
-                                // waiters read the copy the throttle made fresh
-                                drop(guard);
+                                // the waiters share the same copy (rather than calling the
+                                // failing loader in turn); without a plaintext in the cache's
+                                // own format they retry, and read the throttled copy
+                                match shared {
+                                    Some(plain) => guard.complete(Ok(Arc::new(plain))),
+                                    None => drop(guard),
+                                }
                                 if let Some((lock_key, token)) = held {
                                     self.unlock(&lock_key, token).await;
                                 }

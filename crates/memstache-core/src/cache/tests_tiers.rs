@@ -498,3 +498,97 @@ async fn decoded_values_are_bounded() {
         l1.objects_len()
     );
 }
+
+/// A write or read in flight across a clear, a reconnect or a guard change keeps nothing (it
+/// may have missed what they stand for): the epoch rules of `cache/local.rs`.
+#[tokio::test(flavor = "current_thread")]
+async fn keeps_in_flight_across_a_clear_reconnect_or_guard_change_keep_nothing() {
+    let c = Cluster::new();
+    let a = c.node();
+    let l1 = a.l1().unwrap();
+    let meta = super::local::Meta {
+        fingerprint: super::fingerprint_of::<u32>(),
+        serializer: 1,
+        deadline_ms: 0,
+        sliding: false,
+        guard_tag: 0,
+    };
+    let fp = meta.fingerprint;
+    let now = crate::raw::Clock::now_ms(&c.clock);
+    let plain = postcard_u32(5);
+    // a write whose call spans a reconnect (it may have missed another node's newer write)
+    let w = l1.write_ticket("ms:w");
+    c.plane.disconnect();
+    c.plane.reconnect();
+    w.done("ms:w", Some((&plain, meta)), now);
+    assert!(l1.lookup("ms:w", fp, now).is_none());
+    // a write whose call spans clear_local_tier (after a key was destroyed, say)
+    let w = l1.write_ticket("ms:w");
+    a.clear_local_tier();
+    w.done("ms:w", Some((&plain, meta)), now);
+    assert!(l1.lookup("ms:w", fp, now).is_none());
+    // a read whose call spans a guard change of its scope
+    let guarded = super::local::Meta {
+        guard_tag: super::local::guard_tag("ms#g"),
+        ..meta
+    };
+    let r = l1.read_ticket("ms#1:k");
+    l1.guard_changed(super::local::guard_tag("ms#g"));
+    l1.read_done(r, "ms#1:k", &plain, guarded, now);
+    assert!(l1.lookup("ms#1:k", fp, now).is_none());
+    // and with nothing in between, both keep
+    let w = l1.write_ticket("ms:w");
+    w.done("ms:w", Some((&plain, meta)), now);
+    assert!(l1.lookup("ms:w", fp, now).is_some());
+    let r = l1.read_ticket("ms#1:k");
+    l1.read_done(r, "ms#1:k", &plain, guarded, now);
+    assert!(l1.lookup("ms#1:k", fp, now).is_some());
+}
+
+fn postcard_u32(v: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    crate::raw::Serializer::serialize(&crate::serializer::Postcard, &v, &mut out)
+        .expect("serialize");
+    out
+}
+
+/// Waiters of a `get_or_set` whose loader fails share the fail-safe copy with the leader: the
+/// failing loader runs once, not once per waiter.
+#[tokio::test(flavor = "current_thread")]
+async fn waiters_share_the_fail_safe_copy_of_a_failing_loader() {
+    let c = Cluster::new();
+    let a = c.node_with(
+        LocalTier::new(),
+        Some(FailSafe::new(Duration::from_secs(3600)).loader_throttle(Duration::ZERO)),
+    );
+    let ttl = EntryOptions::new().absolute_expiration(Duration::from_secs(30));
+    a.set("k", &1u32, ttl).await.unwrap();
+    c.clock.advance(Duration::from_secs(31));
+    let calls = std::sync::atomic::AtomicU32::new(0);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let leader = a.get_or_set("k", ttl, || async {
+        calls.fetch_add(1, Ordering::SeqCst);
+        let _ = rx.await;
+        Err::<u32, _>(std::io::Error::other("source down"))
+    });
+    let waiter = async {
+        tokio::task::yield_now().await; // the leader is in its loader now
+        let w = a.get_or_set("k", ttl, || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err::<u32, _>(std::io::Error::other("source down"))
+        });
+        let release = async {
+            tokio::task::yield_now().await;
+            let _ = tx.send(());
+        };
+        tokio::join!(w, release).0
+    };
+    let (l, w) = tokio::join!(leader, waiter);
+    assert_eq!(l.unwrap(), 1);
+    assert_eq!(w.unwrap(), 1);
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "the failing loader ran once"
+    );
+}

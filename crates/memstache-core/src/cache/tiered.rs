@@ -139,7 +139,7 @@ impl MemStache {
             }
             Err(e) => {
                 tracing::debug!(error = %e, "memstache: local copy did not decode; reading the backend");
-                l1.invalidate(sk);
+                l1.discard(sk);
                 None
             }
         }
@@ -164,7 +164,7 @@ impl MemStache {
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, "memstache: local copy did not decode; reading the backend");
-                    l1.invalidate(sk);
+                    l1.discard(sk);
                     return None;
                 }
             },
@@ -258,11 +258,14 @@ impl MemStache {
     /// After a `get_or_set` loader failed: the fail-safe copy of `sk`, if there is one, which
     /// is then served fresh for `throttle` so that the failing loader is not called again
     /// meanwhile (on this node).
+    ///
+    /// Also returns the copy's plaintext when it is in the cache's own format, for the
+    /// single-flight waiters to share (so they do not call the failing loader in turn).
     pub(crate) fn loader_fail_safe<T: DeserializeOwned>(
         &self,
         sk: &str,
         throttle: std::time::Duration,
-    ) -> Option<T> {
+    ) -> Option<(T, Option<Vec<u8>>)> {
         let l1 = self.l1()?;
         let fingerprint = fingerprint_of::<T>();
         let now = self.inner.clock.now_ms();
@@ -270,6 +273,8 @@ impl MemStache {
         let v = self.decode_copy::<T>(&copy).ok()?;
         let until = now.saturating_add(u64::try_from(throttle.as_millis()).unwrap_or(u64::MAX));
         l1.throttle(sk, fingerprint, until);
+        let shared =
+            (copy.serializer == self.inner.pipeline.serializer.id()).then(|| copy.plain.to_vec());
         self.inner.stats.loader_fail_safe_hit();
         let span = tracing::Span::current();
         span.record("fail_safe", true);
@@ -277,7 +282,7 @@ impl MemStache {
             age_ms = copy.age_ms,
             "memstache: the loader failed; served the fail-safe copy"
         );
-        Some(v)
+        Some((v, shared))
     }
 
     /// Writes `plain` (the serialized value of type `T`) at `sk` with a local tier: encodes it,
@@ -421,8 +426,6 @@ impl MemStache {
             }
         }
         let l1_hits = (sks.len() - missing.len()) as u64;
-        self.inner.stats.l1_hits(l1_hits);
-        self.inner.stats.hits(l1_hits, 0);
         if !missing.is_empty() {
             let want: Vec<&str> = missing.iter().map(|&i| sks[i]).collect();
             let tickets: Vec<_> = want.iter().map(|sk| l1.read_ticket(sk)).collect();
@@ -460,6 +463,9 @@ impl MemStache {
             }
             self.inner.stats.hits(hits, misses);
         }
+        // counted once the batch is answered (a fail-safe or stale answer above counts its own)
+        self.inner.stats.l1_hits(l1_hits);
+        self.inner.stats.hits(l1_hits, 0);
         span.record(
             "hits",
             out.iter()
