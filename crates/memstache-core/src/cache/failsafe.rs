@@ -138,7 +138,6 @@ impl super::MemStache {
     /// reported as a miss. Records `fail_safe = true` on `span` and counts one fail-safe hit.
     pub(crate) async fn fail_safe_values<T: serde::de::DeserializeOwned>(
         &self,
-        scope: &super::Scope<'_>,
         sks: &[&str],
         err: &Error,
         span: &tracing::Span,
@@ -146,7 +145,6 @@ impl super::MemStache {
         if !err.is_temporary() {
             return None;
         }
-        let _ = scope;
         let local = self.l1()?;
         let now = self.inner.clock.now_ms();
         let fingerprint = super::fingerprint_of::<T>();
@@ -179,14 +177,12 @@ impl super::MemStache {
     /// may serve it. Records `fail_safe = true` on the current span and counts it.
     pub(crate) async fn fail_safe_value<T: serde::de::DeserializeOwned>(
         &self,
-        scope: &super::Scope<'_>,
         sk: &str,
         err: &Error,
     ) -> Option<T> {
         if !err.is_temporary() {
             return None;
         }
-        let _ = scope;
         let local = self.l1()?;
         let stale = local.recall(sk, super::fingerprint_of::<T>(), self.inner.clock.now_ms())?;
         let v = match self.decode_copy::<T>(&stale) {

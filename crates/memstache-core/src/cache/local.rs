@@ -101,6 +101,20 @@ pub(crate) struct Meta {
     pub(crate) guard_tag: u64,
 }
 
+#[cfg(test)]
+impl Meta {
+    /// A copy of a `T` in postcard (serializer id 1), no deadline, no guard.
+    pub(crate) fn for_tests<T: ?Sized>() -> Meta {
+        Meta {
+            fingerprint: super::fingerprint_of::<T>(),
+            serializer: 1,
+            deadline_ms: 0,
+            sliding: false,
+            guard_tag: 0,
+        }
+    }
+}
+
 /// The tag of a guard key in copies' headers (never 0).
 pub(crate) fn guard_tag(guard_key: &str) -> u64 {
     shard_hash(guard_key.as_bytes()) | 1

@@ -350,7 +350,7 @@ impl MemStache {
                 Ok(Outcome::Stale(g)) => return Ok(Outcome::Stale(g)),
                 // boxed: the fail-safe path's state stays out of every read's future
                 Err(e) => {
-                    return match Box::pin(self.fail_safe_value::<T>(scope, sk, &e)).await {
+                    return match Box::pin(self.fail_safe_value::<T>(sk, &e)).await {
                         Some(v) => Ok(Outcome::Done(Some(v))),
                         None => Err(e),
                     };
@@ -703,7 +703,7 @@ impl MemStache {
             Ok(Outcome::Done(raw)) => raw,
             Ok(Outcome::Stale(g)) => return Outcome::Stale(g),
             Err(e) => {
-                return match self.fail_safe_value::<T>(scope, sk, &e).await {
+                return match self.fail_safe_value::<T>(sk, &e).await {
                     Some(v) => Outcome::Done(Some(v)),
                     None => failed(e),
                 };
@@ -798,8 +798,7 @@ impl MemStache {
                 Ok(Outcome::Stale(g)) => return Ok(Outcome::Stale(g)),
                 Err(e) => {
                     // boxed: the fail-safe path's state stays out of every batch's future
-                    return match Box::pin(self.fail_safe_values::<T>(scope, &sks, &e, &span)).await
-                    {
+                    return match Box::pin(self.fail_safe_values::<T>(&sks, &e, &span)).await {
                         Some(values) => Ok(Outcome::Done(values.into_iter().map(Ok).collect())),
                         None => Err(e),
                     };
@@ -863,7 +862,7 @@ impl MemStache {
                     due.push(sk);
                 } else {
                     if l1.is_some() {
-                        plains.push((plain, self.batch_meta::<T>(scope, &expiry)));
+                        plains.push((plain, self.meta_of_write::<T>(scope, &expiry)));
                     }
                     entries.push(BackendEntry {
                         key: sk,

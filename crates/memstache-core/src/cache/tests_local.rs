@@ -175,13 +175,7 @@ async fn overlapping_writes_keep_neither_until_a_read_confirms() {
     let local = cache.inner.local.as_ref().unwrap();
     let first = local.write_ticket("ms:k");
     let second = local.write_ticket("ms:k");
-    let meta = super::local::Meta {
-        fingerprint: super::fingerprint_of::<u32>(),
-        serializer: 1,
-        deadline_ms: 0,
-        sliding: false,
-        guard_tag: 0,
-    };
+    let meta = super::local::Meta::for_tests::<u32>();
     let fp = meta.fingerprint;
     second.done("ms:k", Some((b"second", meta)), 0);
     first.done("ms:k", Some((b"first", meta)), 0);

@@ -506,13 +506,7 @@ async fn keeps_in_flight_across_a_clear_reconnect_or_guard_change_keep_nothing()
     let c = Cluster::new();
     let a = c.node();
     let l1 = a.l1().unwrap();
-    let meta = super::local::Meta {
-        fingerprint: super::fingerprint_of::<u32>(),
-        serializer: 1,
-        deadline_ms: 0,
-        sliding: false,
-        guard_tag: 0,
-    };
+    let meta = super::local::Meta::for_tests::<u32>();
     let fp = meta.fingerprint;
     let now = crate::raw::Clock::now_ms(&c.clock);
     let plain = postcard_u32(5);

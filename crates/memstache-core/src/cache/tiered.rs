@@ -81,7 +81,7 @@ impl MemStache {
     }
 
     /// What a value written with `options` (merged with the defaults) is kept as.
-    fn meta_of_write<T: ?Sized>(&self, scope: &Scope<'_>, expiry: &Expiry) -> Meta {
+    pub(crate) fn meta_of_write<T: ?Sized>(&self, scope: &Scope<'_>, expiry: &Expiry) -> Meta {
         Meta {
             fingerprint: fingerprint_of::<T>(),
             serializer: self.inner.pipeline.serializer.id(),
@@ -128,20 +128,34 @@ impl MemStache {
             return None;
         }
         let c = l1.lookup(sk, fingerprint_of::<T>(), self.inner.clock.now_ms())?;
-        match self.decode_copy::<T>(&c) {
-            Ok(v) => {
-                self.inner.stats.l1_hit();
-                if !span.is_disabled() {
-                    span.record("hit", true);
-                    span.record("level", "l1");
-                }
-                Some(v)
-            }
+        let v = self.decode_or_discard::<T>(l1, sk, &c)?;
+        self.served_by_l1(span);
+        Some(v)
+    }
+
+    /// A copy decoded, or dropped (and `None`) when it does not decode.
+    fn decode_or_discard<T: DeserializeOwned>(
+        &self,
+        l1: &LocalCopies,
+        sk: &str,
+        c: &LocalCopy,
+    ) -> Option<T> {
+        match self.decode_copy::<T>(c) {
+            Ok(v) => Some(v),
             Err(e) => {
                 tracing::debug!(error = %e, "memstache: local copy did not decode; reading the backend");
                 l1.discard(sk);
                 None
             }
+        }
+    }
+
+    /// Counts an L1 hit and records it on the operation's span.
+    fn served_by_l1(&self, span: &tracing::Span) {
+        self.inner.stats.l1_hit();
+        if !span.is_disabled() {
+            span.record("hit", true);
+            span.record("level", "l1");
         }
     }
 
@@ -156,24 +170,13 @@ impl MemStache {
         let v = match l1.object::<T>(sk, fingerprint_of::<T>(), self.inner.clock.now_ms()) {
             Ok(v) => v,
             Err(None) => return None,
-            Err(Some(c)) => match self.decode_copy::<T>(&c) {
-                Ok(v) => {
-                    let v = Arc::new(v);
-                    l1.keep_object(sk, c.id, Arc::clone(&v) as _);
-                    v
-                }
-                Err(e) => {
-                    tracing::debug!(error = %e, "memstache: local copy did not decode; reading the backend");
-                    l1.discard(sk);
-                    return None;
-                }
-            },
+            Err(Some(c)) => {
+                let v = Arc::new(self.decode_or_discard::<T>(l1, sk, &c)?);
+                l1.keep_object(sk, c.id, Arc::clone(&v) as _);
+                v
+            }
         };
-        self.inner.stats.l1_hit();
-        if !span.is_disabled() {
-            span.record("hit", true);
-            span.record("level", "l1");
-        }
+        self.served_by_l1(span);
         Some(v)
     }
 
@@ -211,7 +214,7 @@ impl MemStache {
             Ok(Outcome::Done(raw)) => raw,
             Ok(Outcome::Stale(g)) => return Ok(stale(l1, scope, g)),
             Err(e) => {
-                return match self.fail_safe_value::<T>(scope, sk, &e).await {
+                return match self.fail_safe_value::<T>(sk, &e).await {
                     Some(v) => Ok(Outcome::Done(Some(v))),
                     None => Err(e),
                 };
@@ -395,11 +398,6 @@ impl MemStache {
         out
     }
 
-    /// The metadata of a batch write's entry.
-    pub(crate) fn batch_meta<T: ?Sized>(&self, scope: &Scope<'_>, expiry: &Expiry) -> Meta {
-        self.meta_of_write::<T>(scope, expiry)
-    }
-
     /// `get_many` with a local tier: L1 first, then one backend batch for the rest.
     pub(crate) async fn get_many_tiered<T: DeserializeOwned>(
         &self,
@@ -433,7 +431,7 @@ impl MemStache {
                 Ok(Outcome::Done(raws)) => raws,
                 Ok(Outcome::Stale(g)) => return Ok(stale(l1, scope, g)),
                 Err(e) => {
-                    return match self.fail_safe_values::<T>(scope, sks, &e, span).await {
+                    return match self.fail_safe_values::<T>(sks, &e, span).await {
                         Some(values) => Ok(Outcome::Done(values.into_iter().map(Ok).collect())),
                         None => Err(e),
                     };
