@@ -11,7 +11,8 @@ use memstache_core::raw::{
 use memstache_core::scope::Outcome;
 use memstache_core::{Error, ErrorKind, Result};
 
-use crate::client::{Client, RawClient, SetPx};
+use crate::batch::{self, Batching, Coalescer, Turn};
+use crate::client::{Client, Op, RawClient, Reply, SetPx};
 use crate::config::{MAX_VALUE_SIZE, RedisConfig, SlidingReads, Topology};
 use crate::error::too_large;
 use crate::hints::SlidingHints;
@@ -93,6 +94,28 @@ struct Inner {
     max_entry: usize,
     /// The whole configuration, for the backplane's subscriber connections (never printed).
     config: RedisConfig,
+    /// Gathers concurrent single-key commands into pipelines ([`RedisConfig::coalesce`]).
+    coalescer: Coalescer,
+    /// Single-key reads go through the coalescer.
+    coalesce_reads: bool,
+    /// Single-key writes go through the coalescer (not with `WAIT` durability).
+    coalesce_writes: bool,
+}
+
+impl Batching for Inner {
+    type Client = Client;
+    fn coalescer(&self) -> &Coalescer {
+        &self.coalescer
+    }
+    fn batch_client(&self) -> &Client {
+        &self.client
+    }
+}
+
+/// A reply of the wrong kind for a coalesced command (a bug, not a server answer).
+fn wrong_reply() -> Error {
+    Error::internal("a coalesced command received the reply of another kind")
+        .with_context("backend", "redis")
 }
 
 /// Whether `value` is an envelope with a sliding window.
@@ -107,6 +130,17 @@ impl fmt::Debug for RedisBackend {
             .field("topology", &self.inner.topology)
             .field("sliding_reads", &self.inner.sliding)
             .finish_non_exhaustive()
+    }
+}
+
+/// The bound on one coalesced batch: the command timeout when one is set, else 10 s (the
+/// callers' own operation timeouts end their waits sooner; this only frees the coalescer if a
+/// connection stops answering without failing).
+fn batch_bound(config: &RedisConfig) -> std::time::Duration {
+    if config.command_timeout.is_zero() {
+        std::time::Duration::from_secs(10)
+    } else {
+        config.command_timeout
     }
 }
 
@@ -196,6 +230,9 @@ impl RedisBackend {
                 guard_script: set_if_guard_script(config.max_entry_size),
                 hints: SlidingHints::new(config.sliding_key_hints),
                 max_entry: config.max_entry_size,
+                coalescer: Coalescer::new(config.max_batch, batch_bound(&config)),
+                coalesce_reads: config.coalesce,
+                coalesce_writes: config.coalesce && config.durability.wait().is_none(),
                 config,
             }),
         })
@@ -209,6 +246,21 @@ impl RedisBackend {
     /// The configuration the backend was connected with.
     pub(crate) fn config(&self) -> &RedisConfig {
         &self.inner.config
+    }
+
+    /// What coalescing did since the backend connected ([`RedisConfig::coalesce`]): commands
+    /// sent alone, batches, and commands inside batches. All zero when coalescing is off.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> memstache_core::Result<()> {
+    /// let backend =
+    ///     memstache_redis::RedisBackend::connect("redis://127.0.0.1:6379?coalesce=true").await?;
+    /// let s = backend.coalesce_stats();
+    /// println!("{} batches, {:.1} commands each", s.batches, s.batched as f64 / s.batches.max(1) as f64);
+    /// # Ok(()) }
+    /// ```
+    pub fn coalesce_stats(&self) -> crate::CoalesceStats {
+        self.inner.coalescer.stats()
     }
 
     /// Closes the connections. Other clones stop working too.
@@ -332,7 +384,7 @@ impl RedisBackend {
     async fn get_bounded(&self, key: &str) -> Result<Option<Bytes>> {
         let max = self.inner.max_entry;
         let window = max.saturating_add(1).min(READ_WINDOW);
-        let v = self.inner.client.getrange(key, window).await?;
+        let v = self.getrange(key, window).await?;
         if v.is_empty() {
             // GETRANGE answers "" for a missing key and for an empty value (which the pipeline
             // must see: it is a damaged entry, not a miss)
@@ -353,12 +405,91 @@ impl RedisBackend {
     /// After an empty `GETRANGE` reply: a miss when `EXISTS` says so (the common case, one cheap
     /// command); otherwise the bounded read script, which reads whatever is there now.
     async fn empty_or_missing(&self, key: &str) -> Result<Option<Bytes>> {
-        if !self.inner.client.exists(key).await? {
+        if !self.exists_one(key).await? {
             return Ok(None);
         }
         self.script(&[key], "p")
             .await
             .map(|mut v| v.pop().flatten())
+    }
+
+    /// `GETRANGE key 0 len-1`, coalesced with concurrent commands when configured.
+    async fn getrange(&self, key: &str, len: usize) -> Result<Bytes> {
+        let inner = &self.inner;
+        if !inner.coalesce_reads {
+            return inner.client.getrange(key, len).await;
+        }
+        match batch::turn(inner, || Op::GetRange {
+            key: key.to_owned(),
+            len,
+        }) {
+            Turn::Direct(_sending) => inner.client.getrange(key, len).await,
+            Turn::Queued(rx) => match batch::queued_reply(rx).await? {
+                Reply::Bytes(b) => Ok(b),
+                _ => Err(wrong_reply()),
+            },
+        }
+    }
+
+    /// `EXISTS key`, coalesced with concurrent commands when configured.
+    async fn exists_one(&self, key: &str) -> Result<bool> {
+        let inner = &self.inner;
+        if !inner.coalesce_reads {
+            return inner.client.exists(key).await;
+        }
+        match batch::turn(inner, || Op::Exists {
+            key: key.to_owned(),
+        }) {
+            Turn::Direct(_sending) => inner.client.exists(key).await,
+            Turn::Queued(rx) => match batch::queued_reply(rx).await? {
+                Reply::Count(n) => Ok(n > 0),
+                _ => Err(wrong_reply()),
+            },
+        }
+    }
+
+    /// `SET key value [PX ms]`, coalesced with concurrent commands when configured.
+    async fn set_one(&self, key: &str, value: Bytes, px_ms: Option<u64>) -> Result<()> {
+        let inner = &self.inner;
+        if !inner.coalesce_writes {
+            return inner.client.set_px(key, value, px_ms).await;
+        }
+        let mut value = Some(value);
+        match batch::turn(inner, || {
+            Op::Set(SetPx {
+                key: key.to_owned(),
+                value: value.take().unwrap_or_default(),
+                px_ms,
+            })
+        }) {
+            Turn::Direct(_sending) => {
+                inner
+                    .client
+                    .set_px(key, value.take().unwrap_or_default(), px_ms)
+                    .await
+            }
+            Turn::Queued(rx) => match batch::queued_reply(rx).await? {
+                Reply::Done => Ok(()),
+                _ => Err(wrong_reply()),
+            },
+        }
+    }
+
+    /// `UNLINK key`, coalesced with concurrent commands when configured; how many existed.
+    async fn unlink_one(&self, key: &str) -> Result<u64> {
+        let inner = &self.inner;
+        if !inner.coalesce_writes {
+            return inner.client.unlink(&[key]).await;
+        }
+        match batch::turn(inner, || Op::Unlink {
+            key: key.to_owned(),
+        }) {
+            Turn::Direct(_sending) => inner.client.unlink(&[key]).await,
+            Turn::Queued(rx) => match batch::queued_reply(rx).await? {
+                Reply::Count(n) => Ok(n),
+                _ => Err(wrong_reply()),
+            },
+        }
     }
 
     /// One key, as [`SlidingReads`] says. The common case, a plain bounded read of a
@@ -448,9 +579,9 @@ impl Backend for RedisBackend {
             .map_err(|e| e.with_operation("set"))?;
         self.inner.hints.learn(key, expiry.sliding.is_some());
         let r = match px_now(&expiry) {
-            Ok(px) => self.inner.client.set_px(key, value, px).await,
+            Ok(px) => self.set_one(key, value, px).await,
             // Already due: the key must not hold a live value afterwards.
-            Err(()) => self.inner.client.unlink(&[key]).await.map(|_| ()),
+            Err(()) => self.unlink_one(key).await.map(|_| ()),
         };
         r.map_err(|e| e.with_operation("set"))
     }
@@ -484,9 +615,7 @@ impl Backend for RedisBackend {
 
     async fn remove(&self, key: &str) -> Result<bool> {
         self.inner.hints.remove(key);
-        self.inner
-            .client
-            .unlink(&[key])
+        self.unlink_one(key)
             .await
             .map(|n| n > 0)
             .map_err(|e| e.with_operation("remove"))

@@ -327,6 +327,23 @@ pub struct RedisConfig {
     ///
     /// Default: 2 s.
     pub backplane_max_backoff: Duration,
+    /// Gather concurrent single-key commands (`get`'s bounded `GETRANGE` and `EXISTS`, `set`'s
+    /// `SET … PX`, `remove`'s `UNLINK`) into pipelined batches: a command that finds nothing
+    /// in flight goes out at once, alone; commands that arrive while one is in flight go out
+    /// together as the next batch, as soon as it returns (no fixed delay). Errors and timeouts
+    /// stay per command. Writes with [`Durability::Replicas`] and the read script (sliding
+    /// entries) are never coalesced. URL: `coalesce=true|false`.
+    ///
+    /// Default: see docs/BENCHMARKS.md "Coalescing" for the measurement behind it.
+    pub coalesce: bool,
+    /// The most commands in one coalesced batch (at least 1). URL: `max_batch=N`.
+    ///
+    /// Default: 128.
+    pub max_batch: usize,
+    /// `TCP_NODELAY` on every connection (Nagle's algorithm off). URL: `tcp_nodelay=true|false`.
+    ///
+    /// Default: `true`.
+    pub tcp_nodelay: bool,
 }
 
 impl Default for RedisConfig {
@@ -356,6 +373,9 @@ impl Default for RedisConfig {
             backplane_ping_interval: Duration::from_secs(1),
             backplane_min_backoff: Duration::from_millis(50),
             backplane_max_backoff: Duration::from_secs(2),
+            coalesce: false,
+            max_batch: 128,
+            tcp_nodelay: true,
         }
     }
 }
@@ -399,6 +419,9 @@ impl fmt::Debug for RedisConfig {
             .field("backplane_ping_interval", &self.backplane_ping_interval)
             .field("backplane_min_backoff", &self.backplane_min_backoff)
             .field("backplane_max_backoff", &self.backplane_max_backoff)
+            .field("coalesce", &self.coalesce)
+            .field("max_batch", &self.max_batch)
+            .field("tcp_nodelay", &self.tcp_nodelay)
             .finish()
     }
 }
@@ -448,6 +471,14 @@ fn parse_node(s: &str) -> Result<(String, u16)> {
     Ok((host.to_owned(), port))
 }
 
+fn parse_bool(v: &str, message: &'static str) -> Result<bool> {
+    match v {
+        "true" | "1" | "on" => Ok(true),
+        "false" | "0" | "off" => Ok(false),
+        _ => Err(invalid(message)),
+    }
+}
+
 fn parse_ms(v: &str) -> Result<Duration> {
     v.parse::<u64>()
         .map(Duration::from_millis)
@@ -474,8 +505,9 @@ impl RedisConfig {
     ///   (PEM root certificates for a private CA), `tls_cert_file=path` and `tls_key_file=path`
     ///   (a client certificate and its key, for mutual TLS); the TLS files need `rediss`;
     ///   `backplane_ping_interval_ms`, `backplane_min_backoff_ms`, `backplane_max_backoff_ms`
-    ///   (the [backplane](crate::RedisBackplane)'s health check and reconnect pacing).
-    ///   Anything else is an error.
+    ///   (the [backplane](crate::RedisBackplane)'s health check and reconnect pacing);
+    ///   `coalesce=true|false` and `max_batch=N` ([`coalesce`](Self::coalesce)),
+    ///   `tcp_nodelay=true|false`. Anything else is an error.
     ///
     /// Errors are [`ErrorKind::InvalidConfig`] and never contain the URL (it may hold a
     /// password).
@@ -601,6 +633,17 @@ impl RedisConfig {
                 "backplane_ping_interval_ms" => config.backplane_ping_interval = parse_ms(&v)?,
                 "backplane_min_backoff_ms" => config.backplane_min_backoff = parse_ms(&v)?,
                 "backplane_max_backoff_ms" => config.backplane_max_backoff = parse_ms(&v)?,
+                "coalesce" => config.coalesce = parse_bool(&v, "coalesce must be true or false")?,
+                "tcp_nodelay" => {
+                    config.tcp_nodelay = parse_bool(&v, "tcp_nodelay must be true or false")?;
+                }
+                "max_batch" => {
+                    config.max_batch = v
+                        .parse()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| invalid("max_batch must be a positive number"))?;
+                }
                 "tls_ca_file" => config.tls_ca_pem = Some(read_pem(&v, "cannot read tls_ca_file")?),
                 "tls_cert_file" => {
                     config.tls_client_cert_pem = Some(read_pem(&v, "cannot read tls_cert_file")?);
@@ -666,6 +709,9 @@ impl RedisConfig {
                     "Durability::Replicas is not supported on Redis Cluster (standalone and Sentinel only)",
                 ));
             }
+        }
+        if self.max_batch == 0 {
+            return Err(invalid("max_batch must be at least 1"));
         }
         if self.backplane_ping_interval.is_zero() {
             return Err(invalid("backplane_ping_interval must be positive"));

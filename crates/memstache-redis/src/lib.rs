@@ -4,6 +4,7 @@
 
 mod backend;
 mod backplane;
+mod batch;
 mod client;
 mod config;
 mod error;
@@ -13,6 +14,7 @@ mod slot;
 
 pub use backend::{RedisBackend, maxmemory_policy_for};
 pub use backplane::{BackplaneStats, RedisBackplane};
+pub use batch::CoalesceStats;
 pub use config::{
     Durability, ENVELOPE_ALLOWANCE, MAX_VALUE_SIZE, ReconnectPolicy, RedisClient, RedisConfig,
     SlidingReads, Topology,

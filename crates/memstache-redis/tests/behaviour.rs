@@ -11,16 +11,17 @@ use memstache_harness::redis::{RedisCluster, RedisSentinelSet, RedisServer};
 use memstache_redis::RedisBackend;
 use memstache_testkit::behaviour::{self, RealTimeHarness};
 
-/// Runs the suite once per client on the same topology, and again with a local tier (L1) kept
-/// coherent by the Redis backplane.
+/// Runs the suite once per client on the same topology with coalescing off and on, and again
+/// with a local tier (L1) kept coherent by the Redis backplane (coalescing on).
 async fn run_suite(url: &str) {
     let sep = if url.contains('?') { '&' } else { '?' };
     for client in ["redis-rs", "fred"] {
-        eprintln!("client: {client}");
-        let url = format!("{url}{sep}client={client}");
-        run_suite_once(&url).await;
+        for coalesce in [false, true] {
+            eprintln!("client: {client}, coalesce: {coalesce}");
+            run_suite_once(&format!("{url}{sep}client={client}&coalesce={coalesce}")).await;
+        }
         eprintln!("client: {client}, with a local tier");
-        run_suite_with_local_tier(&url).await;
+        run_suite_with_local_tier(&format!("{url}{sep}client={client}&coalesce=true")).await;
     }
 }
 

@@ -16,7 +16,7 @@ use memstache_core::{Error, ErrorKind, Result};
 
 use self::error::from_fred;
 pub(crate) use self::subscriber::FredSubscriber;
-use super::raw::{RawClient, SetPx};
+use super::raw::{Op, RawClient, Reply, SetPx};
 use crate::config::{ReconnectPolicy, RedisConfig, Topology};
 use crate::error::{check_replicas, is_noscript, too_large};
 use crate::scripts::TOO_LARGE;
@@ -148,6 +148,10 @@ impl FredClient {
         let conn = ConnectionConfig {
             connection_timeout: config.connect_timeout,
             internal_command_timeout: config.connect_timeout,
+            tcp: fred::types::config::TcpConfig {
+                nodelay: Some(config.tcp_nodelay),
+                ..Default::default()
+            },
             ..ConnectionConfig::default()
         };
         let policy = match config.reconnect {
@@ -491,6 +495,51 @@ impl RawClient for FredClient {
             .await
             .map_err(from_fred)?;
         Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn batch(&self, ops: &[Op]) -> Result<Vec<Result<Reply>>> {
+        // one fred pipeline: its commands are written back to back and, on a cluster, each is
+        // routed to the node of its key
+        let p = self.pipeline();
+        for op in ops {
+            let queued: std::result::Result<Value, _> = match op {
+                Op::GetRange { key, len } => {
+                    p.getrange(key.as_str(), 0, len.saturating_sub(1)).await
+                }
+                Op::Set(e) => {
+                    p.set(e.key.as_str(), e.value.clone(), px(e.px_ms), None, false)
+                        .await
+                }
+                Op::Unlink { key } => p.unlink(key.as_str()).await,
+                Op::Exists { key } => p.exists(key.as_str()).await,
+            };
+            queued.map_err(from_fred)?;
+        }
+        let replies: Vec<std::result::Result<Value, fred::error::Error>> = p.try_all().await;
+        if replies.len() != ops.len() {
+            // fred answers a batch that failed as a whole (connection lost) with its one error
+            if let Some(Err(e)) = replies.into_iter().find(std::result::Result::is_err) {
+                return Err(from_fred(e));
+            }
+            return Err(
+                Error::internal("a pipelined batch returned fewer replies than commands")
+                    .with_context("backend", "redis"),
+            );
+        }
+        Ok(ops
+            .iter()
+            .zip(replies)
+            .map(|(op, r)| {
+                let v = r.map_err(from_fred)?;
+                Ok(match op {
+                    Op::GetRange { .. } => Reply::Bytes(v.into_bytes().unwrap_or_default()),
+                    Op::Set(_) => Reply::Done,
+                    Op::Unlink { .. } | Op::Exists { .. } => {
+                        Reply::Count(u64::try_from(v.as_i64().unwrap_or(0)).unwrap_or(0))
+                    }
+                })
+            })
+            .collect())
     }
 
     async fn quit(&self) {

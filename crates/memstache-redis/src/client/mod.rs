@@ -36,7 +36,7 @@ mod redis_rs;
 use bytes::Bytes;
 use memstache_core::{Error, ErrorKind, Result};
 
-pub(crate) use self::raw::{RawClient, SetPx, SubscribeTo};
+pub(crate) use self::raw::{Op, RawClient, Reply, SetPx, SubscribeTo};
 use crate::config::{RedisClient, RedisConfig};
 
 /// The compiled-in clients, dispatched statically: no boxed future per command.
@@ -154,6 +154,9 @@ impl RawClient for Client {
     }
     async fn publish(&self, channel: &str, payload: Bytes) -> Result<u64> {
         dispatch_await!(self, c => c.publish(channel, payload))
+    }
+    async fn batch(&self, ops: &[Op]) -> Result<Vec<Result<Reply>>> {
+        dispatch_await!(self, c => c.batch(ops))
     }
     async fn quit(&self) {
         dispatch_await!(self, c => c.quit())

@@ -30,6 +30,51 @@ pub(crate) struct SetPx {
     pub(crate) px_ms: Option<u64>,
 }
 
+/// One single-key command of a coalesced batch ([`RawClient::batch`]).
+#[derive(Debug)]
+pub(crate) enum Op {
+    /// `GETRANGE key 0 len-1`; replies [`Reply::Bytes`].
+    GetRange {
+        /// The key.
+        key: String,
+        /// At most this many bytes.
+        len: usize,
+    },
+    /// `SET key value [PX ms]`; replies [`Reply::Done`].
+    Set(SetPx),
+    /// `UNLINK key`; replies [`Reply::Count`].
+    Unlink {
+        /// The key.
+        key: String,
+    },
+    /// `EXISTS key`; replies [`Reply::Count`].
+    Exists {
+        /// The key.
+        key: String,
+    },
+}
+
+impl Op {
+    /// The key the command acts on.
+    pub(crate) fn key(&self) -> &str {
+        match self {
+            Op::GetRange { key, .. } | Op::Unlink { key } | Op::Exists { key } => key,
+            Op::Set(s) => &s.key,
+        }
+    }
+}
+
+/// The reply to one [`Op`].
+#[derive(Debug)]
+pub(crate) enum Reply {
+    /// A value (`GETRANGE`).
+    Bytes(Bytes),
+    /// `OK` (`SET`).
+    Done,
+    /// An integer (`UNLINK`, `EXISTS`).
+    Count(u64),
+}
+
 /// What the backend needs from a Redis client. Multi-key methods receive keys of one hash slot
 /// when the client talks to a cluster (the backend groups them).
 ///
@@ -103,6 +148,12 @@ pub(crate) trait RawClient: Debug + Send + Sync + 'static {
     /// `PUBLISH channel payload` (on a cluster, always on the node of the channel's hash slot);
     /// how many subscribers of that node received it.
     fn publish(&self, channel: &str, payload: Bytes) -> impl Future<Output = Result<u64>> + Send;
+    /// The commands `ops` in one pipeline (on a cluster, one pipeline per hash slot, sent
+    /// concurrently), each with its own reply or error, in order: a command the server refuses
+    /// fails alone. `Err` when the batch as a whole failed (connection lost, timeout). Never
+    /// called with [`Durability::Replicas`](crate::Durability) writes: those keep their
+    /// `WAIT` pipelines.
+    fn batch(&self, ops: &[Op]) -> impl Future<Output = Result<Vec<Result<Reply>>>> + Send;
     /// Closes the connections.
     fn quit(&self) -> impl Future<Output = ()> + Send;
 }

@@ -21,7 +21,7 @@ use redis::{
 
 use self::error::from_redis_rs;
 pub(crate) use self::subscriber::RedisRsSubscriber;
-use super::raw::{RawClient, SetPx};
+use super::raw::{Op, RawClient, Reply, SetPx};
 use crate::config::{ReconnectPolicy, RedisConfig, Topology};
 use crate::error::{RedactedReply, check_replicas, is_noscript, too_large};
 use crate::scripts::TOO_LARGE;
@@ -99,7 +99,14 @@ fn connection_info(config: &RedisConfig, host: &str, port: u16) -> Result<Connec
     let info = addr(host, port, config.tls)?
         .into_connection_info()
         .map_err(from_redis_rs)?;
-    Ok(info.set_redis_settings(redis_info(config)))
+    Ok(info
+        .set_redis_settings(redis_info(config))
+        .set_tcp_settings(tcp_settings(config)))
+}
+
+/// `TCP_NODELAY` as configured (redis-rs 1.x leaves it off by default).
+fn tcp_settings(config: &RedisConfig) -> redis::io::tcp::TcpSettings {
+    redis::io::tcp::TcpSettings::default().set_nodelay(config.tcp_nodelay)
 }
 
 /// The configured private roots and client certificate, for redis-rs (`None`: the platform's
@@ -150,6 +157,8 @@ fn sentinel_client(
     let mut b = SentinelClientBuilder::new(addrs, service_name, SentinelServerType::Master)
         .map_err(from_redis_rs)?
         .set_client_to_redis_db(i64::from(config.database.unwrap_or(0)))
+        .set_client_to_redis_tcp_settings(tcp_settings(config))
+        .set_client_to_sentinel_tcp_settings(tcp_settings(config))
         .set_client_to_redis_protocol(if config.resp3 {
             ProtocolVersion::RESP3
         } else {
@@ -211,6 +220,7 @@ impl RedisRsClient {
                     .collect::<Result<Vec<_>>>()?;
                 let mut b = redis::cluster::ClusterClientBuilder::new(infos)
                     .connection_timeout(config.connect_timeout)
+                    .tcp_settings(tcp_settings(config))
                     .use_protocol(if config.resp3 {
                         ProtocolVersion::RESP3
                     } else {
@@ -562,9 +572,7 @@ impl RawClient for RedisRsClient {
     }
 
     async fn getrange(&self, key: &str, len: usize) -> Result<Bytes> {
-        let mut c = Cmd::with_capacity(4, "GETRANGE".len() + key.len() + 21);
-        c.arg("GETRANGE").arg(key).arg(0).arg(len.saturating_sub(1));
-        let v: Vec<u8> = self.run(&c).await?;
+        let v: Vec<u8> = self.run(&getrange_cmd(key, len)).await?;
         Ok(Bytes::from(v))
     }
 
@@ -702,7 +710,113 @@ impl RawClient for RedisRsClient {
         }
     }
 
+    async fn batch(&self, ops: &[Op]) -> Result<Vec<Result<Reply>>> {
+        if !matches!(self.conn, Conn::Cluster(_)) {
+            return self.pipeline_ops(ops.iter()).await;
+        }
+        // a cluster pipeline must stay in one slot: one per slot, all sent at once
+        let keys: Vec<&str> = ops.iter().map(Op::key).collect();
+        let groups = crate::slot::group_by_slot(&keys);
+        if groups.len() == 1 {
+            return self.pipeline_ops(ops.iter()).await;
+        }
+        let futs = groups
+            .iter()
+            .map(|g| self.pipeline_ops(g.iter().map(|&i| &ops[i])));
+        let results = futures::future::try_join_all(futs).await?;
+        let mut out: Vec<Option<Result<Reply>>> = (0..ops.len()).map(|_| None).collect();
+        for (g, replies) in groups.iter().zip(results) {
+            for (&i, r) in g.iter().zip(replies) {
+                out[i] = Some(r);
+            }
+        }
+        Ok(out
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(missing_reply())))
+            .collect())
+    }
+
     async fn quit(&self) {}
+}
+
+fn missing_reply() -> Error {
+    Error::internal("a pipelined batch returned fewer replies than commands")
+        .with_context("backend", "redis")
+}
+
+impl RedisRsClient {
+    /// `ops` in one pipeline on one connection, each with its own reply.
+    async fn pipeline_ops<'a>(
+        &self,
+        ops: impl ExactSizeIterator<Item = &'a Op>,
+    ) -> Result<Vec<Result<Reply>>> {
+        let mut p = Pipeline::with_capacity(ops.len());
+        p.ignore_errors();
+        let mut kinds = Vec::with_capacity(ops.len());
+        for op in ops {
+            kinds.push(OpKind::of(op));
+            p.add_command(op_cmd(op));
+        }
+        let replies: Vec<Value> = self.query(Query::Pipe(&p)).await?;
+        if replies.len() != kinds.len() {
+            return Err(missing_reply());
+        }
+        Ok(kinds
+            .into_iter()
+            .zip(replies)
+            .map(|(k, v)| k.reply(v))
+            .collect())
+    }
+}
+
+/// Which reply an [`Op`] expects.
+#[derive(Clone, Copy)]
+enum OpKind {
+    Bytes,
+    Done,
+    Count,
+}
+
+impl OpKind {
+    fn of(op: &Op) -> OpKind {
+        match op {
+            Op::GetRange { .. } => OpKind::Bytes,
+            Op::Set(_) => OpKind::Done,
+            Op::Unlink { .. } | Op::Exists { .. } => OpKind::Count,
+        }
+    }
+
+    fn reply(self, v: Value) -> Result<Reply> {
+        if let Value::ServerError(e) = v {
+            return Err(from_redis_rs(e.into()));
+        }
+        let convert = |e: redis::ParsingError| from_redis_rs(e.into());
+        Ok(match self {
+            OpKind::Bytes => Reply::Bytes(Bytes::from(
+                Vec::<u8>::from_redis_value(v).map_err(convert)?,
+            )),
+            OpKind::Done => {
+                <()>::from_redis_value(v).map_err(convert)?;
+                Reply::Done
+            }
+            OpKind::Count => Reply::Count(u64::from_redis_value(v).map_err(convert)?),
+        })
+    }
+}
+
+fn op_cmd(op: &Op) -> Cmd {
+    match op {
+        Op::GetRange { key, len } => getrange_cmd(key, *len),
+        Op::Set(e) => set_cmd(&e.key, &e.value, e.px_ms),
+        Op::Unlink { key } => keys_cmd("UNLINK", &[key]),
+        Op::Exists { key } => keys_cmd("EXISTS", &[key]),
+    }
+}
+
+fn getrange_cmd(key: &str, len: usize) -> Cmd {
+    let mut c = Cmd::with_capacity(4, "GETRANGE".len() + key.len() + 21);
+    c.arg("GETRANGE").arg(key).arg(0).arg(len.saturating_sub(1));
+    c
 }
 
 /// `NOSCRIPT` as redis-rs reports it (kept as the source of the mapped error).
