@@ -1,10 +1,13 @@
 //! [`RedisBackend`]: memstache's [`Backend`] on Redis (standalone, Sentinel, Cluster).
 
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures::FutureExt;
+use futures::future::Either;
 use memstache_core::raw::{
     Backend, BackendEntry, Capabilities, Clock, EvictionPolicy, Expiry, SystemClock,
 };
@@ -449,30 +452,47 @@ impl RedisBackend {
     }
 
     /// `SET key value [PX ms]`, coalesced with concurrent commands when configured.
-    async fn set_one(&self, key: &str, value: Bytes, px_ms: Option<u64>) -> Result<()> {
+    ///
+    /// Not an `async fn`: the client's future is made here and only it (with the coalescer's
+    /// guard) is held, so the arguments are not stored twice and a write's future stays as
+    /// small as without coalescing. The turn is taken when this is called, which for every
+    /// caller is just before it is awaited.
+    fn set_one<'a>(
+        &'a self,
+        key: &'a str,
+        value: Bytes,
+        px_ms: Option<u64>,
+    ) -> impl Future<Output = Result<()>> + Send + 'a {
         let inner = &self.inner;
-        if !inner.coalesce_writes {
-            return inner.client.set_px(key, value, px_ms).await;
-        }
         let mut value = Some(value);
-        match batch::turn(inner, || {
-            Op::Set(SetPx {
-                key: key.to_owned(),
-                value: value.take().unwrap_or_default(),
-                px_ms,
-            })
-        }) {
-            Turn::Direct(_sending) => {
-                inner
-                    .client
-                    .set_px(key, value.take().unwrap_or_default(), px_ms)
-                    .await
+        let sending = if inner.coalesce_writes {
+            match batch::turn(inner, || {
+                Op::Set(SetPx {
+                    key: key.to_owned(),
+                    value: value.take().unwrap_or_default(),
+                    px_ms,
+                })
+            }) {
+                Turn::Direct(guard) => Some(guard),
+                Turn::Queued(rx) => {
+                    return Either::Right(batch::queued_reply(rx).map(|r| match r? {
+                        Reply::Done => Ok(()),
+                        _ => Err(wrong_reply()),
+                    }));
+                }
             }
-            Turn::Queued(rx) => match batch::queued_reply(rx).await? {
-                Reply::Done => Ok(()),
-                _ => Err(wrong_reply()),
-            },
-        }
+        } else {
+            None
+        };
+        // `map`, not an `async` block: awaiting a captured future inside one would store it
+        // twice (the capture and the awaited copy).
+        let send = inner
+            .client
+            .set_px(key, value.take().unwrap_or_default(), px_ms);
+        Either::Left(send.map(move |r| {
+            drop(sending);
+            r
+        }))
     }
 
     /// `UNLINK key`, coalesced with concurrent commands when configured; how many existed.
