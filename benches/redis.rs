@@ -316,7 +316,7 @@ fn main() {
     let raw_value = postcard::to_allocvec(&v).expect("postcard");
 
     // --- clients: raw fred and redis-rs, and RedisBackend + MemStache on each
-    let (fred, redisrs, backends, caches, cache_nt, cache_script) = rt.block_on(async {
+    let (fred, redisrs, backends, caches, cache_nt, cache_script, (coalesced, coalesced_backends)) = rt.block_on(async {
         let fred = fred::prelude::Builder::from_config(
             fred::prelude::Config::from_url(&url).expect("fred url"),
         )
@@ -342,6 +342,15 @@ fn main() {
         let script = RedisBackend::connect(&format!("{url}?sliding_reads=script"))
             .await
             .expect("backend");
+        let mut coalesced = Vec::new();
+        let mut coalesced_backends = Vec::new();
+        for client in ["fred", "redis-rs"] {
+            let b = RedisBackend::connect(&format!("{url}?client={client}&coalesce=true"))
+                .await
+                .expect("backend");
+            coalesced_backends.push((client, b.clone()));
+            coalesced.push((client, cache_on(b)));
+        }
         let caches = [
             ("fred", cache_on(fr.clone())),
             ("redis-rs", cache_on(rr.clone())),
@@ -375,6 +384,7 @@ fn main() {
             caches,
             cache_nt,
             cache_on(script),
+            (coalesced, coalesced_backends),
         )
     });
 
@@ -478,6 +488,15 @@ fn main() {
             ));
             rows.push(get_row(
                 n(&format!("memstache get on {client}")),
+                ops,
+                inflight,
+                cache,
+                &keys,
+            ));
+        }
+        for (client, cache) in &coalesced {
+            rows.push(get_row(
+                n(&format!("memstache get on {client}, coalesce")),
                 ops,
                 inflight,
                 cache,
@@ -611,7 +630,34 @@ fn main() {
                 },
             ));
         }
+        for (client, cache) in &coalesced {
+            rows.push(row(
+                n(&format!("memstache set on {client}, coalesce")),
+                "ops/s",
+                1,
+                ops,
+                inflight,
+                move |i| {
+                    let k = wkey(i);
+                    async move {
+                        cache
+                            .set(&k, v, EntryOptions::default())
+                            .await
+                            .expect("set");
+                    }
+                },
+            ));
+        }
         b.group(&format!("writes, {inflight} in flight"), rows);
+        for (client, backend) in &coalesced_backends {
+            let s = backend.coalesce_stats();
+            println!(
+                "coalescing on {client} so far: {} sent alone, {} batches of {:.1} commands on average\n",
+                s.direct,
+                s.batches,
+                s.batched as f64 / s.batches.max(1) as f64
+            );
+        }
     }
 
     // --- batches of 100 keys, 8 batches in flight
@@ -758,6 +804,28 @@ fn main() {
             fastest_get,
             Some(0.8),
         );
+    }
+    for client in ["redis-rs", "fred"] {
+        b.ratio(
+            &format!("memstache get ({client}, coalesce) / {fastest_get} (fastest raw GET)"),
+            &format!("memstache get on {client}, coalesce @64"),
+            fastest_get,
+            Some(2.0),
+        );
+        b.ratio(
+            &format!("memstache set ({client}, coalesce) / redis-rs raw SET"),
+            &format!("memstache set on {client}, coalesce @64"),
+            "redis-rs raw SET @64",
+            Some(1.5),
+        );
+        for (op, hand) in [("get", "get"), ("set", "set")] {
+            b.ratio(
+                &format!("memstache {op} ({client}, coalesce) / hand-rolled {hand} @1 (latency)"),
+                &format!("memstache {op} on {client}, coalesce @1"),
+                &format!("hand-rolled checked {hand} (postcard + CRC-32 + timeout, redis-rs) @1"),
+                None,
+            );
+        }
     }
     let fastest_mget = b.faster("fred raw MGET(100) @8", "redis-rs raw MGET(100) @8");
     for client in ["redis-rs", "fred"] {
