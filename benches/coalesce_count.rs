@@ -1,4 +1,5 @@
-//! Exact, repeatable instruction counts of one Redis operation at 64 in flight, for callgrind:
+//! Exact, repeatable instruction counts of one Redis operation at 64 in flight (or
+//! `COALESCE_INFLIGHT`), for callgrind:
 //! raw redis-rs `GET`/`SET`, the checked hand-rolled path (postcard + CRC-32 + timeout), and
 //! memstache `get`/`set` with coalescing off and on. Each path runs `N` operations, 64 at a
 //! time, inside its own `#[inline(never)]` function on a current-thread runtime (every task on
@@ -26,8 +27,14 @@ use tokio::runtime::Runtime;
 const N: usize = 20_000;
 /// Distinct keys.
 const KEYS: usize = 1_000;
-/// Operations in flight.
-const INFLIGHT: usize = 64;
+/// Operations in flight: 64, or `COALESCE_INFLIGHT` (1 counts the direct path, where
+/// coalescing can only add its bookkeeping).
+fn inflight() -> usize {
+    std::env::var("COALESCE_INFLIGHT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64)
+}
 
 fn value() -> String {
     "x".repeat(1024)
@@ -59,7 +66,7 @@ where
     Fut: Future<Output = ()>,
 {
     futures::stream::iter(0..N)
-        .for_each_concurrent(INFLIGHT, f)
+        .for_each_concurrent(inflight(), f)
         .await;
 }
 
@@ -69,7 +76,11 @@ fn raw_get(rt: &Runtime, c: &redis::aio::MultiplexedConnection, keys: &[String])
         let mut c = c.clone();
         let k = &keys[i % KEYS];
         async move {
-            let v: Option<Vec<u8>> = redis::cmd("GET").arg(k).query_async(&mut c).await.expect("get");
+            let v: Option<Vec<u8>> = redis::cmd("GET")
+                .arg(k)
+                .query_async(&mut c)
+                .await
+                .expect("get");
             black_box(v.expect("hit"));
         }
     }));
@@ -84,7 +95,10 @@ fn checked_get(rt: &Runtime, c: &redis::aio::MultiplexedConnection, keys: &[Stri
             let mut cmd = redis::cmd("GET");
             cmd.arg(k);
             let get = cmd.query_async::<Option<Vec<u8>>>(&mut c);
-            let v = tokio::time::timeout(TIMEOUT, get).await.expect("in time").expect("get");
+            let v = tokio::time::timeout(TIMEOUT, get)
+                .await
+                .expect("in time")
+                .expect("get");
             black_box(checked_decode(k, &v.expect("hit")));
         }
     }));
@@ -96,7 +110,11 @@ fn cluster_raw_get(rt: &Runtime, c: &redis::cluster_async::ClusterConnection, ke
         let mut c = c.clone();
         let k = &keys[i % KEYS];
         async move {
-            let v: Option<Vec<u8>> = redis::cmd("GET").arg(k).query_async(&mut c).await.expect("get");
+            let v: Option<Vec<u8>> = redis::cmd("GET")
+                .arg(k)
+                .query_async(&mut c)
+                .await
+                .expect("get");
             black_box(v.expect("hit"));
         }
     }));
@@ -117,7 +135,12 @@ fn raw_set(rt: &Runtime, c: &redis::aio::MultiplexedConnection, keys: &[String],
         let mut c = c.clone();
         let k = &keys[i % KEYS];
         async move {
-            let _: () = redis::cmd("SET").arg(k).arg(v).query_async(&mut c).await.expect("set");
+            let _: () = redis::cmd("SET")
+                .arg(k)
+                .arg(v)
+                .query_async(&mut c)
+                .await
+                .expect("set");
         }
     }));
 }
@@ -132,7 +155,10 @@ fn checked_set(rt: &Runtime, c: &redis::aio::MultiplexedConnection, keys: &[Stri
             let mut cmd = redis::cmd("SET");
             cmd.arg(k).arg(bytes);
             let set = cmd.query_async::<()>(&mut c);
-            tokio::time::timeout(TIMEOUT, set).await.expect("in time").expect("set");
+            tokio::time::timeout(TIMEOUT, set)
+                .await
+                .expect("in time")
+                .expect("set");
         }
     }));
 }
@@ -193,9 +219,15 @@ fn main() {
             .await
             .expect("connect");
         let cache = |b: RedisBackend| {
-            MemStache::builder().namespace("m").backend(b).build().expect("cache")
+            MemStache::builder()
+                .namespace("m")
+                .backend(b)
+                .build()
+                .expect("cache")
         };
-        let plain = RedisBackend::connect(&url).await.expect("redis");
+        let plain = RedisBackend::connect(&format!("{url}?coalesce=false"))
+            .await
+            .expect("redis");
         let co = RedisBackend::connect(&format!("{url}?coalesce=true"))
             .await
             .expect("redis");
@@ -231,9 +263,15 @@ fn main() {
             .await
             .expect("connect");
         let cache = |b: RedisBackend| {
-            MemStache::builder().namespace("m").backend(b).build().expect("cache")
+            MemStache::builder()
+                .namespace("m")
+                .backend(b)
+                .build()
+                .expect("cache")
         };
-        let plain = RedisBackend::connect(&curl).await.expect("redis");
+        let plain = RedisBackend::connect(&format!("{curl}&coalesce=false"))
+            .await
+            .expect("redis");
         let co = RedisBackend::connect(&format!("{curl}&coalesce=true"))
             .await
             .expect("redis");
@@ -244,7 +282,12 @@ fn main() {
         let k = &keys[i % KEYS];
         let v = raw_value.as_slice();
         async move {
-            let _: () = redis::cmd("SET").arg(k).arg(v).query_async(&mut c).await.expect("set");
+            let _: () = redis::cmd("SET")
+                .arg(k)
+                .arg(v)
+                .query_async(&mut c)
+                .await
+                .expect("set");
         }
     }));
     cache_set(&rt, &cplain, &keys, &v, 0);
@@ -262,7 +305,8 @@ fn main() {
 
     let s = coalescing.coalesce_stats();
     println!(
-        "coalesce_count: {N} operations per path, {INFLIGHT} in flight; coalescing: {} alone, {} batches of {:.1}",
+        "coalesce_count: {N} operations per path, {} in flight; coalescing: {} alone, {} batches of {:.1}",
+        inflight(),
         s.direct,
         s.batches,
         s.batched as f64 / s.batches.max(1) as f64
