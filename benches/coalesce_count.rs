@@ -12,7 +12,9 @@
 //! callgrind_annotate --inclusive=yes cg.out | grep coalesce_count::
 //! ```
 //!
-//! Run without valgrind it checks every path and prints the coalescer's batch sizes.
+//! `COALESCE_URL_EXTRA` appends URL parameters to memstache's backends (`&tcp_nodelay=false`,
+//! `&pipeline_buffer_size=128`). Run without valgrind it checks every path and prints the
+//! coalescer's batch sizes.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -34,6 +36,12 @@ fn inflight() -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(64)
+}
+
+/// More URL parameters for memstache's backends, from `COALESCE_URL_EXTRA` (for example
+/// `&tcp_nodelay=false` or `&pipeline_buffer_size=128`).
+fn extra() -> String {
+    std::env::var("COALESCE_URL_EXTRA").unwrap_or_default()
 }
 
 fn value() -> String {
@@ -225,10 +233,10 @@ fn main() {
                 .build()
                 .expect("cache")
         };
-        let plain = RedisBackend::connect(&format!("{url}?coalesce=false"))
+        let plain = RedisBackend::connect(&format!("{url}?coalesce=false{}", extra()))
             .await
             .expect("redis");
-        let co = RedisBackend::connect(&format!("{url}?coalesce=true"))
+        let co = RedisBackend::connect(&format!("{url}?coalesce=true{}", extra()))
             .await
             .expect("redis");
         (conn, cache(plain), cache(co.clone()), co)
@@ -269,10 +277,10 @@ fn main() {
                 .build()
                 .expect("cache")
         };
-        let plain = RedisBackend::connect(&format!("{curl}&coalesce=false"))
+        let plain = RedisBackend::connect(&format!("{curl}&coalesce=false{}", extra()))
             .await
             .expect("redis");
-        let co = RedisBackend::connect(&format!("{curl}&coalesce=true"))
+        let co = RedisBackend::connect(&format!("{curl}&coalesce=true{}", extra()))
             .await
             .expect("redis");
         (conn, cache(plain), cache(co.clone()), co)

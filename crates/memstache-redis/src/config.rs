@@ -396,6 +396,13 @@ pub struct RedisConfig {
     ///
     /// Default: `true`.
     pub tcp_nodelay: bool,
+    /// redis-rs only: how many requests may wait in a standalone or Sentinel connection's
+    /// queue to its writer task before callers wait for room (redis-rs's
+    /// `AsyncConnectionConfig::set_pipeline_buffer_size`). At least 1. URL:
+    /// `pipeline_buffer_size=N`.
+    ///
+    /// Default: 50, redis-rs's own (see docs/BENCHMARKS.md "Coalescing" for the measurement).
+    pub pipeline_buffer_size: usize,
 }
 
 impl Default for RedisConfig {
@@ -428,6 +435,7 @@ impl Default for RedisConfig {
             coalesce: Coalesce::Auto,
             max_batch: 128,
             tcp_nodelay: true,
+            pipeline_buffer_size: 50,
         }
     }
 }
@@ -474,6 +482,7 @@ impl fmt::Debug for RedisConfig {
             .field("coalesce", &self.coalesce)
             .field("max_batch", &self.max_batch)
             .field("tcp_nodelay", &self.tcp_nodelay)
+            .field("pipeline_buffer_size", &self.pipeline_buffer_size)
             .finish()
     }
 }
@@ -559,7 +568,7 @@ impl RedisConfig {
     ///   `backplane_ping_interval_ms`, `backplane_min_backoff_ms`, `backplane_max_backoff_ms`
     ///   (the [backplane](crate::RedisBackplane)'s health check and reconnect pacing);
     ///   `coalesce=auto|true|false` and `max_batch=N` ([`coalesce`](Self::coalesce)),
-    ///   `tcp_nodelay=true|false`. Anything else is an error.
+    ///   `tcp_nodelay=true|false`, `pipeline_buffer_size=N`. Anything else is an error.
     ///
     /// Errors are [`ErrorKind::InvalidConfig`] and never contain the URL (it may hold a
     /// password).
@@ -697,6 +706,12 @@ impl RedisConfig {
                 "tcp_nodelay" => {
                     config.tcp_nodelay = parse_bool(&v, "tcp_nodelay must be true or false")?;
                 }
+                "pipeline_buffer_size" => {
+                    config.pipeline_buffer_size =
+                        v.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                            invalid("pipeline_buffer_size must be a positive number")
+                        })?;
+                }
                 "max_batch" => {
                     config.max_batch = v
                         .parse()
@@ -769,6 +784,9 @@ impl RedisConfig {
                     "Durability::Replicas is not supported on Redis Cluster (standalone and Sentinel only)",
                 ));
             }
+        }
+        if self.pipeline_buffer_size == 0 {
+            return Err(invalid("pipeline_buffer_size must be at least 1"));
         }
         if self.max_batch == 0 {
             return Err(invalid("max_batch must be at least 1"));

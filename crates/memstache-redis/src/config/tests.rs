@@ -223,7 +223,10 @@ fn coalescing_and_connection_knobs() {
         ..fred
     };
     assert!(on.coalescing());
-    let c = RedisConfig::from_url("redis://h?max_batch=7&tcp_nodelay=false").unwrap();
+    assert_eq!(c.pipeline_buffer_size, 50);
+    let c = RedisConfig::from_url("redis://h?max_batch=7&tcp_nodelay=false&pipeline_buffer_size=9")
+        .unwrap();
+    assert_eq!(c.pipeline_buffer_size, 9);
     assert_eq!(c.max_batch, 7);
     assert!(!c.tcp_nodelay);
     for bad in [
@@ -231,6 +234,7 @@ fn coalescing_and_connection_knobs() {
         "redis://h?max_batch=0",
         "redis://h?max_batch=-1",
         "redis://h?tcp_nodelay=maybe",
+        "redis://h?pipeline_buffer_size=0",
     ] {
         let e = RedisConfig::from_url(bad).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidConfig, "{bad}");
