@@ -53,7 +53,8 @@ enum Loader {
 async fn caller(flights: Table, key: FlightKey, loader: Loader) -> Vec<u8> {
     loop {
         match flights.join_or_wait(key.clone()).await {
-            Joined::Done(Ok(v)) => return v.to_vec(),
+            Joined::Done(Ok(Some(v))) => return v.to_vec(),
+            Joined::Done(Ok(None)) => panic!("no loader in this model returns nothing"),
             Joined::Done(Err(_)) => panic!("no loader in this model fails"),
             Joined::Abandoned => continue,
             Joined::Lead(guard) => {
@@ -77,7 +78,7 @@ async fn caller(flights: Table, key: FlightKey, loader: Loader) -> Vec<u8> {
                         yield_now().await;
                     },
                 };
-                guard.complete(Ok(Arc::new(vec![tag])));
+                guard.complete(Ok(Some(Arc::new(vec![tag]))));
                 return vec![tag];
             }
         }
