@@ -212,7 +212,10 @@ impl MemStache {
         let mut loaded = 0usize;
         while !pending.is_empty() {
             // 1. one batch read of what is not answered yet
-            let missing = match self.read_many_for_load(scope, &k, &pending, skip, span).await {
+            let missing = match self
+                .read_many_for_load(scope, &k, &pending, skip, span)
+                .await
+            {
                 Outcome::Stale(g) => return Ok(Outcome::Stale(g)),
                 Outcome::Done(found) => Self::take_found(&mut got, &pending, found),
             };
@@ -250,7 +253,9 @@ impl MemStache {
             pending.clear();
             for (u, r) in waited {
                 got[u] = match r {
-                    Some(Ok(Some(plain))) => Some(self.inner.pipeline.deserialize(&plain).map(Some)),
+                    Some(Ok(Some(plain))) => {
+                        Some(self.inner.pipeline.deserialize(&plain).map(Some))
+                    }
                     Some(Ok(None)) => Some(Ok(None)),
                     Some(Err(e)) => Some(Err(e.to_error())),
                     // the leader was cancelled (or found the value after all): look again
