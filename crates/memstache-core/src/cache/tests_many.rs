@@ -212,8 +212,11 @@ async fn duplicate_keys_are_loaded_once_and_answered_at_every_position() {
     assert_eq!(asked.calls(), [vec!["b".to_owned(), "c".to_owned()]]);
 }
 
+/// What a test loader returns.
+type Loaded<T> = std::io::Result<Vec<(String, T)>>;
+
 /// A loader that must not run.
-fn never() -> impl FnOnce(Vec<String>) -> std::future::Ready<std::io::Result<Vec<(String, u8)>>> {
+fn never() -> impl FnOnce(Vec<String>) -> std::future::Ready<Loaded<u8>> {
     |_| panic!("the loader ran")
 }
 
@@ -258,9 +261,7 @@ async fn until(cond: impl Fn() -> bool) {
 fn gated(
     asked: Asked,
     gate: oneshot::Receiver<()>,
-) -> impl FnOnce(
-    Vec<String>,
-) -> futures::future::BoxFuture<'static, std::io::Result<Vec<(String, String)>>> {
+) -> impl FnOnce(Vec<String>) -> futures::future::BoxFuture<'static, Loaded<String>> {
     move |keys| {
         asked.record(&keys);
         Box::pin(async move {

@@ -148,15 +148,10 @@ pub async fn get_or_set_many_hits_and_misses(h: &dyn Harness) {
                 asked.lock().unwrap().push(missing.clone());
                 async move {
                     // m:5 is not in the source
-                    Ok::<_, std::io::Error>(
-                        missing
-                            .into_iter()
-                            .filter(|k| k != "m:5")
-                            .map(|k| {
-                                let n = k[2..].parse::<u64>().unwrap();
-                                (k, n * 10)
-                            }),
-                    )
+                    Ok::<_, std::io::Error>(missing.into_iter().filter(|k| k != "m:5").map(|k| {
+                        let n = k[2..].parse::<u64>().unwrap();
+                        (k, n * 10)
+                    }))
                 }
             },
         )
@@ -192,10 +187,14 @@ pub async fn get_or_set_many_loader_error_caches_nothing(h: &dyn Harness) {
     let none: Vec<Option<u32>> = c.get_many(&["f:1", "f:2"]).await.unwrap();
     assert_eq!(none, [None, None], "nothing cached");
     let got: Vec<Option<u32>> = c
-        .get_or_set_many(&["f:1", "f:2"], EntryOptions::default(), |keys| async move {
-            assert_eq!(keys, ["f:1", "f:2"], "both load again");
-            Ok::<_, std::io::Error>(keys.into_iter().zip([1, 2]))
-        })
+        .get_or_set_many(
+            &["f:1", "f:2"],
+            EntryOptions::default(),
+            |keys| async move {
+                assert_eq!(keys, ["f:1", "f:2"], "both load again");
+                Ok::<_, std::io::Error>(keys.into_iter().zip([1, 2]))
+            },
+        )
         .await
         .unwrap();
     assert_eq!(got, [Some(1), Some(2)]);
