@@ -209,7 +209,7 @@ impl MemStache {
         let skip = options.or(&self.inner.defaults).skips();
         let mut got: Answers<T> = (0..k.sks.len()).map(|_| None).collect();
         let mut pending: Vec<usize> = (0..k.sks.len()).collect();
-        let mut loaded = 0usize;
+        let (mut hits, mut loaded) = (0usize, 0usize);
         while !pending.is_empty() {
             // 1. one batch read of what is not answered yet
             let missing = match self
@@ -219,6 +219,7 @@ impl MemStache {
                 Outcome::Stale(g) => return Ok(Outcome::Stale(g)),
                 Outcome::Done(found) => Self::take_found(&mut got, &pending, found),
             };
+            hits += pending.len() - missing.len();
             // 2. the flights of the misses: lead, or wait for the caller already loading
             let mut leads = Vec::new();
             let mut waits = Vec::new();
@@ -237,6 +238,7 @@ impl MemStache {
                     Outcome::Stale(g) => return Ok(Outcome::Stale(g)),
                     Outcome::Done(found) => {
                         let still = Self::take_found(&mut got, &led, found);
+                        hits += led.len() - still.len();
                         leads.retain(|(u, _)| still.contains(u));
                     }
                 }
@@ -266,6 +268,7 @@ impl MemStache {
                 };
             }
         }
+        span.record("hits", hits);
         span.record("loaded", loaded);
         self.answer(scope, &k, got).map(Outcome::Done)
     }

@@ -533,6 +533,7 @@ async fn logs_and_errors_never_contain_keys_or_values() {
         .await
         .unwrap_err();
     let logs = out.text();
+    assert!(logs.contains("hits=0 loaded=1"), "the span counts: {logs}");
     assert!(
         logs.contains("memstache.get_or_set_many"),
         "spans were captured: {logs}"
