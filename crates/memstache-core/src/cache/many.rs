@@ -239,7 +239,9 @@ impl MemStache {
                     Outcome::Done(found) => {
                         let still = Self::take_found(&mut got, &led, found);
                         hits += led.len() - still.len();
-                        leads.retain(|(u, _)| still.contains(u));
+                        // `still` is a subsequence of `leads`, in order
+                        let mut still = still.into_iter().peekable();
+                        leads.retain(|(u, _)| still.next_if_eq(u).is_some());
                     }
                 }
             }

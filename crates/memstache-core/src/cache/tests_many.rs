@@ -669,3 +669,31 @@ async fn with_fail_safe_a_failing_loader_serves_the_copies() {
     assert_eq!(e.kind(), ErrorKind::Loader);
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
+
+/// A value stored between the batch read and the join (another leader finishing) is found by
+/// the re-read of the led keys: the loader does not run for it.
+#[tokio::test(flavor = "current_thread")]
+async fn a_value_stored_between_the_read_and_the_join_is_not_loaded() {
+    let store = Flaky::new(MemoryBackend::new(), ErrorKind::Unavailable);
+    let cache = MemStache::builder().backend(store.clone()).build().unwrap();
+    let held = store.hold_next_get(); // the batch read of "k" (the default get_many: one get)
+    let c = cache.clone();
+    let asked = Asked::default();
+    let q = asked.clone();
+    let call = tokio::spawn(async move {
+        c.get_or_set_many(&["k"], opts(), |keys| {
+            q.record(&keys);
+            async move { Ok::<_, std::io::Error>(keys.into_iter().map(|k| (k, "loaded".to_owned()))) }
+        })
+        .await
+    });
+    held.reached().await; // it read the store: a miss
+    cache.set("k", &"stored".to_owned(), opts()).await.unwrap();
+    held.release();
+    assert_eq!(call.await.unwrap().unwrap(), [Some("stored".to_owned())]);
+    assert!(
+        asked.calls().is_empty(),
+        "the loader ran for a stored value"
+    );
+    assert_eq!(cache.inner.flights.len(), 0);
+}
