@@ -697,3 +697,38 @@ async fn a_value_stored_between_the_read_and_the_join_is_not_loaded() {
     );
     assert_eq!(cache.inner.flights.len(), 0);
 }
+
+/// The `EntryOptions` skip flags apply to the batch read and write as to `get_or_set`'s:
+/// with `skip_distributed(true)` the call lives in L1 (no backend call at all).
+#[tokio::test(flavor = "current_thread")]
+async fn skip_distributed_keeps_the_batch_in_l1() {
+    let n = Nodes::new();
+    let a = n.node(None);
+    a.local_tier_ready().await;
+    let local_only = EntryOptions::new().skip_distributed(true);
+    let asked = Asked::default();
+    let load = |keys: Vec<String>| {
+        asked.record(&keys);
+        async move { Ok::<_, std::io::Error>(keys.into_iter().map(|k| (k.clone(), value(&k)))) }
+    };
+    let calls = n.backend_calls();
+    assert_eq!(
+        a.get_or_set_many(&["x", "y"], local_only, load)
+            .await
+            .unwrap(),
+        some(&["x", "y"])
+    );
+    assert_eq!(
+        a.get_or_set_many(&["y", "x"], local_only, load)
+            .await
+            .unwrap(),
+        some(&["y", "x"])
+    );
+    assert_eq!(n.backend_calls(), calls, "the backend was called");
+    assert_eq!(asked.calls().len(), 1);
+    let from_backend: Option<String> = a
+        .get_with("x", crate::ReadOptions::new().skip_local_read(true))
+        .await
+        .unwrap();
+    assert_eq!(from_backend, None, "written to the backend");
+}
