@@ -94,6 +94,24 @@ fn raw_get(rt: &Runtime, c: &redis::aio::MultiplexedConnection, keys: &[String])
     }));
 }
 
+/// The floor for coalesced reads: raw redis-rs pipelines of 64 bounded `GETRANGE`s, one after
+/// another (what a batch costs the client without memstache: no envelope, no decode, no
+/// per-caller channel).
+#[inline(never)]
+fn raw_pipelined_getrange(rt: &Runtime, c: &redis::aio::MultiplexedConnection, keys: &[String]) {
+    rt.block_on(async {
+        let mut c = c.clone();
+        for start in (0..N).step_by(64) {
+            let mut p = redis::pipe();
+            for i in start..(start + 64).min(N) {
+                p.cmd("GETRANGE").arg(&keys[i % KEYS]).arg(0).arg(16_778_239);
+            }
+            let vs: Vec<Vec<u8>> = p.query_async(&mut c).await.expect("pipeline");
+            black_box(vs);
+        }
+    });
+}
+
 #[inline(never)]
 fn checked_get(rt: &Runtime, c: &redis::aio::MultiplexedConnection, keys: &[String]) {
     rt.block_on(concurrently(|i| {
@@ -248,6 +266,7 @@ fn main() {
     cache_get(&rt, &coalesced, &keys, 0);
 
     raw_get(&rt, &conn, &keys);
+    raw_pipelined_getrange(&rt, &conn, &keys);
     checked_get(&rt, &conn, &checked_keys);
     memstache_get(&rt, &plain, &keys);
     memstache_get_coalesced(&rt, &coalesced, &keys);
