@@ -64,6 +64,15 @@ async fn set(mut c: MultiplexedConnection, key: &str, bytes: &[u8]) -> redis::Re
     redis::cmd("SET").arg(key).arg(bytes).query_async(&mut c).await
 }
 
+/// What the plain hand-rolled path stores: the postcard bytes of `value`.
+///
+/// # Panics
+///
+/// When postcard cannot encode `value` (a type it does not support).
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
+    postcard::to_allocvec(value).expect("postcard")
+}
+
 /// What a careful hand-rolled cache stores: the postcard bytes and a CRC-32 over storage key
 /// and bytes (so a corrupted or misplaced value is never returned), as memstache's plaintext
 /// envelope does, minus the header.
