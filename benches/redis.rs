@@ -143,7 +143,9 @@ fn profile() -> Profile {
         id: 42,
         name: text[..24].to_owned(),
         email: format!("{}@example.com", &text[24..40]),
-        tags: (0..8).map(|i| text[40 + i * 16..56 + i * 16].to_owned()).collect(),
+        tags: (0..8)
+            .map(|i| text[40 + i * 16..56 + i * 16].to_owned())
+            .collect(),
         bio: text[168..968].to_owned(),
         score: 0.75,
         active: true,
@@ -193,8 +195,14 @@ fn main() {
             let mut backends = Vec::new();
             let mut coalesced = Vec::new();
             for client in ["fred", "redis-rs"] {
-                backends.push((client, connect(format!("client={client}&coalesce=false")).await));
-                coalesced.push((client, connect(format!("client={client}&coalesce=true")).await));
+                backends.push((
+                    client,
+                    connect(format!("client={client}&coalesce=false")).await,
+                ));
+                coalesced.push((
+                    client,
+                    connect(format!("client={client}&coalesce=true")).await,
+                ));
             }
             let rr = backends[1].1.clone();
             let cache_nt = MemStache::builder()
@@ -203,10 +211,19 @@ fn main() {
                 .operation_timeout(None)
                 .build()
                 .expect("cache");
-            let script = connect("client=redis-rs&coalesce=false&sliding_reads=script".into()).await;
+            let script =
+                connect("client=redis-rs&coalesce=false&sliding_reads=script".into()).await;
             let nodelay_off =
                 connect("client=redis-rs&coalesce=false&tcp_nodelay=false".into()).await;
-            (fred, redisrs, backends, coalesced, cache_nt, script, nodelay_off)
+            (
+                fred,
+                redisrs,
+                backends,
+                coalesced,
+                cache_nt,
+                script,
+                nodelay_off,
+            )
         });
 
     // --- peers: a row is written once per peer, the groups are lists of peers
@@ -230,7 +247,13 @@ fn main() {
         .iter()
         .map(|(client, b)| {
             let suffix = format!(" on {client} (raw Backend, bytes)");
-            BackendPeer::new("RedisBackend", suffix, b.clone(), keys.clone(), raw_value.clone())
+            BackendPeer::new(
+                "RedisBackend",
+                suffix,
+                b.clone(),
+                keys.clone(),
+                raw_value.clone(),
+            )
         })
         .collect();
     let caches: Vec<_> = backends
@@ -253,7 +276,12 @@ fn main() {
     // value types, 64 in flight on redis-rs (coalescing off), each on keys of its own
     let rr_backend = backends[1].1.clone();
     let vt_keys = |t: &str| Keys::new(&format!("vt:{t}:"), &format!("vt:{t}:w:"));
-    let vt_raw = RedisRsRaw::new(" (1 KiB bytes)", redisrs.clone(), vt_keys("raw"), bytes_value(1024));
+    let vt_raw = RedisRsRaw::new(
+        " (1 KiB bytes)",
+        redisrs.clone(),
+        vt_keys("raw"),
+        bytes_value(1024),
+    );
     let vt_bytes = MemStachePeer::new(
         " on redis-rs, Vec<u8> 1 KiB",
         cache_on(rr_backend.clone()),
@@ -282,7 +310,11 @@ fn main() {
         single.push(c);
     }
     single.push(&nodelay_off);
-    let reads: Vec<&dyn DynPeer> = single.iter().copied().chain([&nt as &dyn DynPeer, &script]).collect();
+    let reads: Vec<&dyn DynPeer> = single
+        .iter()
+        .copied()
+        .chain([&nt as &dyn DynPeer, &script])
+        .collect();
     let writes = single;
     let value_types: [&dyn DynPeer; 4] = [&vt_raw, &vt_bytes, &vt_string, &vt_struct];
     let mut b = Bench::from_env(rt, 5);
@@ -309,8 +341,10 @@ fn main() {
             rows(&writes, Op::Set, ops, inflight, &at),
         );
         for ((client, backend), peer) in coalesced_backends.iter().zip(&coalesced) {
-            if b.find(&format!("{}{at}", Peer::name(peer, Op::Get))).is_none()
-                && b.find(&format!("{}{at}", Peer::name(peer, Op::Set))).is_none()
+            if b.find(&format!("{}{at}", Peer::name(peer, Op::Get)))
+                .is_none()
+                && b.find(&format!("{}{at}", Peer::name(peer, Op::Set)))
+                    .is_none()
             {
                 continue;
             }

@@ -42,7 +42,10 @@ pub fn process_cpu_us() -> Option<u64> {
 }
 
 /// utime + stime (fields 14 and 15, in clock ticks of 10 ms) of a `/proc/<pid>/stat` line.
-#[cfg_attr(not(target_os = "linux"), allow(dead_code, reason = "read only on Linux"))]
+#[cfg_attr(
+    not(target_os = "linux"),
+    allow(dead_code, reason = "read only on Linux")
+)]
 pub(crate) fn parse_proc_stat_ticks(stat: &str) -> Option<u64> {
     // the command name (field 2) is in parentheses and may hold spaces: count after the last ')'
     let (_, after) = stat.rsplit_once(')')?;

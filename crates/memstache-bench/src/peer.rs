@@ -216,7 +216,11 @@ impl<T: Serialize + DeserializeOwned> Peer for MemStachePeer<T> {
     }
 
     async fn get(&self, i: usize) {
-        let got: Option<T> = self.cache.get(self.keys.read(i)).await.expect("memstache get");
+        let got: Option<T> = self
+            .cache
+            .get(self.keys.read(i))
+            .await
+            .expect("memstache get");
         assert!(got.is_some(), "every key was filled");
     }
 

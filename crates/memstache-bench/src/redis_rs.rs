@@ -61,7 +61,11 @@ pub async fn mget(mut c: MultiplexedConnection, keys: &[String]) -> Vec<Option<V
 }
 
 async fn set(mut c: MultiplexedConnection, key: &str, bytes: &[u8]) -> redis::RedisResult<()> {
-    redis::cmd("SET").arg(key).arg(bytes).query_async(&mut c).await
+    redis::cmd("SET")
+        .arg(key)
+        .arg(bytes)
+        .query_async(&mut c)
+        .await
 }
 
 /// What the plain hand-rolled path stores: the postcard bytes of `value`.
@@ -111,7 +115,12 @@ pub struct RedisRsRaw {
 
 impl RedisRsRaw {
     /// A peer writing `bytes`.
-    pub fn new(label: impl Into<String>, conn: MultiplexedConnection, keys: Keys, bytes: Vec<u8>) -> Self {
+    pub fn new(
+        label: impl Into<String>,
+        conn: MultiplexedConnection,
+        keys: Keys,
+        bytes: Vec<u8>,
+    ) -> Self {
         RedisRsRaw {
             label: label.into(),
             conn,

@@ -36,7 +36,13 @@ pub struct Measured {
 
 impl Measured {
     /// A measurement (for reports built by hand and for tests).
-    pub fn new(name: impl Into<String>, unit: &'static str, per_call: usize, rates: Vec<f64>, cpu_us: Option<f64>) -> Self {
+    pub fn new(
+        name: impl Into<String>,
+        unit: &'static str,
+        per_call: usize,
+        rates: Vec<f64>,
+        cpu_us: Option<f64>,
+    ) -> Self {
         Measured {
             name: name.into(),
             unit,

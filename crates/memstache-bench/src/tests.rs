@@ -23,7 +23,10 @@ fn median_leaves_out_nan_and_infinities() {
 #[test]
 fn every_round_runs_every_row_once_starting_one_later() {
     let orders: Vec<Vec<usize>> = (0..4).map(|r| round_order(r, 3).collect()).collect();
-    assert_eq!(orders, [vec![0, 1, 2], vec![1, 2, 0], vec![2, 0, 1], vec![0, 1, 2]]);
+    assert_eq!(
+        orders,
+        [vec![0, 1, 2], vec![1, 2, 0], vec![2, 0, 1], vec![0, 1, 2]]
+    );
 }
 
 #[test]
@@ -90,9 +93,16 @@ fn the_filter_keeps_rows_whose_name_contains_it() {
             row("drop me", "ops/s", 1, 4, 1, |_| async {}),
         ],
     );
-    bench.group("empty", vec![row("dropped", "ops/s", 1, 4, 1, |_| async {})]);
+    bench.group(
+        "empty",
+        vec![row("dropped", "ops/s", 1, 4, 1, |_| async {})],
+    );
     let report = bench.into_report();
-    assert_eq!(report.groups.len(), 1, "a group with no row left is not reported");
+    assert_eq!(
+        report.groups.len(),
+        1,
+        "a group with no row left is not reported"
+    );
     assert_eq!(report.groups[0].rows.len(), 1);
     assert!(report.find("keep me").is_some());
     assert!(report.find("drop me").is_none());

@@ -10,6 +10,10 @@
 //! row later than the round before. A row's figure is its median over rounds; a ratio is the
 //! median of the per-round ratios, so both sides were measured seconds apart. Nothing here is
 //! a pass/fail check: the targets are printed beside the ratios for the reader.
+//!
+//! The harness (rows, interleaved rounds, client CPU, ratios, the printed table) and the
+//! memstache and redis-rs peers are the `memstache-bench` crate's, shared with
+//! `benches/redis.rs`; only moka's peer is written here.
 
 use memstache::MemStache;
 use memstache_bench::{Bench, DynPeer, Keys, MemStachePeer, Op, Peer, Report};
