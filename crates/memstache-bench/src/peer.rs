@@ -100,6 +100,47 @@ impl Keys {
 /// `get(i)` reads the `i`-th key (a hit: it panics otherwise, as a wrong bench must not report a
 /// number), `set(i)` writes the `i`-th. Panics inside a row are the harness's way to stop a
 /// broken measurement; [`fill`](Peer::fill) reports errors as values.
+///
+/// ```
+/// use std::collections::HashMap;
+/// use std::sync::Mutex;
+///
+/// use memstache_bench::{Bench, DynPeer, Keys, Op, Peer};
+///
+/// /// A `HashMap` behind a mutex, as a peer.
+/// struct MapPeer {
+///     map: Mutex<HashMap<String, String>>,
+///     keys: Keys,
+/// }
+///
+/// impl Peer for MapPeer {
+///     fn name(&self, op: Op) -> String {
+///         format!("map {op}")
+///     }
+///     async fn fill(&self) -> Result<(), String> {
+///         let mut m = self.map.lock().unwrap();
+///         for k in self.keys.all_read() {
+///             m.insert(k.clone(), "v".into());
+///         }
+///         Ok(())
+///     }
+///     async fn get(&self, i: usize) {
+///         assert!(self.map.lock().unwrap().contains_key(self.keys.read(i)));
+///     }
+///     async fn set(&self, i: usize) {
+///         let k = self.keys.write(i).to_owned();
+///         self.map.lock().unwrap().insert(k, "v".into());
+///     }
+/// }
+///
+/// let peer = MapPeer { map: Mutex::default(), keys: Keys::new("k", "w") };
+/// let peers: [&dyn DynPeer; 1] = [&peer];
+/// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+/// rt.block_on(memstache_bench::fill_all(&peers)).unwrap();
+/// let mut bench = Bench::new(rt, 2);
+/// bench.group("reads", memstache_bench::rows(&peers, Op::Get, 1_000, 1, " @1"));
+/// assert!(bench.find("map get @1").is_some());
+/// ```
 pub trait Peer {
     /// The row's name for `op`, e.g. `redis-rs raw GET` or `memstache get on fred`.
     fn name(&self, op: Op) -> String;
@@ -170,6 +211,14 @@ pub async fn fill_all(peers: &[&dyn DynPeer]) -> Result<(), String> {
 
 /// memstache `get` / `set` of a `T` over a [`MemStache`], with the default entry options.
 /// Named `memstache {op}{label}`, e.g. label ` on redis-rs`.
+///
+/// ```
+/// use memstache_bench::{Keys, MemStachePeer, Op, Peer};
+///
+/// let cache = memstache::MemStache::builder().build().unwrap();
+/// let peer = MemStachePeer::new(" (memory backend)", cache, Keys::new("k", "w"), 7u64);
+/// assert_eq!(peer.name(Op::Get), "memstache get (memory backend)");
+/// ```
 #[derive(Debug)]
 pub struct MemStachePeer<T> {
     label: String,
