@@ -104,7 +104,10 @@ fn raw_pipelined_getrange(rt: &Runtime, c: &redis::aio::MultiplexedConnection, k
         for start in (0..N).step_by(64) {
             let mut p = redis::pipe();
             for i in start..(start + 64).min(N) {
-                p.cmd("GETRANGE").arg(&keys[i % KEYS]).arg(0).arg(16_778_239);
+                p.cmd("GETRANGE")
+                    .arg(&keys[i % KEYS])
+                    .arg(0)
+                    .arg(16_778_239);
             }
             let vs: Vec<Vec<u8>> = p.query_async(&mut c).await.expect("pipeline");
             black_box(vs);
