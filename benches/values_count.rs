@@ -137,7 +137,13 @@ fn cache<S: Serializer>(s: S) -> MemStache {
 
 /// Runs each (set, get) pair on a fresh cache: a warm-up write and read of every key, then
 /// the counted set row, then the counted get row.
-fn run(rt: &Runtime, make: &dyn Fn() -> MemStache, keys: &[String], v: &Values, rows: &[(Row, Row)]) {
+fn run(
+    rt: &Runtime,
+    make: &dyn Fn() -> MemStache,
+    keys: &[String],
+    v: &Values,
+    rows: &[(Row, Row)],
+) {
     for (set, get) in rows {
         let c = make();
         set(rt, &c, keys, v);
@@ -169,31 +175,51 @@ fn main() {
         set_path(&rt, &c, &keys, &v.vec, 0);
         get_path::<Vec<u8>>(&rt, &c, &keys, 0);
     }
-    run(&rt, &|| cache(Postcard), &keys, &v, &[
-        (postcard_vec_set, postcard_vec_get),
-        (postcard_bytes_set, postcard_bytes_get),
-        (postcard_bytebuf_set, postcard_bytebuf_get),
-        (postcard_string_set, postcard_string_get),
-        (postcard_record_set, postcard_record_get),
-    ]);
-    run(&rt, &|| cache(MessagePack), &keys, &v, &[
-        (msgpack_vec_set, msgpack_vec_get),
-        (msgpack_bytes_set, msgpack_bytes_get),
-        (msgpack_bytebuf_set, msgpack_bytebuf_get),
-        (msgpack_string_set, msgpack_string_get),
-        (msgpack_record_set, msgpack_record_get),
-    ]);
-    run(&rt, &|| cache(Json), &keys, &v, &[
-        (json_vec_set, json_vec_get),
-        (json_bytes_set, json_bytes_get),
-        (json_bytebuf_set, json_bytebuf_get),
-        (json_string_set, json_string_get),
-        (json_record_set, json_record_get),
-    ]);
+    run(
+        &rt,
+        &|| cache(Postcard),
+        &keys,
+        &v,
+        &[
+            (postcard_vec_set, postcard_vec_get),
+            (postcard_bytes_set, postcard_bytes_get),
+            (postcard_bytebuf_set, postcard_bytebuf_get),
+            (postcard_string_set, postcard_string_get),
+            (postcard_record_set, postcard_record_get),
+        ],
+    );
+    run(
+        &rt,
+        &|| cache(MessagePack),
+        &keys,
+        &v,
+        &[
+            (msgpack_vec_set, msgpack_vec_get),
+            (msgpack_bytes_set, msgpack_bytes_get),
+            (msgpack_bytebuf_set, msgpack_bytebuf_get),
+            (msgpack_string_set, msgpack_string_get),
+            (msgpack_record_set, msgpack_record_get),
+        ],
+    );
+    run(
+        &rt,
+        &|| cache(Json),
+        &keys,
+        &v,
+        &[
+            (json_vec_set, json_vec_get),
+            (json_bytes_set, json_bytes_get),
+            (json_bytebuf_set, json_bytebuf_get),
+            (json_string_set, json_string_get),
+            (json_record_set, json_record_get),
+        ],
+    );
     // every row read back what it wrote (checked once, outside the counted rows)
     let c = cache(Json);
     rt.block_on(async {
-        c.set("check", &v.record, EntryOptions::default()).await.expect("set");
+        c.set("check", &v.record, EntryOptions::default())
+            .await
+            .expect("set");
         let back: Option<Record> = c.get("check").await.expect("get");
         assert_eq!(back.as_ref(), Some(&v.record));
     });
