@@ -293,18 +293,13 @@ impl Builtin {
                     crate::byte_values::postcard::write(b, out);
                     return Ok(());
                 }
-                let taken = std::mem::take(out);
-                match postcard::to_extend(value, taken) {
-                    Ok(v) => {
-                        *out = v;
-                        Ok(())
-                    }
-                    Err(e) => Err(Error::new(
+                postcard::serialize_with_flavor(value, AppendVec(out)).map_err(|e| {
+                    Error::new(
                         crate::ErrorKind::Serialization,
                         "value could not be serialized with postcard",
                     )
-                    .with_source(e)),
-                }
+                    .with_source(e)
+                })
             }
             #[cfg(feature = "msgpack")]
             Builtin::MessagePack => {
@@ -394,6 +389,32 @@ impl Builtin {
                 Ok(value)
             }
         }
+    }
+}
+
+/// A postcard output that appends to a `Vec` (postcard's `ExtendFlavor` extends byte by byte
+/// through an iterator; this copies slices with `extend_from_slice`).
+#[cfg(feature = "postcard")]
+struct AppendVec<'a>(&'a mut Vec<u8>);
+
+#[cfg(feature = "postcard")]
+impl postcard::ser_flavors::Flavor for AppendVec<'_> {
+    type Output = ();
+
+    #[inline]
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.0.push(data);
+        Ok(())
+    }
+
+    #[inline]
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
     }
 }
 

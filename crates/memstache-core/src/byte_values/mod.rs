@@ -81,7 +81,6 @@ pub(crate) mod msgpack {
         let Ok(len) = u32::try_from(bytes.len()) else {
             return false;
         };
-        out.reserve(5 + 2 * bytes.len());
         if len < 16 {
             out.push(0x90 | len as u8);
         } else if let Ok(len) = u16::try_from(len) {
@@ -91,13 +90,19 @@ pub(crate) mod msgpack {
             out.push(0xdd);
             out.extend_from_slice(&len.to_be_bytes());
         }
+        // room for the worst case (every byte two), filled by index, then cut to size: no
+        // capacity check per byte, and no branch on the byte's form
+        let start = out.len();
+        out.resize(start + 2 * bytes.len(), 0);
+        let room = &mut out[start..];
+        let mut at = 0;
         for &b in bytes {
-            if b < 0x80 {
-                out.push(b);
-            } else {
-                out.extend_from_slice(&[0xcc, b]);
-            }
+            let wide = usize::from(b >> 7);
+            room[at] = if wide == 1 { 0xcc } else { b };
+            room[at + 1] = b;
+            at += 1 + wide;
         }
+        out.truncate(start + at);
         true
     }
 
@@ -121,19 +126,21 @@ pub(crate) mod msgpack {
             return None;
         }
         let mut out = Vec::with_capacity(len);
+        let mut at = 0;
         for _ in 0..len {
-            match rest {
-                [b @ 0..=0x7f, tail @ ..] => {
-                    out.push(*b);
-                    rest = tail;
+            match *rest.get(at)? {
+                b @ 0..=0x7f => {
+                    out.push(b);
+                    at += 1;
                 }
-                [0xcc, b, tail @ ..] => {
-                    out.push(*b);
-                    rest = tail;
+                0xcc => {
+                    out.push(*rest.get(at + 1)?);
+                    at += 2;
                 }
                 _ => return None,
             }
         }
+        rest = &rest[at..];
         rest.is_empty().then_some(out)
     }
 }
@@ -141,18 +148,18 @@ pub(crate) mod msgpack {
 /// JSON as serde_json writes a sequence of `u8`: `[` numbers `,` … `]`, no whitespace.
 #[cfg(feature = "json")]
 pub(crate) mod json {
-    /// The decimal digits of every byte value, and how many there are.
-    const DIGITS: [([u8; 3], u8); 256] = {
-        let mut t = [([0u8; 3], 0u8); 256];
+    /// `,` and the decimal digits of every byte value, and how many digits there are.
+    const DIGITS: [([u8; 4], u8); 256] = {
+        let mut t = [([0u8; 4], 0u8); 256];
         let mut i = 0;
         while i < 256 {
             let n = i as u8;
             t[i] = if n >= 100 {
-                ([b'0' + n / 100, b'0' + n / 10 % 10, b'0' + n % 10], 3)
+                ([b',', b'0' + n / 100, b'0' + n / 10 % 10, b'0' + n % 10], 3)
             } else if n >= 10 {
-                ([b'0' + n / 10, b'0' + n % 10, 0], 2)
+                ([b',', b'0' + n / 10, b'0' + n % 10, 0], 2)
             } else {
-                ([b'0' + n, 0, 0], 1)
+                ([b',', b'0' + n, 0, 0], 1)
             };
             i += 1;
         }
@@ -161,18 +168,23 @@ pub(crate) mod json {
 
     /// Appends `bytes` as serde_json writes a `Vec<u8>` (compact formatter).
     pub(crate) fn write(bytes: &[u8], out: &mut Vec<u8>) {
-        out.reserve(2 + 4 * bytes.len());
-        out.push(b'[');
-        if let Some((first, rest)) = bytes.split_first() {
-            let (d, n) = &DIGITS[usize::from(*first)];
-            out.extend_from_slice(&d[..usize::from(*n)]);
-            for &b in rest {
-                let (d, n) = &DIGITS[usize::from(b)];
-                out.push(b',');
-                out.extend_from_slice(&d[..usize::from(*n)]);
-            }
+        // room for the worst case (`,255` per byte), filled four bytes at a time, cut to size
+        let start = out.len();
+        out.resize(start + 2 + 4 * bytes.len(), 0);
+        let room = &mut out[start..];
+        let mut at = 0;
+        for &b in bytes {
+            let (d, n) = DIGITS[usize::from(b)];
+            room[at..at + 4].copy_from_slice(&d);
+            at += 1 + usize::from(n);
         }
-        out.push(b']');
+        // the first number has no comma: `[` goes where it was
+        room[0] = b'[';
+        if at == 0 {
+            at = 1;
+        }
+        room[at] = b']';
+        out.truncate(start + at + 1);
     }
 
     /// The `Vec<u8>` serde_json wrote into `input`, or `None` for anything else (whitespace,
@@ -184,20 +196,33 @@ pub(crate) mod json {
         }
         let commas = body.iter().filter(|&&b| b == b',').count();
         let mut out = Vec::with_capacity(commas + 1);
-        for number in body.split(|&b| b == b',') {
-            let n = match number {
-                [d @ b'0'..=b'9'] => d - b'0',
-                [a @ b'1'..=b'9', b @ b'0'..=b'9'] => (a - b'0') * 10 + (b - b'0'),
-                [a @ b'1'..=b'9', b @ b'0'..=b'9', c @ b'0'..=b'9'] => {
-                    let n =
-                        u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0');
-                    u8::try_from(n).ok()?
+        let mut at = 0;
+        loop {
+            // one to three digits, no leading zero, at most 255, then `,` or the end
+            let first = *body.get(at)?;
+            if !first.is_ascii_digit() {
+                return None;
+            }
+            let mut n = u16::from(first - b'0');
+            at += 1;
+            if first != b'0' {
+                for _ in 0..2 {
+                    match body.get(at) {
+                        Some(&d) if d.is_ascii_digit() => {
+                            n = n * 10 + u16::from(d - b'0');
+                            at += 1;
+                        }
+                        _ => break,
+                    }
                 }
-                _ => return None,
-            };
-            out.push(n);
+            }
+            out.push(u8::try_from(n).ok()?);
+            match body.get(at) {
+                None => return Some(out),
+                Some(b',') => at += 1,
+                Some(_) => return None,
+            }
         }
-        Some(out)
     }
 }
 
