@@ -322,6 +322,13 @@ impl Builtin {
                     crate::byte_values::json::write(b, out);
                     return Ok(());
                 }
+                if crate::byte_values::is_byte_buffer::<T>() {
+                    let start = out.len();
+                    if value.serialize(crate::byte_values::JsonBytes(out)).is_ok() {
+                        return Ok(());
+                    }
+                    out.truncate(start);
+                }
                 let mut ser = serde_json::Serializer::new(out);
                 value.serialize(&mut ser).map_err(|_| {
                     Error::new(
@@ -383,6 +390,12 @@ impl Builtin {
             }
             #[cfg(feature = "json")]
             Builtin::Json => {
+                if crate::byte_values::is_byte_buffer::<T>()
+                    && let Some(v) = crate::byte_values::json::read(bytes)
+                    && let Ok(value) = T::deserialize(crate::byte_values::ByteBufDeserializer(v))
+                {
+                    return Ok(value);
+                }
                 let mut de = serde_json::Deserializer::from_slice(bytes);
                 let value = limited_read(&mut de, max_depth)?;
                 de.end().map_err(|_| trailing())?;

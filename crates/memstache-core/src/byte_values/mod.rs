@@ -45,8 +45,10 @@ pub(crate) fn vec_slot<T>(slot: &mut Option<T>) -> Option<&mut Option<Vec<u8>>> 
 pub(crate) mod postcard {
     /// Appends `bytes` as postcard writes a `Vec<u8>`.
     pub(crate) fn write(bytes: &[u8], out: &mut Vec<u8>) {
-        out.reserve(10 + bytes.len());
-        // postcard writes a length as a LEB128 varint of a u64
+        // postcard writes a length as a LEB128 varint of a u64: reserve exactly (the write
+        // buffer is sized from the previous value; more would reallocate it)
+        let bits = 64 - (bytes.len() as u64 | 1).leading_zeros() as usize;
+        out.reserve(bits.div_ceil(7) + bytes.len());
         let mut n = bytes.len() as u64;
         while n >= 0x80 {
             out.push((n as u8) | 0x80);
@@ -90,10 +92,14 @@ pub(crate) mod msgpack {
             out.push(0xdd);
             out.extend_from_slice(&len.to_be_bytes());
         }
-        // room for the worst case (every byte two), filled by index, then cut to size: no
-        // capacity check per byte, and no branch on the byte's form
+        // the exact size (the write buffer is sized from the previous value: more would
+        // reallocate it), filled by index: no capacity check per byte, no branch on its form
+        let wide = bytes.iter().map(|&b| usize::from(b >> 7)).sum::<usize>();
         let start = out.len();
-        out.resize(start + 2 * bytes.len(), 0);
+        let len = bytes.len() + wide;
+        // one byte of slack: a one-byte form's second store (the write buffer has room for
+        // the checksum after the value)
+        out.resize(start + len + 1, 0);
         let room = &mut out[start..];
         let mut at = 0;
         for &b in bytes {
@@ -102,7 +108,7 @@ pub(crate) mod msgpack {
             room[at + 1] = b;
             at += 1 + wide;
         }
-        out.truncate(start + at);
+        out.truncate(start + len);
         true
     }
 
@@ -168,9 +174,16 @@ pub(crate) mod json {
 
     /// Appends `bytes` as serde_json writes a `Vec<u8>` (compact formatter).
     pub(crate) fn write(bytes: &[u8], out: &mut Vec<u8>) {
-        // room for the worst case (`,255` per byte), filled four bytes at a time, cut to size
+        // the exact size (the write buffer is sized from the previous value: more would
+        // reallocate it), then filled four bytes at a time, each number over the last's tail
+        let digits = bytes
+            .iter()
+            .map(|&b| usize::from(DIGITS[usize::from(b)].1))
+            .sum::<usize>();
+        let len = 2 + digits + bytes.len().saturating_sub(1);
         let start = out.len();
-        out.resize(start + 2 + 4 * bytes.len(), 0);
+        // three bytes of slack: the last number's four-byte store
+        out.resize(start + len + 3, 0);
         let room = &mut out[start..];
         let mut at = 0;
         for &b in bytes {
@@ -184,7 +197,7 @@ pub(crate) mod json {
             at = 1;
         }
         room[at] = b']';
-        out.truncate(start + at + 1);
+        out.truncate(start + len);
     }
 
     /// The `Vec<u8>` serde_json wrote into `input`, or `None` for anything else (whitespace,
@@ -228,3 +241,140 @@ pub(crate) mod json {
 
 #[cfg(all(test, feature = "postcard", feature = "msgpack", feature = "json"))]
 mod tests;
+
+/// `T` is `bytes::Bytes` or `serde_bytes::ByteBuf`: a type whose `Serialize` is one
+/// `serialize_bytes` call and whose `Deserialize` takes `deserialize_byte_buf`, with a visitor
+/// that makes the same value of `visit_byte_buf(v)` as of a sequence of the bytes of `v`.
+/// By type identity (`typeid` also takes non-`'static` types).
+#[cfg(feature = "json")]
+pub(crate) fn is_byte_buffer<T: ?Sized>() -> bool {
+    let id = typeid::of::<T>();
+    id == std::any::TypeId::of::<bytes::Bytes>()
+        || id == std::any::TypeId::of::<serde_bytes::ByteBuf>()
+}
+
+/// JSON writes `serialize_bytes` as an array of numbers, through its full number formatter:
+/// [`json::write`] is the same bytes in one pass. This serializer takes exactly one
+/// `serialize_bytes` call and refuses everything else (writing nothing), so a byte buffer's
+/// `Serialize` can be sent through it.
+#[cfg(feature = "json")]
+pub(crate) struct JsonBytes<'a>(pub(crate) &'a mut Vec<u8>);
+
+/// What [`JsonBytes`] refuses.
+#[cfg(feature = "json")]
+#[derive(Debug)]
+pub(crate) struct NotBytes;
+
+#[cfg(feature = "json")]
+impl std::fmt::Display for NotBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("not a byte buffer")
+    }
+}
+
+#[cfg(feature = "json")]
+impl std::error::Error for NotBytes {}
+
+#[cfg(feature = "json")]
+impl serde::ser::Error for NotBytes {
+    fn custom<M: std::fmt::Display>(_: M) -> Self {
+        NotBytes
+    }
+}
+
+#[cfg(feature = "json")]
+macro_rules! refuse {
+    ($($method:ident($($arg:ty),*) -> $ret:ty;)*) => {$(
+        fn $method(self, $(_: $arg),*) -> Result<$ret, NotBytes> {
+            Err(NotBytes)
+        }
+    )*};
+}
+
+#[cfg(feature = "json")]
+impl serde::Serializer for JsonBytes<'_> {
+    type Ok = ();
+    type Error = NotBytes;
+    type SerializeSeq = serde::ser::Impossible<(), NotBytes>;
+    type SerializeTuple = serde::ser::Impossible<(), NotBytes>;
+    type SerializeTupleStruct = serde::ser::Impossible<(), NotBytes>;
+    type SerializeTupleVariant = serde::ser::Impossible<(), NotBytes>;
+    type SerializeMap = serde::ser::Impossible<(), NotBytes>;
+    type SerializeStruct = serde::ser::Impossible<(), NotBytes>;
+    type SerializeStructVariant = serde::ser::Impossible<(), NotBytes>;
+
+    fn serialize_bytes(self, v: &[u8]) -> Result<(), NotBytes> {
+        json::write(v, self.0);
+        Ok(())
+    }
+
+    refuse! {
+        serialize_bool(bool) -> ();
+        serialize_i8(i8) -> ();
+        serialize_i16(i16) -> ();
+        serialize_i32(i32) -> ();
+        serialize_i64(i64) -> ();
+        serialize_u8(u8) -> ();
+        serialize_u16(u16) -> ();
+        serialize_u32(u32) -> ();
+        serialize_u64(u64) -> ();
+        serialize_f32(f32) -> ();
+        serialize_f64(f64) -> ();
+        serialize_char(char) -> ();
+        serialize_str(&str) -> ();
+        serialize_none() -> ();
+        serialize_unit() -> ();
+        serialize_unit_struct(&'static str) -> ();
+        serialize_unit_variant(&'static str, u32, &'static str) -> ();
+        serialize_seq(Option<usize>) -> Self::SerializeSeq;
+        serialize_tuple(usize) -> Self::SerializeTuple;
+        serialize_tuple_struct(&'static str, usize) -> Self::SerializeTupleStruct;
+        serialize_tuple_variant(&'static str, u32, &'static str, usize) -> Self::SerializeTupleVariant;
+        serialize_map(Option<usize>) -> Self::SerializeMap;
+        serialize_struct(&'static str, usize) -> Self::SerializeStruct;
+        serialize_struct_variant(&'static str, u32, &'static str, usize) -> Self::SerializeStructVariant;
+    }
+
+    fn serialize_some<V: serde::Serialize + ?Sized>(self, _: &V) -> Result<(), NotBytes> {
+        Err(NotBytes)
+    }
+    fn serialize_newtype_struct<V: serde::Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: &V,
+    ) -> Result<(), NotBytes> {
+        Err(NotBytes)
+    }
+    fn serialize_newtype_variant<V: serde::Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: &V,
+    ) -> Result<(), NotBytes> {
+        Err(NotBytes)
+    }
+}
+
+/// Hands a byte buffer [`json::read`] decoded to a [byte buffer](is_byte_buffer)'s visitor:
+/// `visit_byte_buf`, which moves the `Vec` in.
+#[cfg(feature = "json")]
+pub(crate) struct ByteBufDeserializer(pub(crate) Vec<u8>);
+
+#[cfg(feature = "json")]
+impl<'de> serde::Deserializer<'de> for ByteBufDeserializer {
+    type Error = serde::de::value::Error;
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(
+        self,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        visitor.visit_byte_buf(self.0)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf option unit unit_struct newtype_struct seq tuple
+        tuple_struct map struct enum identifier ignored_any
+    }
+}
