@@ -154,7 +154,7 @@ fn allocations_per_get_and_set() {
         ("json Vec<u8>", (2, 2)),
         ("zstd Vec<u8>", (5, 3)),
         ("gzip Vec<u8>", (5, 3)),
-        ("aes Vec<u8>", (6, 6)),
+        ("aes Vec<u8>", (5, 5)),
     ];
     assert_eq!(rows, expected);
 }

@@ -84,6 +84,37 @@ fn key_call<'a, T: Send + 'a>(
     }
 }
 
+thread_local! {
+    /// This thread's AAD buffer, reused by every seal and open (buffer pooling, issue 15: it
+    /// was one allocation per encrypted read and write). The AAD is the header and the storage
+    /// key, no key material.
+    static AAD: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The largest AAD buffer kept for reuse; a longer one (a very long key) is freed after use.
+const MAX_POOLED_AAD: usize = 1024;
+
+/// Calls `f` with the AAD of an entry with header `header` at `storage_key`, built in this
+/// thread's reused buffer (a fresh one if that is in use: `f` never re-enters, but a fallback
+/// costs one allocation rather than a panic).
+fn with_aad<R>(header: &[u8], storage_key: &str, f: impl FnOnce(&[u8]) -> R) -> R {
+    AAD.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            envelope::aad(header, storage_key, &mut buf);
+            let r = f(&buf);
+            if buf.capacity() > MAX_POOLED_AAD {
+                *buf = Vec::new();
+            }
+            r
+        }
+        Err(_) => {
+            let mut buf = Vec::new();
+            envelope::aad(header, storage_key, &mut buf);
+            f(&buf)
+        }
+    })
+}
+
 fn too_large() -> Error {
     Error::new(
         ErrorKind::ValueTooLarge,
@@ -300,10 +331,11 @@ impl Pipeline {
             header.encode(&mut out);
             out.extend_from_slice(payload);
             out.resize(header_len + payload.len() + tag_len, 0);
-            let mut aad = Vec::new();
-            envelope::aad(&out[..header_len], p.storage_key, &mut aad);
-            let (data, tag) = out[header_len..].split_at_mut(payload.len());
-            enc.seal_in_place(key.material.expose(), &nonce[..nonce_len], &aad, data, tag)?;
+            let (head, body) = out.split_at_mut(header_len);
+            let (data, tag) = body.split_at_mut(payload.len());
+            with_aad(head, p.storage_key, |aad| {
+                enc.seal_in_place(key.material.expose(), &nonce[..nonce_len], aad, data, tag)
+            })?;
             return Ok(Bytes::from(out));
         }
 
@@ -470,10 +502,10 @@ impl Pipeline {
         let env = envelope::parse(bytes)?;
         let h = &env.header;
         let enc = self.sealed_checks(&env)?;
-        let mut aad = Vec::new();
-        envelope::aad(env.header_bytes, storage_key, &mut aad);
         let mut buf = env.body.to_vec();
-        let n = enc.open_in_place(key.material.expose(), h.nonce, &aad, &mut buf)?;
+        let n = with_aad(env.header_bytes, storage_key, |aad| {
+            enc.open_in_place(key.material.expose(), h.nonce, aad, &mut buf)
+        })?;
         buf.truncate(n);
         let serializer = self.verified(&env, expected_fingerprint)?;
         let plain = if h.is_compressed() {
