@@ -92,23 +92,30 @@ pub(crate) mod msgpack {
             out.push(0xdd);
             out.extend_from_slice(&len.to_be_bytes());
         }
-        // the exact size (the write buffer is sized from the previous value: more would
-        // reallocate it), filled by index: no capacity check per byte, no branch on its form
+        // the exact size first (the write buffer is sized from the previous value: more would
+        // reallocate it); then eight bytes at a time into a stack buffer whose indices are
+        // masked (no bounds checks, no branch on a byte's form), one copy per eight
         let wide = bytes.iter().map(|&b| usize::from(b >> 7)).sum::<usize>();
-        let start = out.len();
-        let len = bytes.len() + wide;
-        // one byte of slack: a one-byte form's second store (the write buffer has room for
-        // the checksum after the value)
-        out.resize(start + len + 1, 0);
-        let room = &mut out[start..];
-        let mut at = 0;
-        for &b in bytes {
-            let wide = usize::from(b >> 7);
-            room[at] = if wide == 1 { 0xcc } else { b };
-            room[at + 1] = b;
-            at += 1 + wide;
+        out.reserve(bytes.len() + wide);
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut buf = [0u8; 16];
+            let mut k = 0;
+            for &b in chunk {
+                let wide = usize::from(b >> 7);
+                buf[k & 15] = if wide == 1 { 0xcc } else { b };
+                buf[(k + 1) & 15] = b;
+                k += 1 + wide;
+            }
+            out.extend_from_slice(&buf[..k]);
         }
-        out.truncate(start + len);
+        for &b in chunks.remainder() {
+            if b < 0x80 {
+                out.push(b);
+            } else {
+                out.extend_from_slice(&[0xcc, b]);
+            }
+        }
         true
     }
 
