@@ -69,11 +69,7 @@ fn raw_get(rt: &Runtime, c: &redis::aio::MultiplexedConnection, keys: &[String])
         let mut c = c.clone();
         let k = &keys[i % KEYS];
         async move {
-            let v: Option<Vec<u8>> = redis::cmd("GET")
-                .arg(k)
-                .query_async(&mut c)
-                .await
-                .expect("get");
+            let v: Option<Vec<u8>> = redis::cmd("GET").arg(k).query_async(&mut c).await.expect("get");
             black_box(v.expect("hit"));
         }
     }));
@@ -88,10 +84,7 @@ fn checked_get(rt: &Runtime, c: &redis::aio::MultiplexedConnection, keys: &[Stri
             let mut cmd = redis::cmd("GET");
             cmd.arg(k);
             let get = cmd.query_async::<Option<Vec<u8>>>(&mut c);
-            let v = tokio::time::timeout(TIMEOUT, get)
-                .await
-                .expect("in time")
-                .expect("get");
+            let v = tokio::time::timeout(TIMEOUT, get).await.expect("in time").expect("get");
             black_box(checked_decode(k, &v.expect("hit")));
         }
     }));
@@ -103,11 +96,7 @@ fn cluster_raw_get(rt: &Runtime, c: &redis::cluster_async::ClusterConnection, ke
         let mut c = c.clone();
         let k = &keys[i % KEYS];
         async move {
-            let v: Option<Vec<u8>> = redis::cmd("GET")
-                .arg(k)
-                .query_async(&mut c)
-                .await
-                .expect("get");
+            let v: Option<Vec<u8>> = redis::cmd("GET").arg(k).query_async(&mut c).await.expect("get");
             black_box(v.expect("hit"));
         }
     }));
@@ -128,12 +117,7 @@ fn raw_set(rt: &Runtime, c: &redis::aio::MultiplexedConnection, keys: &[String],
         let mut c = c.clone();
         let k = &keys[i % KEYS];
         async move {
-            let _: () = redis::cmd("SET")
-                .arg(k)
-                .arg(v)
-                .query_async(&mut c)
-                .await
-                .expect("set");
+            let _: () = redis::cmd("SET").arg(k).arg(v).query_async(&mut c).await.expect("set");
         }
     }));
 }
@@ -148,10 +132,7 @@ fn checked_set(rt: &Runtime, c: &redis::aio::MultiplexedConnection, keys: &[Stri
             let mut cmd = redis::cmd("SET");
             cmd.arg(k).arg(bytes);
             let set = cmd.query_async::<()>(&mut c);
-            tokio::time::timeout(TIMEOUT, set)
-                .await
-                .expect("in time")
-                .expect("set");
+            tokio::time::timeout(TIMEOUT, set).await.expect("in time").expect("set");
         }
     }));
 }
@@ -212,11 +193,7 @@ fn main() {
             .await
             .expect("connect");
         let cache = |b: RedisBackend| {
-            MemStache::builder()
-                .namespace("m")
-                .backend(b)
-                .build()
-                .expect("cache")
+            MemStache::builder().namespace("m").backend(b).build().expect("cache")
         };
         let plain = RedisBackend::connect(&url).await.expect("redis");
         let co = RedisBackend::connect(&format!("{url}?coalesce=true"))
@@ -254,11 +231,7 @@ fn main() {
             .await
             .expect("connect");
         let cache = |b: RedisBackend| {
-            MemStache::builder()
-                .namespace("m")
-                .backend(b)
-                .build()
-                .expect("cache")
+            MemStache::builder().namespace("m").backend(b).build().expect("cache")
         };
         let plain = RedisBackend::connect(&curl).await.expect("redis");
         let co = RedisBackend::connect(&format!("{curl}&coalesce=true"))
@@ -271,12 +244,7 @@ fn main() {
         let k = &keys[i % KEYS];
         let v = raw_value.as_slice();
         async move {
-            let _: () = redis::cmd("SET")
-                .arg(k)
-                .arg(v)
-                .query_async(&mut c)
-                .await
-                .expect("set");
+            let _: () = redis::cmd("SET").arg(k).arg(v).query_async(&mut c).await.expect("set");
         }
     }));
     cache_set(&rt, &cplain, &keys, &v, 0);
