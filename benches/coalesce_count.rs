@@ -1,4 +1,5 @@
-//! Exact, repeatable instruction counts of one Redis operation at 64 in flight, for callgrind:
+//! Exact, repeatable instruction counts of one Redis operation at 64 in flight (or
+//! `COALESCE_INFLIGHT`), for callgrind:
 //! raw redis-rs `GET`/`SET`, the checked hand-rolled path (postcard + CRC-32 + timeout), and
 //! memstache `get`/`set` with coalescing off and on. Each path runs `N` operations, 64 at a
 //! time, inside its own `#[inline(never)]` function on a current-thread runtime (every task on
@@ -11,7 +12,9 @@
 //! callgrind_annotate --inclusive=yes cg.out | grep coalesce_count::
 //! ```
 //!
-//! Run without valgrind it checks every path and prints the coalescer's batch sizes.
+//! `COALESCE_URL_EXTRA` appends URL parameters to memstache's backends (`&tcp_nodelay=false`,
+//! `&pipeline_buffer_size=128`). Run without valgrind it checks every path and prints the
+//! coalescer's batch sizes.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -26,8 +29,20 @@ use tokio::runtime::Runtime;
 const N: usize = 20_000;
 /// Distinct keys.
 const KEYS: usize = 1_000;
-/// Operations in flight.
-const INFLIGHT: usize = 64;
+/// Operations in flight: 64, or `COALESCE_INFLIGHT` (1 counts the direct path, where
+/// coalescing can only add its bookkeeping).
+fn inflight() -> usize {
+    std::env::var("COALESCE_INFLIGHT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64)
+}
+
+/// More URL parameters for memstache's backends, from `COALESCE_URL_EXTRA` (for example
+/// `&tcp_nodelay=false` or `&pipeline_buffer_size=128`).
+fn extra() -> String {
+    std::env::var("COALESCE_URL_EXTRA").unwrap_or_default()
+}
 
 fn value() -> String {
     "x".repeat(1024)
@@ -59,7 +74,7 @@ where
     Fut: Future<Output = ()>,
 {
     futures::stream::iter(0..N)
-        .for_each_concurrent(INFLIGHT, f)
+        .for_each_concurrent(inflight(), f)
         .await;
 }
 
@@ -69,10 +84,32 @@ fn raw_get(rt: &Runtime, c: &redis::aio::MultiplexedConnection, keys: &[String])
         let mut c = c.clone();
         let k = &keys[i % KEYS];
         async move {
-            let v: Option<Vec<u8>> = redis::cmd("GET").arg(k).query_async(&mut c).await.expect("get");
+            let v: Option<Vec<u8>> = redis::cmd("GET")
+                .arg(k)
+                .query_async(&mut c)
+                .await
+                .expect("get");
             black_box(v.expect("hit"));
         }
     }));
+}
+
+/// The floor for coalesced reads: raw redis-rs pipelines of 64 bounded `GETRANGE`s, one after
+/// another (what a batch costs the client without memstache: no envelope, no decode, no
+/// per-caller channel).
+#[inline(never)]
+fn raw_pipelined_getrange(rt: &Runtime, c: &redis::aio::MultiplexedConnection, keys: &[String]) {
+    rt.block_on(async {
+        let mut c = c.clone();
+        for start in (0..N).step_by(64) {
+            let mut p = redis::pipe();
+            for i in start..(start + 64).min(N) {
+                p.cmd("GETRANGE").arg(&keys[i % KEYS]).arg(0).arg(16_778_239);
+            }
+            let vs: Vec<Vec<u8>> = p.query_async(&mut c).await.expect("pipeline");
+            black_box(vs);
+        }
+    });
 }
 
 #[inline(never)]
@@ -84,7 +121,10 @@ fn checked_get(rt: &Runtime, c: &redis::aio::MultiplexedConnection, keys: &[Stri
             let mut cmd = redis::cmd("GET");
             cmd.arg(k);
             let get = cmd.query_async::<Option<Vec<u8>>>(&mut c);
-            let v = tokio::time::timeout(TIMEOUT, get).await.expect("in time").expect("get");
+            let v = tokio::time::timeout(TIMEOUT, get)
+                .await
+                .expect("in time")
+                .expect("get");
             black_box(checked_decode(k, &v.expect("hit")));
         }
     }));
@@ -96,7 +136,11 @@ fn cluster_raw_get(rt: &Runtime, c: &redis::cluster_async::ClusterConnection, ke
         let mut c = c.clone();
         let k = &keys[i % KEYS];
         async move {
-            let v: Option<Vec<u8>> = redis::cmd("GET").arg(k).query_async(&mut c).await.expect("get");
+            let v: Option<Vec<u8>> = redis::cmd("GET")
+                .arg(k)
+                .query_async(&mut c)
+                .await
+                .expect("get");
             black_box(v.expect("hit"));
         }
     }));
@@ -117,7 +161,12 @@ fn raw_set(rt: &Runtime, c: &redis::aio::MultiplexedConnection, keys: &[String],
         let mut c = c.clone();
         let k = &keys[i % KEYS];
         async move {
-            let _: () = redis::cmd("SET").arg(k).arg(v).query_async(&mut c).await.expect("set");
+            let _: () = redis::cmd("SET")
+                .arg(k)
+                .arg(v)
+                .query_async(&mut c)
+                .await
+                .expect("set");
         }
     }));
 }
@@ -132,7 +181,10 @@ fn checked_set(rt: &Runtime, c: &redis::aio::MultiplexedConnection, keys: &[Stri
             let mut cmd = redis::cmd("SET");
             cmd.arg(k).arg(bytes);
             let set = cmd.query_async::<()>(&mut c);
-            tokio::time::timeout(TIMEOUT, set).await.expect("in time").expect("set");
+            tokio::time::timeout(TIMEOUT, set)
+                .await
+                .expect("in time")
+                .expect("set");
         }
     }));
 }
@@ -193,10 +245,16 @@ fn main() {
             .await
             .expect("connect");
         let cache = |b: RedisBackend| {
-            MemStache::builder().namespace("m").backend(b).build().expect("cache")
+            MemStache::builder()
+                .namespace("m")
+                .backend(b)
+                .build()
+                .expect("cache")
         };
-        let plain = RedisBackend::connect(&url).await.expect("redis");
-        let co = RedisBackend::connect(&format!("{url}?coalesce=true"))
+        let plain = RedisBackend::connect(&format!("{url}?coalesce=false{}", extra()))
+            .await
+            .expect("redis");
+        let co = RedisBackend::connect(&format!("{url}?coalesce=true{}", extra()))
             .await
             .expect("redis");
         (conn, cache(plain), cache(co.clone()), co)
@@ -208,6 +266,7 @@ fn main() {
     cache_get(&rt, &coalesced, &keys, 0);
 
     raw_get(&rt, &conn, &keys);
+    raw_pipelined_getrange(&rt, &conn, &keys);
     checked_get(&rt, &conn, &checked_keys);
     memstache_get(&rt, &plain, &keys);
     memstache_get_coalesced(&rt, &coalesced, &keys);
@@ -231,10 +290,16 @@ fn main() {
             .await
             .expect("connect");
         let cache = |b: RedisBackend| {
-            MemStache::builder().namespace("m").backend(b).build().expect("cache")
+            MemStache::builder()
+                .namespace("m")
+                .backend(b)
+                .build()
+                .expect("cache")
         };
-        let plain = RedisBackend::connect(&curl).await.expect("redis");
-        let co = RedisBackend::connect(&format!("{curl}&coalesce=true"))
+        let plain = RedisBackend::connect(&format!("{curl}&coalesce=false{}", extra()))
+            .await
+            .expect("redis");
+        let co = RedisBackend::connect(&format!("{curl}&coalesce=true{}", extra()))
             .await
             .expect("redis");
         (conn, cache(plain), cache(co.clone()), co)
@@ -244,7 +309,12 @@ fn main() {
         let k = &keys[i % KEYS];
         let v = raw_value.as_slice();
         async move {
-            let _: () = redis::cmd("SET").arg(k).arg(v).query_async(&mut c).await.expect("set");
+            let _: () = redis::cmd("SET")
+                .arg(k)
+                .arg(v)
+                .query_async(&mut c)
+                .await
+                .expect("set");
         }
     }));
     cache_set(&rt, &cplain, &keys, &v, 0);
@@ -262,7 +332,8 @@ fn main() {
 
     let s = coalescing.coalesce_stats();
     println!(
-        "coalesce_count: {N} operations per path, {INFLIGHT} in flight; coalescing: {} alone, {} batches of {:.1}",
+        "coalesce_count: {N} operations per path, {} in flight; coalescing: {} alone, {} batches of {:.1}",
+        inflight(),
         s.direct,
         s.batches,
         s.batched as f64 / s.batches.max(1) as f64

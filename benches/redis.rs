@@ -316,77 +316,81 @@ fn main() {
     let raw_value = postcard::to_allocvec(&v).expect("postcard");
 
     // --- clients: raw fred and redis-rs, and RedisBackend + MemStache on each
-    let (fred, redisrs, backends, caches, cache_nt, cache_script, (coalesced, coalesced_backends)) = rt.block_on(async {
-        let fred = fred::prelude::Builder::from_config(
-            fred::prelude::Config::from_url(&url).expect("fred url"),
-        )
-        .build()
-        .expect("fred client");
-        fred.init().await.expect("fred connect");
-        let redisrs = redis::Client::open(url.as_str())
-            .expect("redis-rs url")
-            .get_multiplexed_async_connection()
-            .await
-            .expect("redis-rs connect");
-        let cache_on = |backend: RedisBackend| {
-            MemStache::builder()
-                .namespace("m")
-                .backend(backend)
-                .build()
-                .expect("cache")
-        };
-        let rr = RedisBackend::connect(&url).await.expect("backend");
-        let fr = RedisBackend::connect(&format!("{url}?client=fred"))
-            .await
-            .expect("backend");
-        let script = RedisBackend::connect(&format!("{url}?sliding_reads=script"))
-            .await
-            .expect("backend");
-        let mut coalesced = Vec::new();
-        let mut coalesced_backends = Vec::new();
-        for client in ["fred", "redis-rs"] {
-            let b = RedisBackend::connect(&format!("{url}?client={client}&coalesce=true"))
+    let (fred, redisrs, backends, caches, cache_nt, cache_script, (coalesced, coalesced_backends)) =
+        rt.block_on(async {
+            let fred = fred::prelude::Builder::from_config(
+                fred::prelude::Config::from_url(&url).expect("fred url"),
+            )
+            .build()
+            .expect("fred client");
+            fred.init().await.expect("fred connect");
+            let redisrs = redis::Client::open(url.as_str())
+                .expect("redis-rs url")
+                .get_multiplexed_async_connection()
+                .await
+                .expect("redis-rs connect");
+            let cache_on = |backend: RedisBackend| {
+                MemStache::builder()
+                    .namespace("m")
+                    .backend(backend)
+                    .build()
+                    .expect("cache")
+            };
+            let rr = RedisBackend::connect(&format!("{url}?coalesce=false"))
                 .await
                 .expect("backend");
-            coalesced_backends.push((client, b.clone()));
-            coalesced.push((client, cache_on(b)));
-        }
-        let caches = [
-            ("fred", cache_on(fr.clone())),
-            ("redis-rs", cache_on(rr.clone())),
-        ];
-        for k in &keys {
-            let _: () = fred
-                .set(k.as_str(), raw_value.as_slice(), None, None, false)
+            let fr = RedisBackend::connect(&format!("{url}?client=fred&coalesce=false"))
                 .await
-                .expect("set");
-            let ck = format!("c:{k}");
-            let _: () = fred
-                .set(ck.as_str(), checked_encode(&ck, &v), None, None, false)
-                .await
-                .expect("set");
-            caches[1]
-                .1
-                .set(k, &v, EntryOptions::default())
-                .await
-                .expect("set");
-        }
-        let cache_nt = MemStache::builder()
-            .namespace("m")
-            .backend(rr.clone())
-            .operation_timeout(None)
-            .build()
-            .expect("cache");
-        (
-            fred,
-            redisrs,
-            [("fred", fr), ("redis-rs", rr)],
-            caches,
-            cache_nt,
-            cache_on(script),
-            (coalesced, coalesced_backends),
-        )
-    });
+                .expect("backend");
+            let script =
+                RedisBackend::connect(&format!("{url}?sliding_reads=script&coalesce=false"))
+                    .await
+                    .expect("backend");
+            let mut coalesced = Vec::new();
+            let mut coalesced_backends = Vec::new();
+            for client in ["fred", "redis-rs"] {
+                let b = RedisBackend::connect(&format!("{url}?client={client}&coalesce=true"))
+                    .await
+                    .expect("backend");
+                coalesced_backends.push((client, b.clone()));
+                coalesced.push((client, cache_on(b)));
+            }
+            let caches = [
+                ("fred", cache_on(fr.clone())),
+                ("redis-rs", cache_on(rr.clone())),
+            ];
+            for k in &keys {
+                let _: () = fred
+                    .set(k.as_str(), raw_value.as_slice(), None, None, false)
+                    .await
+                    .expect("set");
+                let ck = format!("c:{k}");
+                let _: () = fred
+                    .set(ck.as_str(), checked_encode(&ck, &v), None, None, false)
+                    .await
+                    .expect("set");
+                caches[1]
+                    .1
+                    .set(k, &v, EntryOptions::default())
+                    .await
+                    .expect("set");
+            }
+            let cache_nt = MemStache::builder()
+                .namespace("m")
+                .backend(rr.clone())
+                .operation_timeout(None)
+                .build()
+                .expect("cache");
+            (
+                fred,
+                redisrs,
+                [("fred", fr), ("redis-rs", rr)],
+                caches,
+                cache_nt,
+                cache_on(script),
+                (coalesced, coalesced_backends),
+            )
+        });
 
     let mut b = Bench {
         rt,

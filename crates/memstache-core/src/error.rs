@@ -60,7 +60,9 @@ pub enum ErrorKind {
     CircuitOpen,
     /// The backend answered with an error (protocol error, script error, wrong type).
     Backend,
-    /// The loader passed to `get_or_set` failed; nothing was cached.
+    /// The loader passed to `get_or_set` or `get_or_set_many` failed (or, for a key of a
+    /// `get_or_set_many` batch, the caller loading it was cancelled after this call's loader
+    /// ran); nothing was cached for the key.
     Loader,
     /// The operation is not supported by this backend or configuration.
     Unsupported,

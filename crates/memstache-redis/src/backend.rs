@@ -234,8 +234,8 @@ impl RedisBackend {
                 hints: SlidingHints::new(config.sliding_key_hints),
                 max_entry: config.max_entry_size,
                 coalescer: Coalescer::new(config.max_batch, batch_bound(&config)),
-                coalesce_reads: config.coalesce,
-                coalesce_writes: config.coalesce && config.durability.wait().is_none(),
+                coalesce_reads: config.coalescing(),
+                coalesce_writes: config.coalescing() && config.durability.wait().is_none(),
                 config,
             }),
         })

@@ -96,6 +96,58 @@ impl Default for RedisClient {
     }
 }
 
+/// Whether a backend gathers concurrent single-key commands into pipelined batches
+/// ([`RedisConfig::coalesce`]).
+///
+/// Measured here (`docs/BENCHMARKS.md`, "Coalescing"), callgrind instructions per `get` at 64
+/// in flight: on redis-rs against one server, whose multiplexed connection writes and parses
+/// each command on its own, coalescing cuts them by 14 % (`set` by 9 %); on a cluster, where
+/// commands of different hash slots cannot share a pipeline, it adds 40 %; fred already
+/// pipelines concurrent commands on its connection, and coalescing on top of it only adds a
+/// task hop per batch (about twice the client CPU per operation). So
+/// [`Auto`](Coalesce::Auto) turns it on for redis-rs on a standalone server or through
+/// Sentinel, and off for a cluster and for fred.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Coalesce {
+    /// On for [`RedisClient::RedisRs`] on [`Topology::Standalone`] and
+    /// [`Topology::Sentinel`]; off on [`Topology::Cluster`] and for [`RedisClient::Fred`].
+    #[default]
+    Auto,
+    /// Always on.
+    On,
+    /// Always off: every command goes to the client as it comes.
+    Off,
+}
+
+impl RedisConfig {
+    /// Whether this configuration coalesces commands: [`coalesce`](Self::coalesce) resolved
+    /// against the client and topology.
+    ///
+    /// ```
+    /// use memstache_redis::{Coalesce, RedisClient, RedisConfig};
+    /// let standalone = RedisConfig::from_url("redis://127.0.0.1:6379").unwrap();
+    /// assert_eq!(standalone.coalesce, Coalesce::Auto);
+    /// assert!(standalone.coalescing());
+    /// let mut fred = standalone.clone();
+    /// fred.client = RedisClient::Fred;
+    /// assert!(!fred.coalescing());
+    /// let mut cluster = RedisConfig::from_url("redis-cluster://127.0.0.1:7000").unwrap();
+    /// assert!(!cluster.coalescing());
+    /// cluster.coalesce = Coalesce::On;
+    /// assert!(cluster.coalescing());
+    /// ```
+    pub fn coalescing(&self) -> bool {
+        match self.coalesce {
+            Coalesce::Auto => {
+                matches!(self.client, RedisClient::RedisRs) && !self.topology.is_cluster()
+            }
+            Coalesce::On => true,
+            Coalesce::Off => false,
+        }
+    }
+}
+
 /// How reads serve sliding expiration.
 ///
 /// Plain `GET` costs the server about a quarter of the Lua read script (measured here: 0.56–0.92M
@@ -332,10 +384,10 @@ pub struct RedisConfig {
     /// in flight goes out at once, alone; commands that arrive while one is in flight go out
     /// together as the next batch, as soon as it returns (no fixed delay). Errors and timeouts
     /// stay per command. Writes with [`Durability::Replicas`] and the read script (sliding
-    /// entries) are never coalesced. URL: `coalesce=true|false`.
+    /// entries) are never coalesced. URL: `coalesce=auto|true|false`.
     ///
-    /// Default: see docs/BENCHMARKS.md "Coalescing" for the measurement behind it.
-    pub coalesce: bool,
+    /// Default: [`Coalesce::Auto`] (on where it measured faster, see [`Coalesce`]).
+    pub coalesce: Coalesce,
     /// The most commands in one coalesced batch (at least 1). URL: `max_batch=N`.
     ///
     /// Default: 128.
@@ -344,6 +396,13 @@ pub struct RedisConfig {
     ///
     /// Default: `true`.
     pub tcp_nodelay: bool,
+    /// redis-rs only: how many requests may wait in a standalone or Sentinel connection's
+    /// queue to its writer task before callers wait for room (redis-rs's
+    /// `AsyncConnectionConfig::set_pipeline_buffer_size`). At least 1. URL:
+    /// `pipeline_buffer_size=N`.
+    ///
+    /// Default: 50, redis-rs's own (see docs/BENCHMARKS.md "Coalescing" for the measurement).
+    pub pipeline_buffer_size: usize,
 }
 
 impl Default for RedisConfig {
@@ -373,9 +432,10 @@ impl Default for RedisConfig {
             backplane_ping_interval: Duration::from_secs(1),
             backplane_min_backoff: Duration::from_millis(50),
             backplane_max_backoff: Duration::from_secs(2),
-            coalesce: false,
+            coalesce: Coalesce::Auto,
             max_batch: 128,
             tcp_nodelay: true,
+            pipeline_buffer_size: 50,
         }
     }
 }
@@ -422,6 +482,7 @@ impl fmt::Debug for RedisConfig {
             .field("coalesce", &self.coalesce)
             .field("max_batch", &self.max_batch)
             .field("tcp_nodelay", &self.tcp_nodelay)
+            .field("pipeline_buffer_size", &self.pipeline_buffer_size)
             .finish()
     }
 }
@@ -506,8 +567,8 @@ impl RedisConfig {
     ///   (a client certificate and its key, for mutual TLS); the TLS files need `rediss`;
     ///   `backplane_ping_interval_ms`, `backplane_min_backoff_ms`, `backplane_max_backoff_ms`
     ///   (the [backplane](crate::RedisBackplane)'s health check and reconnect pacing);
-    ///   `coalesce=true|false` and `max_batch=N` ([`coalesce`](Self::coalesce)),
-    ///   `tcp_nodelay=true|false`. Anything else is an error.
+    ///   `coalesce=auto|true|false` and `max_batch=N` ([`coalesce`](Self::coalesce)),
+    ///   `tcp_nodelay=true|false`, `pipeline_buffer_size=N`. Anything else is an error.
     ///
     /// Errors are [`ErrorKind::InvalidConfig`] and never contain the URL (it may hold a
     /// password).
@@ -633,9 +694,23 @@ impl RedisConfig {
                 "backplane_ping_interval_ms" => config.backplane_ping_interval = parse_ms(&v)?,
                 "backplane_min_backoff_ms" => config.backplane_min_backoff = parse_ms(&v)?,
                 "backplane_max_backoff_ms" => config.backplane_max_backoff = parse_ms(&v)?,
-                "coalesce" => config.coalesce = parse_bool(&v, "coalesce must be true or false")?,
+                "coalesce" => {
+                    config.coalesce = if v == "auto" {
+                        Coalesce::Auto
+                    } else if parse_bool(&v, "coalesce must be auto, true or false")? {
+                        Coalesce::On
+                    } else {
+                        Coalesce::Off
+                    };
+                }
                 "tcp_nodelay" => {
                     config.tcp_nodelay = parse_bool(&v, "tcp_nodelay must be true or false")?;
+                }
+                "pipeline_buffer_size" => {
+                    config.pipeline_buffer_size =
+                        v.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                            invalid("pipeline_buffer_size must be a positive number")
+                        })?;
                 }
                 "max_batch" => {
                     config.max_batch = v
@@ -709,6 +784,9 @@ impl RedisConfig {
                     "Durability::Replicas is not supported on Redis Cluster (standalone and Sentinel only)",
                 ));
             }
+        }
+        if self.pipeline_buffer_size == 0 {
+            return Err(invalid("pipeline_buffer_size must be at least 1"));
         }
         if self.max_batch == 0 {
             return Err(invalid("max_batch must be at least 1"));

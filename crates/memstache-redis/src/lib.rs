@@ -16,8 +16,8 @@ pub use backend::{RedisBackend, maxmemory_policy_for};
 pub use backplane::{BackplaneStats, RedisBackplane};
 pub use batch::CoalesceStats;
 pub use config::{
-    Durability, ENVELOPE_ALLOWANCE, MAX_VALUE_SIZE, ReconnectPolicy, RedisClient, RedisConfig,
-    SlidingReads, Topology,
+    Coalesce, Durability, ENVELOPE_ALLOWANCE, MAX_VALUE_SIZE, ReconnectPolicy, RedisClient,
+    RedisConfig, SlidingReads, Topology,
 };
 
 #[cfg(not(any(feature = "fred", feature = "redis-rs")))]

@@ -389,6 +389,41 @@ impl TenantCache {
         Err(self.stale_error())
     }
 
+    /// [`MemStache::get_or_set_many`] for this tenant: each batch read carries the
+    /// generation, the loaded values are written through it, single-flight per tenant and
+    /// key. A generation changed before the loader ran is adopted and the call retried with
+    /// the same loader; after it ran, the values are returned (uncached in the old
+    /// generation).
+    pub async fn get_or_set_many<T, K, F, Fut, I, E>(
+        &self,
+        keys: &[K],
+        options: EntryOptions,
+        loader: F,
+    ) -> Result<Vec<Option<T>>>
+    where
+        T: Serialize + DeserializeOwned + Send,
+        K: AsRef<str>,
+        F: FnOnce(Vec<String>) -> Fut,
+        Fut: Future<Output = std::result::Result<I, E>>,
+        I: IntoIterator<Item = (String, T)>,
+        E: Into<BoxError>,
+    {
+        let mut loader = Some(loader);
+        for _ in 0..STALE_RETRIES {
+            let token = self.token(false).await?;
+            let prefix = self.prefix(&token);
+            match self
+                .cache
+                .get_or_set_many_in(&self.scope(&prefix, &token), keys, options, &mut loader)
+                .await?
+            {
+                Outcome::Done(v) => return Ok(v),
+                Outcome::Stale(seen) => self.on_stale(seen),
+            }
+        }
+        Err(self.stale_error())
+    }
+
     /// [`MemStache::get_many`] for this tenant (one batch with the generation).
     pub async fn get_many<T: DeserializeOwned, K: AsRef<str>>(
         &self,

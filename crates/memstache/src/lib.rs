@@ -103,6 +103,11 @@ mod tests {
             Ok::<_, std::io::Error>(1u8)
         }));
         assert_send(c.get_many::<u8, &str>(&["a"]));
+        assert_send(
+            c.get_or_set_many(&["a"], crate::EntryOptions::default(), |keys| async move {
+                Ok::<_, std::io::Error>(keys.into_iter().map(|k| (k, 1u8)))
+            }),
+        );
     }
 }
 

@@ -1,5 +1,5 @@
-//! In-process single-flight for `get_or_set`: one loader per missing key, every waiter gets its
-//! result.
+//! In-process single-flight for `get_or_set` and `get_or_set_many`: one loader per missing key,
+//! every waiter gets its result.
 
 use std::any::TypeId;
 use std::collections::HashMap;
@@ -12,8 +12,9 @@ use std::task::{Context, Poll, Waker};
 
 use crate::{BoxError, Error, ErrorKind};
 
-/// What a flight ends with: the serialized value, or the loader's error.
-pub(crate) type FlightResult = std::result::Result<Arc<Vec<u8>>, SharedLoaderError>;
+/// What a flight ends with: the serialized value, `None` when a batch loader
+/// (`get_or_set_many`) returned nothing for the key, or the loader's error.
+pub(crate) type FlightResult = std::result::Result<Option<Arc<Vec<u8>>>, SharedLoaderError>;
 
 /// A loader error shared by every waiter of a flight.
 #[derive(Clone)]

@@ -6,6 +6,7 @@ mod failsafe;
 mod flight;
 mod local;
 mod lock;
+mod many;
 mod pipeline;
 mod road;
 mod stats;
@@ -560,6 +561,8 @@ mod tests;
 mod tests_hostile;
 #[cfg(test)]
 mod tests_local;
+#[cfg(test)]
+mod tests_many;
 #[cfg(test)]
 mod tests_resilience;
 #[cfg(test)]

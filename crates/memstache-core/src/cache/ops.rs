@@ -298,7 +298,7 @@ impl MemStache {
     /// A combinator, not an `async fn`: an `async fn` would keep `body` twice in its state
     /// (once as the argument, once while awaiting it), and every byte of an operation's
     /// future is copied when the caller spawns or boxes it.
-    fn traced<'a, T: 'a>(
+    pub(super) fn traced<'a, T: 'a>(
         &'a self,
         span: &tracing::Span,
         op: &'static str,
@@ -593,9 +593,12 @@ impl MemStache {
                 .join_or_wait(FlightKey::of::<T>(sk))
                 .await
             {
-                Joined::Done(Ok(plain)) => {
+                Joined::Done(Ok(Some(plain))) => {
                     return Ok(Outcome::Done(self.inner.pipeline.deserialize(&plain)?));
                 }
+                // a batch loader (`get_or_set_many`) had nothing for the key: this caller's
+                // loader must give a value, so look again and lead
+                Joined::Done(Ok(None)) => continue,
                 Joined::Done(Err(e)) => return Err(e.to_error()),
                 Joined::Abandoned => continue, // the leader was cancelled: try again
                 Joined::Lead(guard) => {
@@ -643,7 +646,7 @@ impl MemStache {
                                         tracing::warn!(error = %e, "memstache: storing the loaded value failed; returning it uncached");
                                     }
                                 }
-                                guard.complete(Ok(Arc::new(plain)));
+                                guard.complete(Ok(Some(Arc::new(plain))));
                                 Ok(Outcome::Done(value))
                             }
                             Err(e) => Err(e),
@@ -659,7 +662,7 @@ impl MemStache {
                                 // failing loader in turn); without a plaintext in the cache's
                                 // own format they retry, and read the throttled copy
                                 match shared {
-                                    Some(plain) => guard.complete(Ok(Arc::new(plain))),
+                                    Some(plain) => guard.complete(Ok(Some(Arc::new(plain)))),
                                     None => drop(guard),
                                 }
                                 if let Some((lock_key, token)) = held {
@@ -789,46 +792,62 @@ impl MemStache {
         self.traced(&span, "get_many", scope, None, false, async {
             let batch = self.keys_in(scope, keys)?;
             let sks: Vec<&str> = batch.iter().collect();
-            if let Some(l1) = self.l1() {
-                let users: Vec<&str> = keys.iter().map(AsRef::as_ref).collect();
-                return Box::pin(self.get_many_tiered::<T>(l1, scope, &sks, &users, &span)).await;
-            }
-            let raws = match self.read_many(Via::plain(self), scope, &sks).await {
-                Ok(Outcome::Done(raws)) => raws,
-                Ok(Outcome::Stale(g)) => return Ok(Outcome::Stale(g)),
-                Err(e) => {
-                    // boxed: the fail-safe path's state stays out of every batch's future
-                    return match Box::pin(self.fail_safe_values::<T>(&sks, &e, &span)).await {
-                        Some(values) => Ok(Outcome::Done(values.into_iter().map(Ok).collect())),
-                        None => Err(e),
-                    };
-                }
-            };
-            let mut out = Vec::with_capacity(raws.len());
-            let (mut hits, mut misses) = (0u64, 0u64);
-            for ((raw, sk), key) in raws.iter().zip(&sks).zip(keys) {
-                match raw {
-                    Some(raw) => match self.decode::<T>(raw, sk, scope.key_id).await {
-                        Ok(v) => {
-                            out.push(Ok(Some(v)));
-                            hits += 1;
-                        }
-                        Err(e) => {
-                            self.inner.stats.error();
-                            out.push(Err(self.ctx(e, "get_many", scope, Some(key.as_ref()))));
-                        }
-                    },
-                    None => {
-                        out.push(Ok(None));
-                        misses += 1;
-                    }
-                }
-            }
-            self.inner.stats.hits(hits, misses);
-            span.record("hits", hits);
-            Ok(Outcome::Done(out))
+            self.read_many_typed::<T, K>(scope, &sks, keys, Skip::default(), "get_many", &span)
+                .await
         })
         .await
+    }
+
+    /// The batch read of `get_many` and `get_or_set_many`: each of `sks` (the storage keys of
+    /// the user keys `keys`) decoded, or its own error (named `op`); through the local tier
+    /// when there is one (`skip` applies to it only).
+    pub(crate) async fn read_many_typed<T: DeserializeOwned, K: AsRef<str>>(
+        &self,
+        scope: &Scope<'_>,
+        sks: &[&str],
+        keys: &[K],
+        skip: Skip,
+        op: &'static str,
+        span: &tracing::Span,
+    ) -> Result<Outcome<Vec<Result<Option<T>>>>> {
+        if let Some(l1) = self.l1() {
+            return Box::pin(self.get_many_tiered::<T, K>(l1, scope, sks, keys, skip, op, span))
+                .await;
+        }
+        let raws = match self.read_many(Via::plain(self), scope, sks).await {
+            Ok(Outcome::Done(raws)) => raws,
+            Ok(Outcome::Stale(g)) => return Ok(Outcome::Stale(g)),
+            Err(e) => {
+                // boxed: the fail-safe path's state stays out of every batch's future
+                return match Box::pin(self.fail_safe_values::<T>(sks, &e, span)).await {
+                    Some(values) => Ok(Outcome::Done(values.into_iter().map(Ok).collect())),
+                    None => Err(e),
+                };
+            }
+        };
+        let mut out = Vec::with_capacity(raws.len());
+        let (mut hits, mut misses) = (0u64, 0u64);
+        for ((raw, sk), key) in raws.iter().zip(sks).zip(keys) {
+            match raw {
+                Some(raw) => match self.decode::<T>(raw, sk, scope.key_id).await {
+                    Ok(v) => {
+                        out.push(Ok(Some(v)));
+                        hits += 1;
+                    }
+                    Err(e) => {
+                        self.inner.stats.error();
+                        out.push(Err(self.ctx(e, op, scope, Some(key.as_ref()))));
+                    }
+                },
+                None => {
+                    out.push(Ok(None));
+                    misses += 1;
+                }
+            }
+        }
+        self.inner.stats.hits(hits, misses);
+        span.record("hits", hits);
+        Ok(Outcome::Done(out))
     }
 
     /// [`set_many`](Self::set_many) in `scope`, through its guard in the same backend call.
@@ -847,51 +866,66 @@ impl MemStache {
             error = field::Empty,
         );
         self.traced(&span, "set_many", scope, None, false, async {
-            let now = self.inner.clock.now_ms();
-            let l1 = self.l1();
-            let mut entries = Vec::with_capacity(items.len());
-            let mut plains = Vec::new();
-            let mut due = Vec::new();
+            let mut plains = Vec::with_capacity(items.len());
             for (k, v) in items {
                 let sk = self.key_in(scope, k.as_ref())?;
-                let plain = self.inner.pipeline.serialize(*v)?;
-                let (bytes, expiry) = self
-                    .encode_serialized::<T>(&plain, &sk, scope.key_id, &options, now)
-                    .await?;
-                if expiry.is_due(now) {
-                    due.push(sk);
-                } else {
-                    if l1.is_some() {
-                        plains.push((plain, self.meta_of_write::<T>(scope, &expiry)));
-                    }
-                    entries.push(BackendEntry {
-                        key: sk,
-                        value: bytes,
-                        expiry,
-                    });
-                }
+                plains.push((sk, self.inner.pipeline.serialize(*v)?));
             }
-            if !due.is_empty() {
-                let due: Vec<&str> = due.iter().map(String::as_str).collect();
-                match l1 {
-                    Some(l1) => self.remove_many_tiered(l1, &due).await?,
-                    None => self.delete_many(Via::plain(self), &due).await?,
-                };
-            }
-            let n = entries.len() as u64;
-            let out = match l1 {
-                Some(l1) => {
-                    let skip = options.or(&self.inner.defaults).skips();
-                    Box::pin(self.write_many_tiered(l1, scope, entries, plains, skip)).await?
-                }
-                None => self.write_many(Via::plain(self), scope, entries).await?,
-            };
-            if matches!(out, Outcome::Done(())) {
-                self.inner.stats.sets(n);
-            }
-            Ok(out)
+            self.store_many::<T>(scope, plains, &options).await
         })
         .await
+    }
+
+    /// The batch write of `set_many` and `get_or_set_many`: every `(storage key, serialized
+    /// value of type T)` encoded (all before anything is written), then stored in one backend
+    /// batch call (through the scope's guard, and the local tier when there is one).
+    pub(crate) async fn store_many<T: ?Sized>(
+        &self,
+        scope: &Scope<'_>,
+        items: Vec<(String, Vec<u8>)>,
+        options: &EntryOptions,
+    ) -> Result<Outcome<()>> {
+        let now = self.inner.clock.now_ms();
+        let l1 = self.l1();
+        let mut entries = Vec::with_capacity(items.len());
+        let mut plains = Vec::new();
+        let mut due = Vec::new();
+        for (sk, plain) in items {
+            let (bytes, expiry) = self
+                .encode_serialized::<T>(&plain, &sk, scope.key_id, options, now)
+                .await?;
+            if expiry.is_due(now) {
+                due.push(sk);
+            } else {
+                if l1.is_some() {
+                    plains.push((plain, self.meta_of_write::<T>(scope, &expiry)));
+                }
+                entries.push(BackendEntry {
+                    key: sk,
+                    value: bytes,
+                    expiry,
+                });
+            }
+        }
+        if !due.is_empty() {
+            let due: Vec<&str> = due.iter().map(String::as_str).collect();
+            match l1 {
+                Some(l1) => self.remove_many_tiered(l1, &due).await?,
+                None => self.delete_many(Via::plain(self), &due).await?,
+            };
+        }
+        let n = entries.len() as u64;
+        let out = match l1 {
+            Some(l1) => {
+                let skip = options.or(&self.inner.defaults).skips();
+                Box::pin(self.write_many_tiered(l1, scope, entries, plains, skip)).await?
+            }
+            None => self.write_many(Via::plain(self), scope, entries).await?,
+        };
+        if matches!(out, Outcome::Done(())) {
+            self.inner.stats.sets(n);
+        }
+        Ok(out)
     }
 
     /// [`remove_many`](Self::remove_many) in `scope`.

@@ -101,7 +101,7 @@ pub struct StatsSnapshot {
     pub sets: u64,
     /// Operations that failed (including those `try_get` and `get_or_set` absorbed).
     pub errors: u64,
-    /// Loader calls made by `get_or_set`.
+    /// Loader calls made by `get_or_set` and `get_or_set_many` (one per batch loader call).
     pub loader_calls: u64,
     /// Loader calls that failed.
     pub loader_errors: u64,

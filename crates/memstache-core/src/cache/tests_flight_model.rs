@@ -12,13 +12,14 @@
 //! Every caller runs the `get_or_set` protocol step by step as `ops.rs` does: join (or wait),
 //! on an abandoned flight try again, as leader run the "loader" and complete the flight.
 
+use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use shuttle::future::{block_on, spawn, yield_now};
 
-use super::{FlightKey, Flights, Joined, SyncFamily};
+use super::{FlightKey, Flights, Joined, Role, SyncFamily};
 
 /// Shuttle's mutex: every lock is a scheduling point the model explores.
 struct Shuttle;
@@ -53,7 +54,8 @@ enum Loader {
 async fn caller(flights: Table, key: FlightKey, loader: Loader) -> Vec<u8> {
     loop {
         match flights.join_or_wait(key.clone()).await {
-            Joined::Done(Ok(v)) => return v.to_vec(),
+            Joined::Done(Ok(Some(v))) => return v.to_vec(),
+            Joined::Done(Ok(None)) => panic!("no loader in this model returns nothing"),
             Joined::Done(Err(_)) => panic!("no loader in this model fails"),
             Joined::Abandoned => continue,
             Joined::Lead(guard) => {
@@ -77,7 +79,7 @@ async fn caller(flights: Table, key: FlightKey, loader: Loader) -> Vec<u8> {
                         yield_now().await;
                     },
                 };
-                guard.complete(Ok(Arc::new(vec![tag])));
+                guard.complete(Ok(Some(Arc::new(vec![tag]))));
                 return vec![tag];
             }
         }
@@ -205,6 +207,125 @@ fn model_mixed_types_never_share_a_flight() {
                 for (want, t) in tasks {
                     assert_eq!(t.await.unwrap(), vec![want]);
                 }
+                assert_eq!(flights.len(), 0);
+            });
+        },
+        ITERATIONS,
+    );
+}
+
+type Shared<T> = Arc<shuttle::sync::Mutex<T>>;
+
+/// One `get_or_set_many` caller, step by step as `many.rs` runs it: read what is pending,
+/// join the flights of the misses, look again at the led keys, then load the led keys (one
+/// loader call) while waiting for the others; an abandoned flight goes back to pending. The
+/// "backend" is `store`; `loads` counts the keys each loader call was given.
+async fn batch_caller(
+    flights: Table,
+    store: Shared<HashMap<&'static str, u8>>,
+    loads: Shared<HashMap<&'static str, usize>>,
+    keys: &'static [&'static str],
+    tag: u8,
+) -> Vec<(&'static str, u8)> {
+    let read = |k: &str| store.lock().unwrap().get(k).copied();
+    let mut got = Vec::new();
+    let mut pending: Vec<&'static str> = keys.to_vec();
+    let mut loader_calls = 0;
+    while !pending.is_empty() {
+        let mut leads = Vec::new();
+        let mut waits = Vec::new();
+        for k in std::mem::take(&mut pending) {
+            if let Some(v) = read(k) {
+                got.push((k, v));
+                continue;
+            }
+            match flights.join(FlightKey::of::<u8>(k)) {
+                Role::Leader(guard) => match read(k) {
+                    Some(v) => got.push((k, v)), // the guard drops: its waiters look again
+                    None => leads.push((k, guard)),
+                },
+                Role::Waiter(wait) => waits.push(async move { (k, wait.await) }),
+            }
+        }
+        if !leads.is_empty() {
+            loader_calls += 1;
+        }
+        let load = async {
+            if leads.is_empty() {
+                return Vec::new();
+            }
+            yield_now().await; // the loader: others join meanwhile
+            let mut loaded = Vec::new();
+            for (k, _) in &leads {
+                *loads.lock().unwrap().entry(k).or_default() += 1;
+                store.lock().unwrap().insert(k, tag); // stored before the flights complete
+            }
+            for (k, guard) in leads {
+                guard.complete(Ok(Some(Arc::new(vec![tag]))));
+                loaded.push((k, tag));
+            }
+            loaded
+        };
+        let (loaded, waited) = futures::join!(load, futures::future::join_all(waits));
+        got.extend(loaded);
+        for (k, r) in waited {
+            match r {
+                Some(Ok(Some(v))) => got.push((k, v[0])),
+                Some(_) => panic!("no loader in this model fails or returns nothing"),
+                None => pending.push(k),
+            }
+        }
+    }
+    assert!(loader_calls <= 1, "a caller's loader ran twice");
+    got
+}
+
+/// Three batch callers with cyclic overlaps ({a, b}, {b, c}, {c, a}): no deadlock (a caller
+/// never waits before it has loaded what it leads), every key is loaded exactly once, every
+/// caller ends with the stored value of each of its keys, and no flight is left behind.
+#[test]
+fn model_overlapping_batches_load_each_key_once() {
+    const SETS: [&[&str]; 3] = [&["a", "b"], &["b", "c"], &["c", "a"]];
+    shuttle::check_random(
+        || {
+            block_on(async {
+                let flights: Table = Arc::default();
+                let store: Shared<HashMap<&'static str, u8>> = Arc::default();
+                let loads: Shared<HashMap<&'static str, usize>> = Arc::default();
+                let tasks: Vec<_> = SETS
+                    .iter()
+                    .zip(1u8..)
+                    .map(|(keys, tag)| {
+                        spawn(batch_caller(
+                            Arc::clone(&flights),
+                            Arc::clone(&store),
+                            Arc::clone(&loads),
+                            keys,
+                            tag,
+                        ))
+                    })
+                    .collect();
+                let mut results = Vec::new();
+                for t in tasks {
+                    results.push(t.await.unwrap());
+                }
+                let store = store.lock().unwrap().clone();
+                for (keys, got) in SETS.iter().zip(results) {
+                    let mut ks: Vec<_> = got.iter().map(|(k, _)| *k).collect();
+                    ks.sort_unstable();
+                    let mut want = keys.to_vec();
+                    want.sort_unstable();
+                    assert_eq!(ks, want, "every key answered once");
+                    for (k, v) in got {
+                        assert_eq!(Some(&v), store.get(k), "the stored value of {k}");
+                    }
+                }
+                let loads = loads.lock().unwrap();
+                assert_eq!(loads.len(), 3);
+                assert!(
+                    loads.values().all(|&n| n == 1),
+                    "loaded more than once: {loads:?}"
+                );
                 assert_eq!(flights.len(), 0);
             });
         },

@@ -398,13 +398,21 @@ impl MemStache {
         out
     }
 
-    /// `get_many` with a local tier: L1 first, then one backend batch for the rest.
-    pub(crate) async fn get_many_tiered<T: DeserializeOwned>(
+    /// `get_many` with a local tier: L1 first, then one backend batch for the rest. `skip`
+    /// (from `get_or_set_many`'s options) skips L1 reads, backend reads (the rest are misses),
+    /// or keeping what was read; `op` names the operation in per-key errors.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the one batch read of two operations"
+    )]
+    pub(crate) async fn get_many_tiered<T: DeserializeOwned, K: AsRef<str>>(
         &self,
         l1: &LocalCopies,
         scope: &Scope<'_>,
         sks: &[&str],
-        keys: &[&str],
+        keys: &[K],
+        skip: Skip,
+        op: &'static str,
         span: &tracing::Span,
     ) -> Result<Outcome<Vec<Result<Option<T>>>>> {
         let fingerprint = fingerprint_of::<T>();
@@ -412,8 +420,9 @@ impl MemStache {
         let mut out: Vec<Option<Result<Option<T>>>> = Vec::with_capacity(sks.len());
         let mut missing = Vec::new();
         for (i, sk) in sks.iter().enumerate() {
-            match l1
-                .lookup(sk, fingerprint, now)
+            match (!skip.has(Skip::LOCAL_READ))
+                .then(|| l1.lookup(sk, fingerprint, now))
+                .flatten()
                 .and_then(|c| self.decode_copy::<T>(&c).ok())
             {
                 Some(v) => out.push(Some(Ok(Some(v)))),
@@ -424,7 +433,9 @@ impl MemStache {
             }
         }
         let l1_hits = (sks.len() - missing.len()) as u64;
-        if !missing.is_empty() {
+        if !missing.is_empty() && skip.has(Skip::DISTRIBUTED_READ) {
+            self.inner.stats.hits(0, missing.len() as u64);
+        } else if !missing.is_empty() {
             let want: Vec<&str> = missing.iter().map(|&i| sks[i]).collect();
             let tickets: Vec<_> = want.iter().map(|sk| l1.read_ticket(sk)).collect();
             let raws = match self.read_many(Via::tiered(l1), scope, &want).await {
@@ -447,14 +458,16 @@ impl MemStache {
                     }
                     Some(raw) => match self.decode_keep::<T>(&raw, sk, scope.key_id).await {
                         Ok((v, plain, ser)) => {
-                            let meta = self.meta_of_read::<T>(&raw, scope, ser);
-                            l1.read_done(ticket, sk, &plain, meta, self.inner.clock.now_ms());
+                            if !skip.has(Skip::LOCAL_WRITE) {
+                                let meta = self.meta_of_read::<T>(&raw, scope, ser);
+                                l1.read_done(ticket, sk, &plain, meta, self.inner.clock.now_ms());
+                            }
                             hits += 1;
                             Ok(Some(v))
                         }
                         Err(e) => {
                             self.inner.stats.error();
-                            Err(self.ctx(e, "get_many", scope, Some(keys[*i])))
+                            Err(self.ctx(e, op, scope, Some(keys[*i].as_ref())))
                         }
                     },
                 });

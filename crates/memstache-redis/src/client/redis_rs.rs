@@ -393,7 +393,8 @@ impl Reconnecting {
             state: parking_lot::Mutex::new(Backoff::default()),
             conn_config: redis::AsyncConnectionConfig::new()
                 .set_connection_timeout(Some(config.connect_timeout))
-                .set_response_timeout(none_if_zero(config.command_timeout)),
+                .set_response_timeout(none_if_zero(config.command_timeout))
+                .set_pipeline_buffer_size(config.pipeline_buffer_size),
             policy: config.reconnect,
             limit: config.connect_timeout + config.connect_timeout / 2,
         }

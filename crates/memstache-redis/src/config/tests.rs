@@ -184,3 +184,64 @@ fn backplane_knobs() {
     };
     assert_eq!(c.validate().unwrap_err().kind(), ErrorKind::InvalidConfig);
 }
+
+#[test]
+fn coalescing_and_connection_knobs() {
+    let c = RedisConfig::from_url("redis://h").unwrap();
+    assert_eq!(c.coalesce, Coalesce::Auto);
+    assert_eq!(c.max_batch, 128);
+    assert!(c.tcp_nodelay);
+    assert!(c.coalescing(), "auto: on for redis-rs on one server");
+    let fred = RedisConfig {
+        client: RedisClient::Fred,
+        ..c.clone()
+    };
+    assert!(!fred.coalescing(), "auto: off for fred");
+    let cluster = RedisConfig::from_url("redis-cluster://h:1").unwrap();
+    assert!(!cluster.coalescing(), "auto: off on a cluster");
+    let sentinel = RedisConfig::from_url("redis-sentinel://h?service_name=m").unwrap();
+    assert!(sentinel.coalescing(), "auto: on through Sentinel");
+    for (param, want) in [
+        ("auto", Coalesce::Auto),
+        ("true", Coalesce::On),
+        ("on", Coalesce::On),
+        ("1", Coalesce::On),
+        ("false", Coalesce::Off),
+        ("off", Coalesce::Off),
+        ("0", Coalesce::Off),
+    ] {
+        let c = RedisConfig::from_url(&format!("redis://h?coalesce={param}")).unwrap();
+        assert_eq!(c.coalesce, want, "{param}");
+    }
+    let off = RedisConfig {
+        coalesce: Coalesce::Off,
+        ..c.clone()
+    };
+    assert!(!off.coalescing());
+    let on = RedisConfig {
+        coalesce: Coalesce::On,
+        ..fred
+    };
+    assert!(on.coalescing());
+    assert_eq!(c.pipeline_buffer_size, 50);
+    let c = RedisConfig::from_url("redis://h?max_batch=7&tcp_nodelay=false&pipeline_buffer_size=9")
+        .unwrap();
+    assert_eq!(c.pipeline_buffer_size, 9);
+    assert_eq!(c.max_batch, 7);
+    assert!(!c.tcp_nodelay);
+    for bad in [
+        "redis://h?coalesce=sometimes",
+        "redis://h?max_batch=0",
+        "redis://h?max_batch=-1",
+        "redis://h?tcp_nodelay=maybe",
+        "redis://h?pipeline_buffer_size=0",
+    ] {
+        let e = RedisConfig::from_url(bad).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidConfig, "{bad}");
+    }
+    let c = RedisConfig {
+        max_batch: 0,
+        ..RedisConfig::default()
+    };
+    assert_eq!(c.validate().unwrap_err().kind(), ErrorKind::InvalidConfig);
+}

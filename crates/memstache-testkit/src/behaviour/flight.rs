@@ -1,4 +1,4 @@
-//! `get_or_set`: single-flight, loader errors, cancellation.
+//! `get_or_set` and `get_or_set_many`: single-flight, loader errors, cancellation.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -130,4 +130,73 @@ pub async fn get_or_set_returns_cached_value(h: &dyn Harness) {
         .unwrap();
     assert_eq!(v, 5);
     assert_eq!(c.stats().loader_calls, 0);
+}
+
+/// `get_or_set_many`: hits are returned as stored, the misses go to one loader call (each
+/// once, in request order), what it returns is stored and what it leaves out is absent.
+pub async fn get_or_set_many_hits_and_misses(h: &dyn Harness) {
+    let c = h.cache();
+    c.set_many(&[("m:1", &1u64), ("m:3", &3u64)], EntryOptions::default())
+        .await
+        .unwrap();
+    let asked = std::sync::Mutex::new(Vec::new());
+    let got: Vec<Option<u64>> = c
+        .get_or_set_many(
+            &["m:1", "m:2", "m:3", "m:4", "m:2", "m:5"],
+            EntryOptions::default(),
+            |missing| {
+                asked.lock().unwrap().push(missing.clone());
+                async move {
+                    // m:5 is not in the source
+                    Ok::<_, std::io::Error>(missing.into_iter().filter(|k| k != "m:5").map(|k| {
+                        let n = k[2..].parse::<u64>().unwrap();
+                        (k, n * 10)
+                    }))
+                }
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        got,
+        [Some(1), Some(20), Some(3), Some(40), Some(20), None],
+        "hits as stored, misses loaded, the absent key None"
+    );
+    assert_eq!(
+        *asked.lock().unwrap(),
+        [vec!["m:2".to_owned(), "m:4".to_owned(), "m:5".to_owned()]]
+    );
+    let stored: Vec<Option<u64>> = c.get_many(&["m:2", "m:4", "m:5"]).await.unwrap();
+    assert_eq!(stored, [Some(20), Some(40), None]);
+    assert_eq!(c.stats().loader_calls, 1);
+}
+
+/// A failing `get_or_set_many` loader is a `Loader` error with its error as source; nothing
+/// is cached and the next call loads again.
+pub async fn get_or_set_many_loader_error_caches_nothing(h: &dyn Harness) {
+    let c = h.cache();
+    let e = c
+        .get_or_set_many(&["f:1", "f:2"], EntryOptions::default(), |_| async {
+            Err::<Vec<(String, u32)>, _>(std::io::Error::other("database is down"))
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Loader);
+    let src = std::error::Error::source(&e).expect("loader error kept as source");
+    assert_eq!(src.to_string(), "database is down");
+    let none: Vec<Option<u32>> = c.get_many(&["f:1", "f:2"]).await.unwrap();
+    assert_eq!(none, [None, None], "nothing cached");
+    let got: Vec<Option<u32>> = c
+        .get_or_set_many(
+            &["f:1", "f:2"],
+            EntryOptions::default(),
+            |keys| async move {
+                assert_eq!(keys, ["f:1", "f:2"], "both load again");
+                Ok::<_, std::io::Error>(keys.into_iter().zip([1, 2]))
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(got, [Some(1), Some(2)]);
+    assert_eq!(c.stats().loader_errors, 1);
 }

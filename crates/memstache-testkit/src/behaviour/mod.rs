@@ -252,6 +252,7 @@ macro_rules! __behaviour_cases {
             exists_does_not_rearm_sliding, past_deadline_removes_the_old_value,
             get_or_set_single_flight, get_or_set_loader_error_reaches_every_waiter,
             get_or_set_leader_cancelled, get_or_set_returns_cached_value,
+            get_or_set_many_hits_and_misses, get_or_set_many_loader_error_caches_nothing,
             batch_roundtrip_in_order, batch_rejects_bad_key_before_writing, remove_many_counts,
             guarded_writes_check_the_guard,
             corrupt_entry_is_integrity_error, flipped_byte_is_detected, copied_entry_is_detected,

@@ -159,6 +159,20 @@ pub async fn clear_is_seen_by_another_instance(h: &dyn Harness) {
     a.clear().await.unwrap();
     b.set("k3", &3u8, EntryOptions::default()).await.unwrap();
     assert_eq!(a.get::<u8>("k3").await.unwrap(), Some(3));
+    // and b's get_or_set_many with a stale cache: the old generation's k3 is not served, the
+    // new generation is adopted, the loader runs once and its values land there
+    a.clear().await.unwrap();
+    let calls = std::sync::atomic::AtomicUsize::new(0);
+    let got: Vec<Option<u8>> = b
+        .get_or_set_many(&["k3", "k4"], EntryOptions::default(), |keys| {
+            calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async move { Ok::<_, std::io::Error>(keys.into_iter().zip([30u8, 40])) }
+        })
+        .await
+        .unwrap();
+    assert_eq!(got, vec![Some(30), Some(40)], "a cleared entry was served");
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(a.get::<u8>("k4").await.unwrap(), Some(40));
 }
 
 /// If the generation is lost (evicted, flushed), old entries stay unreadable: a new random
