@@ -2,6 +2,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 
+mod byte_values;
 mod cache;
 mod depth;
 pub mod envelope;

@@ -225,6 +225,226 @@ impl Serializer for Json {
     }
 }
 
+/// One of memstache's own serializers, known by type: the cache calls it with typed
+/// [`write`](Builtin::write) and [`read`](Builtin::read) functions instead of through
+/// erased-serde (which costs a dynamic call per serde method, a sequence of bytes one call per
+/// byte), and writes byte values with the one-pass paths of [`crate::byte_values`]. Same bytes
+/// and same errors as the [`Serializer`] implementations of the same types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Builtin {
+    /// [`Postcard`].
+    #[cfg(feature = "postcard")]
+    Postcard,
+    /// [`MessagePack`].
+    #[cfg(feature = "msgpack")]
+    MessagePack,
+    /// [`Json`].
+    #[cfg(feature = "json")]
+    Json,
+}
+
+/// The error of a stored value with bytes left after it.
+#[cfg(any(feature = "msgpack", feature = "json"))]
+fn trailing() -> Error {
+    Error::new(
+        crate::ErrorKind::Serialization,
+        "stored value has trailing bytes (it was written for another type)",
+    )
+}
+
+impl Builtin {
+    /// The built-in serializer `S` is, if it is one (by type, not by id: a user's serializer
+    /// with a built-in's id is called through its own [`Serializer`] implementation).
+    pub(crate) fn of<S: Serializer>() -> Option<Builtin> {
+        use std::any::TypeId;
+        let id = TypeId::of::<S>();
+        #[cfg(feature = "postcard")]
+        if id == TypeId::of::<Postcard>() {
+            return Some(Builtin::Postcard);
+        }
+        #[cfg(feature = "msgpack")]
+        if id == TypeId::of::<MessagePack>() {
+            return Some(Builtin::MessagePack);
+        }
+        #[cfg(feature = "json")]
+        if id == TypeId::of::<Json>() {
+            return Some(Builtin::Json);
+        }
+        let _ = id;
+        None
+    }
+
+    /// Appends the encoding of `value` to `out`: the bytes the [`Serializer`] implementation
+    /// writes, without erasure.
+    #[cfg_attr(
+        not(any(feature = "postcard", feature = "msgpack", feature = "json")),
+        expect(unused_variables, reason = "no built-in serializer compiled in")
+    )]
+    pub(crate) fn write<T: serde::Serialize + ?Sized>(
+        self,
+        value: &T,
+        out: &mut Vec<u8>,
+    ) -> crate::Result<()> {
+        let bytes = crate::byte_values::as_byte_seq(value);
+        match self {
+            #[cfg(feature = "postcard")]
+            Builtin::Postcard => {
+                if let Some(b) = bytes {
+                    crate::byte_values::postcard::write(b, out);
+                    return Ok(());
+                }
+                postcard::serialize_with_flavor(value, AppendVec(out)).map_err(|e| {
+                    Error::new(
+                        crate::ErrorKind::Serialization,
+                        "value could not be serialized with postcard",
+                    )
+                    .with_source(e)
+                })
+            }
+            #[cfg(feature = "msgpack")]
+            Builtin::MessagePack => {
+                if let Some(b) = bytes
+                    && crate::byte_values::msgpack::write(b, out)
+                {
+                    return Ok(());
+                }
+                let mut ser = rmp_serde::Serializer::new(out).with_struct_map();
+                value.serialize(&mut ser).map_err(|_| {
+                    Error::new(
+                        ErrorKind::Serialization,
+                        "value could not be serialized as MessagePack",
+                    )
+                })
+            }
+            #[cfg(feature = "json")]
+            Builtin::Json => {
+                if let Some(b) = bytes {
+                    crate::byte_values::json::write(b, out);
+                    return Ok(());
+                }
+                if crate::byte_values::is_byte_buffer::<T>() {
+                    let start = out.len();
+                    if value.serialize(crate::byte_values::JsonBytes(out)).is_ok() {
+                        return Ok(());
+                    }
+                    out.truncate(start);
+                }
+                let mut ser = serde_json::Serializer::new(out);
+                value.serialize(&mut ser).map_err(|_| {
+                    Error::new(
+                        ErrorKind::Serialization,
+                        "value could not be serialized as JSON",
+                    )
+                })
+            }
+        }
+    }
+
+    /// Decodes `bytes` as `T`, nested at most `max_depth` deep: what the [`Serializer`]
+    /// implementation decodes through erased-serde, with the same checks and errors (a value
+    /// that does not decode as `T`, and trailing bytes, are
+    /// [`Serialization`](crate::ErrorKind::Serialization) errors).
+    #[cfg_attr(
+        not(any(feature = "postcard", feature = "msgpack", feature = "json")),
+        expect(
+            unused_variables,
+            unreachable_code,
+            reason = "no built-in serializer compiled in"
+        )
+    )]
+    pub(crate) fn read<T: serde::de::DeserializeOwned>(
+        self,
+        bytes: &[u8],
+        max_depth: usize,
+    ) -> crate::Result<T> {
+        let mut slot: Option<T> = None;
+        if let Some(vec) = crate::byte_values::vec_slot(&mut slot) {
+            let fast = match self {
+                #[cfg(feature = "postcard")]
+                Builtin::Postcard => crate::byte_values::postcard::read(bytes),
+                #[cfg(feature = "msgpack")]
+                Builtin::MessagePack => crate::byte_values::msgpack::read(bytes),
+                #[cfg(feature = "json")]
+                Builtin::Json => crate::byte_values::json::read(bytes),
+            };
+            *vec = fast;
+        }
+        if let Some(v) = slot {
+            return Ok(v);
+        }
+        match self {
+            #[cfg(feature = "postcard")]
+            Builtin::Postcard => postcard_typed(bytes, max_depth),
+            #[cfg(feature = "msgpack")]
+            Builtin::MessagePack => {
+                let mut rest: &[u8] = bytes;
+                let value = {
+                    let mut de = rmp_serde::Deserializer::new(&mut rest);
+                    limited_read(&mut de, max_depth)?
+                };
+                if rest.is_empty() {
+                    Ok(value)
+                } else {
+                    Err(trailing())
+                }
+            }
+            #[cfg(feature = "json")]
+            Builtin::Json => {
+                if crate::byte_values::is_byte_buffer::<T>()
+                    && let Some(v) = crate::byte_values::json::read(bytes)
+                    && let Ok(value) = T::deserialize(crate::byte_values::ByteBufDeserializer(v))
+                {
+                    return Ok(value);
+                }
+                let mut de = serde_json::Deserializer::from_slice(bytes);
+                let value = limited_read(&mut de, max_depth)?;
+                de.end().map_err(|_| trailing())?;
+                Ok(value)
+            }
+        }
+    }
+}
+
+/// A postcard output that appends to a `Vec` (postcard's `ExtendFlavor` extends byte by byte
+/// through an iterator; this copies slices with `extend_from_slice`).
+#[cfg(feature = "postcard")]
+struct AppendVec<'a>(&'a mut Vec<u8>);
+
+#[cfg(feature = "postcard")]
+impl postcard::ser_flavors::Flavor for AppendVec<'_> {
+    type Output = ();
+
+    #[inline]
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.0.push(data);
+        Ok(())
+    }
+
+    #[inline]
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
+}
+
+/// `T` from `de`, at most `max_depth` deep; the format's error is dropped (it may quote the
+/// value) for the cache's own.
+#[cfg(any(feature = "msgpack", feature = "json"))]
+fn limited_read<'de, T, D>(de: D, max_depth: usize) -> Result<T>
+where
+    T: serde::de::DeserializeOwned,
+    D: serde::Deserializer<'de>,
+{
+    use crate::depth::{DepthLimited, Limit};
+    let too_deep = std::cell::Cell::new(false);
+    let limited = DepthLimited::new(de, Limit::new(max_depth, &too_deep));
+    T::deserialize(limited).map_err(|_| crate::cache::decode_error(too_deep.get(), max_depth))
+}
+
 /// The serializer for an id, among those compiled in.
 pub fn by_id(id: u8) -> Option<std::sync::Arc<dyn Serializer>> {
     match id {

@@ -51,8 +51,8 @@ pub struct MemStacheBuilder {
     namespace: String,
     backend: Option<Arc<dyn Backend>>,
     serializer: Option<Arc<dyn Serializer>>,
-    /// `serializer` is memstache's own `Postcard` (decoded with a typed call).
-    serializer_is_postcard: bool,
+    /// `serializer` is one of memstache's own (called with typed functions).
+    serializer_builtin: Option<crate::serializer::Builtin>,
     compressor: Option<Arc<dyn Compressor>>,
     compress_threshold: usize,
     encryptor: Option<Arc<dyn Encryptor>>,
@@ -106,7 +106,7 @@ impl Default for MemStacheBuilder {
             namespace: DEFAULT_NAMESPACE.to_owned(),
             backend: None,
             serializer: None,
-            serializer_is_postcard: false,
+            serializer_builtin: None,
             compressor: None,
             compress_threshold: DEFAULT_COMPRESS_THRESHOLD,
             encryptor: None,
@@ -154,7 +154,7 @@ impl MemStacheBuilder {
 
     /// The data format. Default: postcard.
     pub fn serializer<S: Serializer>(mut self, serializer: S) -> Self {
-        self.serializer_is_postcard = is_builtin_postcard::<S>();
+        self.serializer_builtin = crate::serializer::Builtin::of::<S>();
         self.serializer = Some(Arc::new(serializer));
         self
     }
@@ -455,9 +455,9 @@ impl MemStacheBuilder {
         } else {
             None
         });
-        let (serializer, own_is_postcard) = match self.serializer {
-            Some(s) => (s, self.serializer_is_postcard),
-            None => (default_serializer()?, cfg!(feature = "postcard")),
+        let (serializer, builtin) = match self.serializer {
+            Some(s) => (s, self.serializer_builtin),
+            None => (default_serializer()?, default_builtin()),
         };
         if let Some(l) = &self.lock {
             l.validate()?;
@@ -549,7 +549,7 @@ impl MemStacheBuilder {
                     max_value_size: self.max_value_size,
                     accept_unencrypted: self.accept_unencrypted,
                     size_hint: Arc::default(),
-                    own_is_postcard,
+                    builtin,
                     accepted: self.accepted,
                     max_depth: self.max_depth,
                     key_manager_timeout: self.key_manager_timeout,
@@ -567,15 +567,15 @@ impl MemStacheBuilder {
     }
 }
 
-/// Whether `S` is memstache's own postcard serializer (not just one with the same id).
-fn is_builtin_postcard<S: Serializer>() -> bool {
+/// The built-in serializer [`default_serializer`] returns.
+fn default_builtin() -> Option<crate::serializer::Builtin> {
     #[cfg(feature = "postcard")]
     {
-        std::any::TypeId::of::<S>() == std::any::TypeId::of::<crate::serializer::Postcard>()
+        Some(crate::serializer::Builtin::Postcard)
     }
     #[cfg(not(feature = "postcard"))]
     {
-        false
+        None
     }
 }
 

@@ -30,7 +30,7 @@ macro_rules! encode_entry {
     ($self:ident, $scope:ident, $sk:ident, $value:ident, $options:expr, $now:ident) => {{
         let (bytes, expiry) = {
             let (params, expiry) = $self.encode_params::<T>($sk, $scope.key_id, $options, $now)?;
-            let bytes = match $self.inner.pipeline.encode_value(&$value, &params)? {
+            let bytes = match $self.inner.pipeline.encode_value($value, &params)? {
                 Prepared::Done(b) => b,
                 Prepared::Serialized { buf, offset } => {
                     $self
@@ -869,7 +869,7 @@ impl MemStache {
             let mut plains = Vec::with_capacity(items.len());
             for (k, v) in items {
                 let sk = self.key_in(scope, k.as_ref())?;
-                plains.push((sk, self.inner.pipeline.serialize(v)?));
+                plains.push((sk, self.inner.pipeline.serialize(*v)?));
             }
             self.store_many::<T>(scope, plains, &options).await
         })

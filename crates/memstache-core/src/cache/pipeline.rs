@@ -14,6 +14,7 @@ use crate::envelope::{
     self, FLAG_CHECKSUM, FLAG_COMPRESSED, FLAG_ENCRYPTED, FLAG_FINGERPRINT, Header,
 };
 use crate::raw::{Compressor, Encryptor, KeyManager, KeyVersion, Serializer};
+use crate::serializer::Builtin;
 use crate::{Error, ErrorKind, Result};
 
 /// What one write needs beyond the value.
@@ -53,10 +54,9 @@ pub(crate) struct Pipeline {
     pub(crate) accept_unencrypted: bool,
     /// The size of a recent serialized value: the capacity of the next write's buffer.
     pub(crate) size_hint: Arc<AtomicUsize>,
-    /// `serializer` is memstache's own [`Postcard`](crate::serializer::Postcard): reads decode
-    /// it with a typed call instead of through erased-serde.
-    #[cfg_attr(not(feature = "postcard"), allow(dead_code))]
-    pub(crate) own_is_postcard: bool,
+    /// `serializer` is one of memstache's own: writes and reads call it with typed functions
+    /// instead of through erased-serde.
+    pub(crate) builtin: Option<Builtin>,
     /// Serializers whose entries this cache also reads (besides its own), by id.
     pub(crate) accepted: Vec<Arc<dyn Serializer>>,
     /// Deepest nesting a decoded value may have.
@@ -84,6 +84,37 @@ fn key_call<'a, T: Send + 'a>(
     }
 }
 
+thread_local! {
+    /// This thread's AAD buffer, reused by every seal and open (buffer pooling, issue 15: it
+    /// was one allocation per encrypted read and write). The AAD is the header and the storage
+    /// key, no key material.
+    static AAD: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The largest AAD buffer kept for reuse; a longer one (a very long key) is freed after use.
+const MAX_POOLED_AAD: usize = 1024;
+
+/// Calls `f` with the AAD of an entry with header `header` at `storage_key`, built in this
+/// thread's reused buffer (a fresh one if that is in use: `f` never re-enters, but a fallback
+/// costs one allocation rather than a panic).
+fn with_aad<R>(header: &[u8], storage_key: &str, f: impl FnOnce(&[u8]) -> R) -> R {
+    AAD.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            envelope::aad(header, storage_key, &mut buf);
+            let r = f(&buf);
+            if buf.capacity() > MAX_POOLED_AAD {
+                *buf = Vec::new();
+            }
+            r
+        }
+        Err(_) => {
+            let mut buf = Vec::new();
+            envelope::aad(header, storage_key, &mut buf);
+            f(&buf)
+        }
+    })
+}
+
 fn too_large() -> Error {
     Error::new(
         ErrorKind::ValueTooLarge,
@@ -92,10 +123,23 @@ fn too_large() -> Error {
 }
 
 impl Pipeline {
+    /// Appends the serialization of `value` to `out` with the cache's own serializer: a typed
+    /// call for a built-in one, erased-serde for any other.
+    fn serialize_into<T: serde::Serialize + ?Sized>(
+        &self,
+        value: &T,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        match self.builtin {
+            Some(b) => b.write(value, out),
+            None => self.serializer.serialize(&value, out),
+        }
+    }
+
     /// Serializes `value` on its own (used to hand a loaded value to single-flight waiters).
-    pub(crate) fn serialize(&self, value: &dyn erased_serde::Serialize) -> Result<Vec<u8>> {
+    pub(crate) fn serialize<T: serde::Serialize + ?Sized>(&self, value: &T) -> Result<Vec<u8>> {
         let mut out = Vec::new();
-        self.serializer.serialize(value, &mut out)?;
+        self.serialize_into(value, &mut out)?;
         if out.len() > self.max_value_size {
             return Err(too_large());
         }
@@ -112,18 +156,16 @@ impl Pipeline {
     pub(crate) fn serializer_id(&self, r: &SerializerRef<'_>) -> u8 {
         match r {
             SerializerRef::Own(s) => s.id(),
-            #[cfg(feature = "postcard")]
-            SerializerRef::Postcard => self.serializer.id(),
+            SerializerRef::Builtin(_) => self.serializer.id(),
         }
     }
 
     /// The cache's own serializer, as [`open`](Self::open) would return it.
     fn own_serializer(&self) -> SerializerRef<'_> {
-        #[cfg(feature = "postcard")]
-        if self.own_is_postcard {
-            return SerializerRef::Postcard;
+        match self.builtin {
+            Some(b) => SerializerRef::Builtin(b),
+            None => SerializerRef::Own(self.serializer.as_ref()),
         }
-        SerializerRef::Own(self.serializer.as_ref())
     }
 
     /// The header of a checksummed (not encrypted) entry, compressed by `compressor` if any.
@@ -161,11 +203,12 @@ impl Pipeline {
     /// in place: the value is serialized straight after room left for the header, the header
     /// is written into that room and the checksum appended — one buffer, sized from the
     /// previous write, no copy of the value. Anything else is returned serialized, for
-    /// [`encode_serialized`](Self::encode_serialized). Synchronous, so the `dyn Serialize`
-    /// (not `Sync`) is never held across an await.
-    pub(crate) fn encode_value(
+    /// [`encode_serialized`](Self::encode_serialized). Synchronous. Only the serialization
+    /// itself is generic over `T`; the rest is [`finish_value`](Self::finish_value), compiled
+    /// once.
+    pub(crate) fn encode_value<T: serde::Serialize + ?Sized>(
         &self,
-        value: &dyn erased_serde::Serialize,
+        value: &T,
         p: &EncodeParams<'_>,
     ) -> Result<Prepared> {
         let header_len = self.plain_header(p, None, 0).encoded_len();
@@ -174,7 +217,19 @@ impl Pipeline {
         let reserve = hint.min(MAX_HINT);
         let mut out = Vec::with_capacity(header_len + reserve + envelope::CHECKSUM_LEN);
         out.resize(header_len, 0);
-        self.serializer.serialize(value, &mut out)?;
+        self.serialize_into(value, &mut out)?;
+        self.finish_value(out, header_len, hint, p)
+    }
+
+    /// The part of [`encode_value`](Self::encode_value) after the serialization: `out` holds
+    /// room for the header, then the serialized value.
+    fn finish_value(
+        &self,
+        mut out: Vec<u8>,
+        header_len: usize,
+        hint: usize,
+        p: &EncodeParams<'_>,
+    ) -> Result<Prepared> {
         let plain_len = out.len() - header_len;
         if plain_len > self.max_value_size {
             return Err(too_large());
@@ -276,10 +331,11 @@ impl Pipeline {
             header.encode(&mut out);
             out.extend_from_slice(payload);
             out.resize(header_len + payload.len() + tag_len, 0);
-            let mut aad = Vec::new();
-            envelope::aad(&out[..header_len], p.storage_key, &mut aad);
-            let (data, tag) = out[header_len..].split_at_mut(payload.len());
-            enc.seal_in_place(key.material.expose(), &nonce[..nonce_len], &aad, data, tag)?;
+            let (head, body) = out.split_at_mut(header_len);
+            let (data, tag) = body.split_at_mut(payload.len());
+            with_aad(head, p.storage_key, |aad| {
+                enc.seal_in_place(key.material.expose(), &nonce[..nonce_len], aad, data, tag)
+            })?;
             return Ok(Bytes::from(out));
         }
 
@@ -446,10 +502,10 @@ impl Pipeline {
         let env = envelope::parse(bytes)?;
         let h = &env.header;
         let enc = self.sealed_checks(&env)?;
-        let mut aad = Vec::new();
-        envelope::aad(env.header_bytes, storage_key, &mut aad);
         let mut buf = env.body.to_vec();
-        let n = enc.open_in_place(key.material.expose(), h.nonce, &aad, &mut buf)?;
+        let n = with_aad(env.header_bytes, storage_key, |aad| {
+            enc.open_in_place(key.material.expose(), h.nonce, aad, &mut buf)
+        })?;
         buf.truncate(n);
         let serializer = self.verified(&env, expected_fingerprint)?;
         let plain = if h.is_compressed() {
@@ -495,17 +551,16 @@ pub(crate) enum Opened<'a, 's> {
 }
 
 /// The serializer an entry was written with: the cache's own or an accepted one (borrowed: no
-/// reference-count traffic on the hot path), or memstache's postcard, which is decoded with a
+/// reference-count traffic on the hot path), or one of memstache's, which is decoded with a
 /// typed call.
 pub(crate) enum SerializerRef<'a> {
     Own(&'a dyn Serializer),
-    /// memstache's own [`Postcard`](crate::serializer::Postcard) (the default).
-    #[cfg(feature = "postcard")]
-    Postcard,
+    /// The cache's own serializer, one of memstache's built-in ones.
+    Builtin(Builtin),
 }
 
 impl SerializerRef<'_> {
-    /// Deserializes `bytes` into `T`. Postcard, the default, is called directly: going through
+    /// Deserializes `bytes` into `T`. A built-in serializer is called directly: going through
     /// erased-serde costs a dynamic call per serde method and a boxed `Out` value per
     /// decoded value larger than two words (a `String`, most structs). Same errors either way.
     /// Values nested deeper than `max_depth` are a
@@ -517,8 +572,7 @@ impl SerializerRef<'_> {
     ) -> Result<T> {
         match self {
             SerializerRef::Own(s) => deserialize_with(*s, bytes, max_depth),
-            #[cfg(feature = "postcard")]
-            SerializerRef::Postcard => crate::serializer::postcard_typed(bytes, max_depth),
+            SerializerRef::Builtin(b) => b.read(bytes, max_depth),
         }
     }
 }

@@ -347,7 +347,7 @@ impl MemStache {
         value: &T,
         options: &EntryOptions,
     ) -> Result<Outcome<()>> {
-        let plain = self.inner.pipeline.serialize(&value)?;
+        let plain = self.inner.pipeline.serialize(value)?;
         self.store_tiered::<T>(l1, scope, sk, &plain, options).await
     }
 
