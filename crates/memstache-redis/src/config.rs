@@ -99,24 +99,26 @@ impl Default for RedisClient {
 /// Whether a backend gathers concurrent single-key commands into pipelined batches
 /// ([`RedisConfig::coalesce`]).
 ///
-/// Measured here (`docs/BENCHMARKS.md`, "Coalescing"), callgrind instructions per `get` at 64
-/// in flight: on redis-rs against one server, whose multiplexed connection writes and parses
-/// each command on its own, coalescing cuts them by 14 % (`set` by 9 %); on a cluster, where
-/// commands of different hash slots cannot share a pipeline, it adds 40 %; fred already
-/// pipelines concurrent commands on its connection, and coalescing on top of it only adds a
-/// task hop per batch (about twice the client CPU per operation). So
-/// [`Auto`](Coalesce::Auto) turns it on for redis-rs on a standalone server or through
-/// Sentinel, and off for a cluster and for fred.
+/// Measured here (`docs/BENCHMARKS.md`, "Coalescing"), 64 requests in flight on one
+/// connection, 1 KiB values: on redis-rs against one server, coalescing cuts the client's
+/// instructions per `get` by 14 % (callgrind) and its CPU per `get` by 22 %; when the client
+/// is short of CPU (the machine busy with other work) that turned into 15 % more `get`s per
+/// second. On an idle machine it cost 24 % of the throughput instead: with one batch in
+/// flight, the client and the server take turns instead of working at the same time. On a
+/// cluster, where commands of different hash slots cannot share a pipeline, it adds 40 %
+/// instructions; on fred, which pipelines concurrent commands itself, it doubles the client
+/// CPU. So it is off by default; [`Auto`](Coalesce::Auto) is the setting for a service whose
+/// client CPU is what limits it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Coalesce {
-    /// On for [`RedisClient::RedisRs`] on [`Topology::Standalone`] and
+    /// On where it lowers client CPU: [`RedisClient::RedisRs`] on [`Topology::Standalone`] and
     /// [`Topology::Sentinel`]; off on [`Topology::Cluster`] and for [`RedisClient::Fred`].
-    #[default]
     Auto,
     /// Always on.
     On,
-    /// Always off: every command goes to the client as it comes.
+    /// Off (the default): every command goes to the client as it comes.
+    #[default]
     Off,
 }
 
@@ -126,13 +128,14 @@ impl RedisConfig {
     ///
     /// ```
     /// use memstache_redis::{Coalesce, RedisClient, RedisConfig};
-    /// let standalone = RedisConfig::from_url("redis://127.0.0.1:6379").unwrap();
+    /// let standalone = RedisConfig::from_url("redis://127.0.0.1:6379?coalesce=auto").unwrap();
     /// assert_eq!(standalone.coalesce, Coalesce::Auto);
     /// assert!(standalone.coalescing());
+    /// assert!(!RedisConfig::from_url("redis://127.0.0.1:6379").unwrap().coalescing());
     /// let mut fred = standalone.clone();
     /// fred.client = RedisClient::Fred;
     /// assert!(!fred.coalescing());
-    /// let mut cluster = RedisConfig::from_url("redis-cluster://127.0.0.1:7000").unwrap();
+    /// let mut cluster = RedisConfig::from_url("redis-cluster://127.0.0.1:7000?coalesce=auto").unwrap();
     /// assert!(!cluster.coalescing());
     /// cluster.coalesce = Coalesce::On;
     /// assert!(cluster.coalescing());
@@ -386,7 +389,8 @@ pub struct RedisConfig {
     /// stay per command. Writes with [`Durability::Replicas`] and the read script (sliding
     /// entries) are never coalesced. URL: `coalesce=auto|true|false`.
     ///
-    /// Default: [`Coalesce::Auto`] (on where it measured faster, see [`Coalesce`]).
+    /// Default: [`Coalesce::Off`]; [`Coalesce::Auto`] for services whose client CPU is the
+    /// limit (the measurements are in [`Coalesce`]).
     pub coalesce: Coalesce,
     /// The most commands in one coalesced batch (at least 1). URL: `max_batch=N`.
     ///
@@ -432,7 +436,7 @@ impl Default for RedisConfig {
             backplane_ping_interval: Duration::from_secs(1),
             backplane_min_backoff: Duration::from_millis(50),
             backplane_max_backoff: Duration::from_secs(2),
-            coalesce: Coalesce::Auto,
+            coalesce: Coalesce::Off,
             max_batch: 128,
             tcp_nodelay: true,
             pipeline_buffer_size: 50,

@@ -188,6 +188,9 @@ fn backplane_knobs() {
 #[test]
 fn coalescing_and_connection_knobs() {
     let c = RedisConfig::from_url("redis://h").unwrap();
+    assert_eq!(c.coalesce, Coalesce::Off);
+    assert!(!c.coalescing(), "off by default");
+    let c = RedisConfig::from_url("redis://h?coalesce=auto").unwrap();
     assert_eq!(c.coalesce, Coalesce::Auto);
     assert_eq!(c.max_batch, 128);
     assert!(c.tcp_nodelay);
@@ -197,9 +200,10 @@ fn coalescing_and_connection_knobs() {
         ..c.clone()
     };
     assert!(!fred.coalescing(), "auto: off for fred");
-    let cluster = RedisConfig::from_url("redis-cluster://h:1").unwrap();
+    let cluster = RedisConfig::from_url("redis-cluster://h:1?coalesce=auto").unwrap();
     assert!(!cluster.coalescing(), "auto: off on a cluster");
-    let sentinel = RedisConfig::from_url("redis-sentinel://h?service_name=m").unwrap();
+    let sentinel =
+        RedisConfig::from_url("redis-sentinel://h?service_name=m&coalesce=auto").unwrap();
     assert!(sentinel.coalescing(), "auto: on through Sentinel");
     for (param, want) in [
         ("auto", Coalesce::Auto),
