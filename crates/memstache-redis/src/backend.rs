@@ -351,13 +351,11 @@ impl RedisBackend {
     }
 
     /// Reads keys of one slot (all keys off a cluster) as [`SlidingReads`] says. Never an
-    /// `MGET`, which would send an oversized value whole: plain reads are one bounded
-    /// [`get_bounded`](Self::get_bounded) per key, sent concurrently (pipelined on the
-    /// connection: one round trip, at about `MGET`'s server cost — measured 430 k `GETRANGE`/s
-    /// against 533 k keys/s by `MGET` of 16, where the read script manages 176 k keys/s);
+    /// `MGET`, which would send an oversized value whole: plain reads are
+    /// [`get_bounded_many`](Self::get_bounded_many), one pipeline of bounded `GETRANGE`s;
     /// script reads are one script call, which checks every value's length first.
     async fn read_group(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
-        let plain = || futures::future::try_join_all(keys.iter().map(|k| self.get_bounded(k)));
+        let plain = || self.get_bounded_many(keys);
         match self.inner.sliding {
             SlidingReads::Disabled => plain().await,
             SlidingReads::Script => self.script(keys, "g").await,
@@ -403,6 +401,78 @@ impl RedisBackend {
         Box::pin(self.script(&[key], "p"))
             .await
             .map(|mut v| v.pop().flatten())
+    }
+
+    /// [`get_bounded`](Self::get_bounded) for many keys (of one slot on a cluster): one
+    /// pipeline of bounded `GETRANGE`s (one message to the connection, one round trip; the
+    /// server's cost per key is about 1.5× an `MGET` key, docs/BENCHMARKS.md), then one
+    /// pipeline of `EXISTS` for the empty replies and one read script call for the values
+    /// longer than the window, when there are any. The first error fails the call, as a
+    /// failed key fails `get_many`.
+    async fn get_bounded_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
+        let max = self.inner.max_entry;
+        let window = max.saturating_add(1).min(READ_WINDOW);
+        let ops: Vec<Op> = keys
+            .iter()
+            .map(|k| Op::GetRange {
+                key: (*k).to_owned(),
+                len: window,
+            })
+            .collect();
+        let replies = self.inner.client.batch(&ops).await?;
+        drop(ops);
+        if replies.len() != keys.len() {
+            return Err(wrong_reply());
+        }
+        let mut out = Vec::with_capacity(keys.len());
+        let (mut empty, mut long) = (Vec::new(), Vec::new());
+        for (i, r) in replies.into_iter().enumerate() {
+            let Reply::Bytes(v) = r? else {
+                return Err(wrong_reply());
+            };
+            if v.is_empty() {
+                // a missing key or an empty value (a damaged entry the pipeline must see)
+                empty.push(i);
+                out.push(None);
+            } else if v.len() < window {
+                out.push(Some(v));
+            } else if window > max {
+                return Err(too_large());
+            } else {
+                long.push(i);
+                out.push(None);
+            }
+        }
+        if !empty.is_empty() {
+            let ops: Vec<Op> = empty
+                .iter()
+                .map(|&i| Op::Exists {
+                    key: keys[i].to_owned(),
+                })
+                .collect();
+            let replies = self.inner.client.batch(&ops).await?;
+            if replies.len() != ops.len() {
+                return Err(wrong_reply());
+            }
+            for (&i, r) in empty.iter().zip(replies) {
+                match r? {
+                    Reply::Count(0) => {}
+                    Reply::Count(_) => long.push(i),
+                    _ => return Err(wrong_reply()),
+                }
+            }
+        }
+        if !long.is_empty() {
+            let ks: Vec<&str> = long.iter().map(|&i| keys[i]).collect();
+            let values = Box::pin(self.script(&ks, "p")).await?;
+            if values.len() != ks.len() {
+                return Err(wrong_reply());
+            }
+            for (&i, v) in long.iter().zip(values) {
+                out[i] = v;
+            }
+        }
+        Ok(out)
     }
 
     /// After an empty `GETRANGE` reply: a miss when `EXISTS` says so (the common case, one cheap
