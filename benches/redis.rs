@@ -524,6 +524,28 @@ fn main() {
             );
         }
     }
+    // latency at 1 in flight: memstache beside the checked hand-rolled path, p50 ≤ 1.05× and
+    // p99 ≤ 1.10× (meaningful with client and server on one vCPU: `taskset -c 0`)
+    for op in ["get", "set"] {
+        let checked =
+            format!("hand-rolled checked {op} (postcard + CRC-32 + timeout, redis-rs) @1");
+        for (variant, row_name) in [
+            ("", format!("memstache {op} on redis-rs @1")),
+            (
+                ", coalesce",
+                format!("memstache {op} on redis-rs, coalesce @1"),
+            ),
+        ] {
+            b.latency_ratio(
+                &format!(
+                    "latency: memstache {op} (redis-rs{variant}) / checked hand-rolled {op} @1"
+                ),
+                &row_name,
+                &checked,
+                Some((1.05, 1.10)),
+            );
+        }
+    }
     let fastest_mget = b.faster("fred raw MGET(100) @8", "redis-rs raw MGET(100) @8");
     for client in ["redis-rs", "fred"] {
         b.ratio(

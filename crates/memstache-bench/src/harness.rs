@@ -6,16 +6,20 @@ use std::time::Instant;
 use futures::StreamExt as _;
 use tokio::runtime::Runtime;
 
-use crate::report::{Group, Measured, Ratio, Report, write_ratios_header};
+use crate::report::{Group, Latency, LatencyRatio, Measured, Ratio, Report, write_ratios_header};
 
-/// What one timed run of a workload took: wall seconds and the client's CPU time.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// What one timed run of a workload took: wall seconds and the client's CPU time, and, for a
+/// run of one call at a time, each call's latency.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
     /// Wall-clock seconds.
     pub wall_s: f64,
     /// CPU time of this process (user + system) in µs, or `None` where the platform does not
     /// tell it (only Linux's `/proc/self/stat` is read).
     pub cpu_us: Option<f64>,
+    /// Nanoseconds of each call, in call order, when the run had one call in flight (a
+    /// latency row); empty otherwise (with many in flight a call's time is mostly queueing).
+    pub latencies_ns: Vec<u64>,
 }
 
 /// CPU time (user + system) of this process in µs: the client side, since a server the bench
@@ -57,7 +61,9 @@ pub(crate) fn parse_proc_stat_ticks(stat: &str) -> Option<u64> {
 }
 
 /// Runs `ops` calls of `f` (with the call's index), at most `inflight` at once, on the current
-/// task; returns the wall time and the client CPU they took.
+/// task; returns the wall time and the client CPU they took. With one in flight the calls run
+/// one after another and each call's latency is recorded too (two clock reads per call, the
+/// same for every row).
 ///
 /// ```
 /// # let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
@@ -65,6 +71,11 @@ pub(crate) fn parse_proc_stat_ticks(stat: &str) -> Option<u64> {
 ///     std::hint::black_box(i);
 /// }));
 /// assert!(s.wall_s >= 0.0);
+/// assert!(s.latencies_ns.is_empty());
+/// let s = rt.block_on(memstache_bench::drive(100, 1, |i| async move {
+///     std::hint::black_box(i);
+/// }));
+/// assert_eq!(s.latencies_ns.len(), 100);
 /// ```
 pub async fn drive<F, Fut>(ops: usize, inflight: usize, f: F) -> Sample
 where
@@ -73,15 +84,29 @@ where
 {
     let cpu0 = process_cpu_us();
     let start = Instant::now();
-    futures::stream::iter(0..ops)
-        .for_each_concurrent(inflight.max(1), &f)
-        .await;
+    let mut latencies_ns = Vec::new();
+    if inflight <= 1 {
+        latencies_ns.reserve_exact(ops);
+        for i in 0..ops {
+            let t = Instant::now();
+            f(i).await;
+            latencies_ns.push(u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX));
+        }
+    } else {
+        futures::stream::iter(0..ops)
+            .for_each_concurrent(inflight, &f)
+            .await;
+    }
     let wall_s = start.elapsed().as_secs_f64();
     let cpu_us = match (cpu0, process_cpu_us()) {
         (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64),
         _ => None,
     };
-    Sample { wall_s, cpu_us }
+    Sample {
+        wall_s,
+        cpu_us,
+        latencies_ns,
+    }
 }
 
 /// A row's workload: runs `n` calls on the runtime and returns what they took. Boxed once per
@@ -254,6 +279,7 @@ impl Bench {
         }
         let mut rates = vec![Vec::with_capacity(self.rounds); rows.len()];
         let mut cpu = vec![Some(0.0f64); rows.len()];
+        let mut latencies: Vec<Vec<u64>> = vec![Vec::new(); rows.len()];
         for r in rows.iter_mut() {
             (r.run)(&self.rt, (r.ops / 4).max(1));
         }
@@ -263,21 +289,24 @@ impl Bench {
                 let s = (r.run)(&self.rt, r.ops);
                 rates[i].push(r.ops as f64 * r.per_call as f64 / s.wall_s);
                 cpu[i] = cpu[i].zip(s.cpu_us).map(|(a, b)| a + b);
+                latencies[i].extend_from_slice(&s.latencies_ns);
             }
         }
         let measured = rows
             .iter()
             .zip(rates)
             .zip(cpu)
-            .map(|((r, rates), cpu)| {
+            .zip(latencies)
+            .map(|(((r, rates), cpu), mut lat)| {
                 let units = (r.ops * r.per_call * self.rounds) as f64;
-                Measured {
-                    name: r.name.clone(),
-                    unit: r.unit,
-                    per_call: r.per_call,
+                Measured::new(
+                    r.name.clone(),
+                    r.unit,
+                    r.per_call,
                     rates,
-                    cpu_us: cpu.map(|c| c / units),
-                }
+                    cpu.map(|c| c / units),
+                )
+                .with_latency(Latency::of(&mut lat))
             })
             .collect();
         let group = Group {
@@ -312,6 +341,23 @@ impl Bench {
         }
         self.ratios_started = true;
         self.report.ratios.push(r);
+    }
+
+    /// Records the latency ratio `a / b` (p50 and p99 over all rounds of two rows of one call
+    /// in flight, lower is better for `a`) against optional ceilings; nothing when either row
+    /// was not measured or has no latencies.
+    pub fn latency_ratio(&mut self, label: &str, a: &str, b: &str, ceilings: Option<(f64, f64)>) {
+        let (Some(x), Some(y)) = (
+            self.find(a).and_then(|m| m.latency),
+            self.find(b).and_then(|m| m.latency),
+        ) else {
+            return;
+        };
+        let r = LatencyRatio::of(label, x, y, ceilings);
+        if self.live {
+            println!("{r}");
+        }
+        self.report.latency_ratios.push(r);
     }
 
     /// The name of whichever of `a`, `b` had the higher median throughput (`a` on a tie, `b`

@@ -15,7 +15,7 @@ pub use peer::{
     BackendPeer, DynPeer, KEYS, Keys, MemStachePeer, Op, Peer, bytes_value, fill_all, rows,
     text_value,
 };
-pub use report::{Group, Measured, Ratio, Report, median};
+pub use report::{Group, Latency, LatencyRatio, Measured, Ratio, Report, median};
 
 #[cfg(test)]
 mod tests;

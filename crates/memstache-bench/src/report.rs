@@ -32,6 +32,107 @@ pub struct Measured {
     pub rates: Vec<f64>,
     /// Client CPU µs per unit over all rounds; `None` where CPU time is unavailable.
     pub cpu_us: Option<f64>,
+    /// Latency percentiles over all rounds, for a row of one call in flight.
+    pub latency: Option<Latency>,
+}
+
+/// The p50 and p99 latency of a row's calls, in µs (nearest rank over every call of every
+/// round).
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct Latency {
+    /// The median call, µs.
+    pub p50_us: f64,
+    /// The 99th percentile call, µs.
+    pub p99_us: f64,
+}
+
+impl Latency {
+    /// The percentiles of `latencies_ns` (sorted in place); `None` when it is empty.
+    ///
+    /// ```
+    /// use memstache_bench::Latency;
+    /// let mut ns: Vec<u64> = (1..=100).map(|i| i * 1000).collect();
+    /// let l = Latency::of(&mut ns).unwrap();
+    /// assert_eq!((l.p50_us, l.p99_us), (50.0, 99.0));
+    /// assert!(Latency::of(&mut Vec::new()).is_none());
+    /// ```
+    pub fn of(latencies_ns: &mut [u64]) -> Option<Latency> {
+        if latencies_ns.is_empty() {
+            return None;
+        }
+        latencies_ns.sort_unstable();
+        let rank = |q: f64| {
+            // nearest rank: the smallest value with at least q of the calls at or below it
+            let n = latencies_ns.len();
+            let k = ((q * n as f64).ceil() as usize).clamp(1, n);
+            latencies_ns[k - 1] as f64 / 1000.0
+        };
+        Some(Latency {
+            p50_us: rank(0.50),
+            p99_us: rank(0.99),
+        })
+    }
+}
+
+/// `a / b` of two rows' latency percentiles (lower is better for `a`), against optional
+/// ceilings for p50 and p99.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct LatencyRatio {
+    /// What is compared.
+    pub label: String,
+    /// `a`'s p50 over `b`'s.
+    pub p50: f64,
+    /// `a`'s p99 over `b`'s.
+    pub p99: f64,
+    /// The ceilings (p50, p99) the ratios are held against, if any.
+    pub ceilings: Option<(f64, f64)>,
+}
+
+impl LatencyRatio {
+    /// The ratio of `a`'s percentiles to `b`'s.
+    ///
+    /// ```
+    /// use memstache_bench::{Latency, LatencyRatio};
+    /// let mut a: Vec<u64> = (1..=100).map(|i| i * 1100).collect();
+    /// let mut b: Vec<u64> = (1..=100).map(|i| i * 1000).collect();
+    /// let (a, b) = (Latency::of(&mut a).unwrap(), Latency::of(&mut b).unwrap());
+    /// let r = LatencyRatio::of("a / b", a, b, Some((1.05, 1.10)));
+    /// assert!((r.p50 - 1.1).abs() < 1e-9);
+    /// assert_eq!(r.met(), Some(false));
+    /// ```
+    pub fn of(label: &str, a: Latency, b: Latency, ceilings: Option<(f64, f64)>) -> Self {
+        LatencyRatio {
+            label: label.to_owned(),
+            p50: a.p50_us / b.p50_us,
+            p99: a.p99_us / b.p99_us,
+            ceilings,
+        }
+    }
+
+    /// Whether both ratios are within their ceilings; `None` without ceilings.
+    pub fn met(&self) -> Option<bool> {
+        self.ceilings
+            .map(|(c50, c99)| self.p50 <= c50 && self.p99 <= c99)
+    }
+}
+
+impl fmt::Display for LatencyRatio {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let verdict = match (self.ceilings, self.met()) {
+            (Some((c50, c99)), Some(true)) => {
+                format!("  target p50 ≤ {c50:.2}, p99 ≤ {c99:.2}: met")
+            }
+            (Some((c50, c99)), _) => format!("  target p50 ≤ {c50:.2}, p99 ≤ {c99:.2}: NOT met"),
+            _ => String::new(),
+        };
+        write!(
+            f,
+            "  {:<66} p50 {:>5.2}×  p99 {:>5.2}×  (lower is better){verdict}",
+            self.label, self.p50, self.p99
+        )
+    }
 }
 
 impl Measured {
@@ -49,7 +150,15 @@ impl Measured {
             per_call,
             rates,
             cpu_us,
+            latency: None,
         }
+    }
+
+    /// The same measurement with latency percentiles.
+    #[must_use]
+    pub fn with_latency(mut self, latency: Option<Latency>) -> Self {
+        self.latency = latency;
+        self
     }
 
     /// The median rate over rounds.
@@ -131,6 +240,8 @@ pub struct Report {
     pub groups: Vec<Group>,
     /// The ratios, in the order they were asked for.
     pub ratios: Vec<Ratio>,
+    /// The latency ratios, in the order they were asked for.
+    pub latency_ratios: Vec<LatencyRatio>,
 }
 
 impl Report {
@@ -161,7 +272,11 @@ impl fmt::Display for Measured {
             self.median(),
             self.unit,
             join(self.rates.iter().map(|x| format!("{:.0}k", x / 1000.0)))
-        )
+        )?;
+        if let Some(l) = self.latency {
+            write!(f, "  p50 {:.1} µs, p99 {:.1} µs", l.p50_us, l.p99_us)?;
+        }
+        Ok(())
     }
 }
 
@@ -217,6 +332,9 @@ impl fmt::Display for Report {
             for r in &self.ratios {
                 writeln!(f, "{r}")?;
             }
+        }
+        for r in &self.latency_ratios {
+            writeln!(f, "{r}")?;
         }
         Ok(())
     }

@@ -157,3 +157,43 @@ fn the_report_prints_groups_then_ratios() {
     assert!(out.contains("1.00×"), "{out}");
     assert!(out.contains("target ≥ 0.50: met"), "{out}");
 }
+
+#[test]
+fn rows_of_one_in_flight_carry_latency_percentiles_and_their_ratios() {
+    let mut bench = Bench::new(rt(), 2);
+    bench.group(
+        "latency",
+        vec![
+            // "slow" takes at least 200 µs per call, "fast" nothing: p50 and p99 must differ
+            row("slow", "ops/s", 1, 20, 1, |_| async {
+                tokio::time::sleep(std::time::Duration::from_micros(200)).await;
+            }),
+            row("fast", "ops/s", 1, 20, 1, |_| async {}),
+            row("many", "ops/s", 1, 20, 8, |_| async {}),
+        ],
+    );
+    let slow = bench
+        .find("slow")
+        .unwrap()
+        .latency
+        .expect("one in flight: latencies");
+    let fast = bench
+        .find("fast")
+        .unwrap()
+        .latency
+        .expect("one in flight: latencies");
+    assert!(
+        bench.find("many").unwrap().latency.is_none(),
+        "8 in flight: none"
+    );
+    assert!(slow.p50_us >= 200.0, "{slow:?}");
+    assert!(slow.p99_us >= slow.p50_us && fast.p99_us >= fast.p50_us);
+    bench.latency_ratio("slow / fast", "slow", "fast", Some((1.05, 1.10)));
+    bench.latency_ratio("fast / many", "fast", "many", None); // no latencies: not recorded
+    let report = bench.into_report();
+    assert_eq!(report.latency_ratios.len(), 1);
+    let r = &report.latency_ratios[0];
+    assert!(r.p50 > 1.0 && r.met() == Some(false), "{r:?}");
+    let out = report.to_string();
+    assert!(out.contains("p50") && out.contains("NOT met"), "{out}");
+}
