@@ -217,6 +217,18 @@ pub fn peek_expiry(bytes: &[u8]) -> Option<(u64, u64)> {
     Some((le_u64(head, DEADLINE_OFFSET), le_u64(head, SLIDING_OFFSET)))
 }
 
+/// The creation time (ms since the epoch) of an envelope, read from its header without
+/// decoding it; `None` when `bytes` is not an envelope of this format version. Like
+/// [`peek_expiry`], unverified: use it only for decisions a forged value cannot abuse (eager
+/// refresh timing), or after the entry was opened.
+pub fn peek_created(bytes: &[u8]) -> Option<u64> {
+    let head = bytes.first_chunk::<{ DEADLINE_OFFSET }>()?;
+    if head[..3] != MAGIC || head[3] != FORMAT_VERSION {
+        return None;
+    }
+    Some(le_u64(head, 8))
+}
+
 /// Decodes an envelope, checking its structure and bounds: [`parse`], then
 /// [`Envelope::check_claims`].
 ///

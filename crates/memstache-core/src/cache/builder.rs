@@ -64,6 +64,8 @@ pub struct MemStacheBuilder {
     max_value_size: usize,
     clock: Option<Arc<dyn Clock>>,
     type_check: bool,
+    read_through: crate::ReadThrough,
+    background_loads: (usize, Duration),
     accept_unencrypted: bool,
     layers: Vec<LayerFn>,
     fail_safe: Option<FailSafe>,
@@ -118,6 +120,11 @@ impl Default for MemStacheBuilder {
             max_value_size: DEFAULT_MAX_VALUE_SIZE,
             clock: None,
             type_check: false,
+            read_through: crate::ReadThrough::new(),
+            background_loads: (
+                super::load::DEFAULT_MAX_BACKGROUND_LOADS,
+                super::load::DEFAULT_BACKGROUND_LOAD_TIMEOUT,
+            ),
             accept_unencrypted: false,
             layers: Vec::new(),
             fail_safe: None,
@@ -281,6 +288,25 @@ impl MemStacheBuilder {
     /// Largest serialized value, in bytes; also bounds decompression. Default: 16 MiB.
     pub fn max_value_size(mut self, bytes: usize) -> Self {
         self.max_value_size = bytes;
+        self
+    }
+
+    /// The default [`ReadThrough`](crate::ReadThrough) policy of
+    /// [`get_or_load`](crate::MemStache::get_or_load): eager refresh, loader soft and hard
+    /// timeouts. Default: none of them.
+    pub fn read_through(mut self, policy: crate::ReadThrough) -> Self {
+        self.read_through = policy;
+        self
+    }
+
+    /// Bounds the loads `get_or_load` runs in the background (eager refreshes, loads that
+    /// outlive a timeout): at most `max` at once (more are dropped and counted in
+    /// [`StatsSnapshot::background_loads_dropped`](crate::StatsSnapshot::background_loads_dropped)),
+    /// each at most `timeout` (then dropped, counted in `background_load_failures`). Default:
+    /// [`DEFAULT_MAX_BACKGROUND_LOADS`](crate::DEFAULT_MAX_BACKGROUND_LOADS),
+    /// [`DEFAULT_BACKGROUND_LOAD_TIMEOUT`](crate::DEFAULT_BACKGROUND_LOAD_TIMEOUT).
+    pub fn background_loads(mut self, max: usize, timeout: Duration) -> Self {
+        self.background_loads = (max, timeout);
         self
     }
 
@@ -561,6 +587,11 @@ impl MemStacheBuilder {
                 clock,
                 type_check: self.type_check,
                 flights: Default::default(),
+                read_through: self.read_through,
+                background: super::load::Background::new(
+                    self.background_loads.0,
+                    self.background_loads.1,
+                ),
                 stats: Stats::default(),
             }),
         })

@@ -56,7 +56,7 @@ use crate::shard_hash;
 pub(crate) const STRIPES: usize = 256;
 
 /// Bytes of the header in front of each copy's plaintext in the store.
-const HEADER: usize = 8 * 6 + 1;
+const HEADER: usize = 8 * 8 + 1;
 
 /// Ids of kept copies: a decoded value is served only with the copy it was decoded from.
 static COPY_IDS: AtomicU64 = AtomicU64::new(1);
@@ -95,6 +95,9 @@ pub(crate) struct Meta {
     pub(crate) serializer: u8,
     /// The entry's absolute deadline (ms since the epoch), 0 for none.
     pub(crate) deadline_ms: u64,
+    /// When the entry was written (ms since the epoch): with the deadline, its life, which
+    /// eager refresh measures.
+    pub(crate) created_ms: u64,
     /// Whether the entry has a sliding expiration (then it is never served fresh from L1).
     pub(crate) sliding: bool,
     /// The guard key of the scope it was kept in (its [`guard_tag`]), 0 for none.
@@ -109,6 +112,7 @@ impl Meta {
             fingerprint: super::fingerprint_of::<T>(),
             serializer: 1,
             deadline_ms: 0,
+            created_ms: 0,
             sliding: false,
             guard_tag: 0,
         }
@@ -162,6 +166,9 @@ pub(crate) struct LocalCopy {
     pub(crate) plain: Bytes,
     pub(crate) serializer: u8,
     pub(crate) age_ms: u64,
+    /// When the entry was written, and its absolute deadline (0: none), ms since the epoch.
+    pub(crate) created_ms: u64,
+    pub(crate) deadline_ms: u64,
 }
 
 /// Taken by a read before its backend call.
@@ -216,6 +223,8 @@ struct Stored {
     fingerprint: u64,
     guard_tag: u64,
     guard_count: u64,
+    created_ms: u64,
+    deadline_ms: u64,
     serializer: u8,
 }
 
@@ -231,7 +240,9 @@ impl Stored {
             guard_tag: le(raw, 24),
             guard_count: le(raw, 32),
             id: le(raw, 40),
-            serializer: raw[48],
+            created_ms: le(raw, 48),
+            deadline_ms: le(raw, 56),
+            serializer: raw[64],
         })
     }
 
@@ -243,6 +254,8 @@ impl Stored {
         b.put_u64_le(self.guard_tag);
         b.put_u64_le(self.guard_count);
         b.put_u64_le(self.id);
+        b.put_u64_le(self.created_ms);
+        b.put_u64_le(self.deadline_ms);
         b.put_u8(self.serializer);
         b.extend_from_slice(plain);
         b.freeze()
@@ -436,6 +449,8 @@ impl LocalCopies {
             fingerprint: meta.fingerprint,
             guard_tag: meta.guard_tag,
             guard_count: self.guard_count(meta.guard_tag),
+            created_ms: meta.created_ms,
+            deadline_ms: meta.deadline_ms,
             serializer: meta.serializer,
         };
         let expiry = Expiry::new(Some(keep_until), None);
@@ -466,6 +481,8 @@ impl LocalCopies {
             plain: raw.slice(HEADER..),
             serializer: s.serializer,
             age_ms: now_ms.saturating_sub(s.stored_at),
+            created_ms: s.created_ms,
+            deadline_ms: s.deadline_ms,
         })
     }
 
@@ -479,6 +496,8 @@ impl LocalCopies {
             plain: raw.slice(HEADER..),
             serializer: s.serializer,
             age_ms,
+            created_ms: s.created_ms,
+            deadline_ms: s.deadline_ms,
         })
     }
 

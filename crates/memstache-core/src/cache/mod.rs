@@ -29,6 +29,7 @@ pub use failsafe::{
     DEFAULT_FAIL_SAFE_BYTES, DEFAULT_FAIL_SAFE_ENTRIES, DEFAULT_FAIL_SAFE_THROTTLE, FailSafe,
 };
 pub use lock::{DEFAULT_LOCK_LEASE, DEFAULT_LOCK_POLL, DEFAULT_LOCK_WAIT, LockOptions};
+pub use load::{DEFAULT_BACKGROUND_LOAD_TIMEOUT, DEFAULT_MAX_BACKGROUND_LOADS, Loaded, ReadThrough};
 pub use stats::StatsSnapshot;
 
 use crate::raw::{Backend, Clock, Expiry};
@@ -134,6 +135,10 @@ pub(crate) struct Inner {
     clock: Arc<dyn Clock>,
     type_check: bool,
     flights: Flights,
+    /// The default policy of `get_or_load`.
+    read_through: load::ReadThrough,
+    /// The background loads of `get_or_load` (eager refreshes, loads past a timeout).
+    background: load::Background,
     stats: Stats,
 }
 
@@ -182,7 +187,8 @@ macro_rules! op_span {
     }};
 }
 
-// after the macro, which it uses
+// after the macro, which they use
+mod load;
 mod ops;
 
 fn record_outcome<T>(span: &tracing::Span, r: &Result<T>) {

@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use tracing::{Instrument, field};
 
 use super::flight::{FlightKey, Joined, SharedLoaderError};
+use super::load::Life;
 use super::lock::Lock;
 use super::pipeline::Prepared;
 use super::road::Via;
@@ -161,7 +162,14 @@ impl MemStache {
                 return Ok(Outcome::Done(Some(v)));
             }
             Ok(
-                match Box::pin(self.get_below_l1::<T>(l1, scope, sk, Skip::default(), &span))
+                match Box::pin(self.get_below_l1::<T>(
+                    l1,
+                    scope,
+                    sk,
+                    Skip::default(),
+                    &span,
+                    &mut Life::default(),
+                ))
                     .await?
                 {
                     Outcome::Done(v) => Outcome::Done(v.map(Arc::new)),
@@ -342,7 +350,14 @@ impl MemStache {
                     return Ok(Outcome::Done(Some(v)));
                 }
                 // boxed: the tiered path's state stays out of a plain cache's reads
-                return Box::pin(self.get_below_l1::<T>(l1, scope, sk, Skip::default(), &span))
+                return Box::pin(self.get_below_l1::<T>(
+                    l1,
+                    scope,
+                    sk,
+                    Skip::default(),
+                    &span,
+                    &mut Life::default(),
+                ))
                     .await;
             }
             let raw = match self.read(Via::plain(self), scope, sk).await {
@@ -437,7 +452,7 @@ impl MemStache {
     }
 
     /// Encodes and stores a value already serialized (the loader's, in `get_or_set`).
-    async fn store<T: ?Sized>(
+    pub(crate) async fn store<T: ?Sized>(
         &self,
         scope: &Scope<'_>,
         sk: &str,
@@ -580,7 +595,7 @@ impl MemStache {
         let sk = sk.as_str()?;
         let skip = options.or(&self.inner.defaults).skips();
         loop {
-            match self.read_for_load::<T>(scope, sk, skip).await {
+            match self.read_for_load::<T>(scope, sk, skip, &mut Life::default()).await {
                 Outcome::Done(Some(v)) => return Ok(Outcome::Done(v)),
                 Outcome::Stale(g) => return Ok(Outcome::Stale(g)),
                 Outcome::Done(None) => {}
@@ -603,7 +618,7 @@ impl MemStache {
                 Joined::Abandoned => continue, // the leader was cancelled: try again
                 Joined::Lead(guard) => {
                     // Another leader may have just finished between our read and our join.
-                    match self.read_for_load::<T>(scope, sk, skip).await {
+                    match self.read_for_load::<T>(scope, sk, skip, &mut Life::default()).await {
                         Outcome::Done(Some(v)) => return Ok(Outcome::Done(v)),
                         Outcome::Stale(g) => return Ok(Outcome::Stale(g)),
                         Outcome::Done(None) => {}
@@ -687,14 +702,15 @@ impl MemStache {
 
     /// A read on the `get_or_set` path: errors count as misses (logged and counted), unless
     /// fail-safe answers for a failed backend.
-    async fn read_for_load<T: DeserializeOwned>(
+    pub(crate) async fn read_for_load<T: DeserializeOwned>(
         &self,
         scope: &Scope<'_>,
         sk: &str,
         skip: Skip,
+        life: &mut Life,
     ) -> Outcome<Option<T>> {
         if let Some(l1) = self.l1() {
-            return Box::pin(self.read_for_load_tiered::<T>(l1, scope, sk, skip)).await;
+            return Box::pin(self.read_for_load_tiered::<T>(l1, scope, sk, skip, life)).await;
         }
         let failed = |e: Error| {
             self.inner.stats.error();
@@ -718,6 +734,7 @@ impl MemStache {
         };
         match self.decode::<T>(&raw, sk, scope.key_id).await {
             Ok(v) => {
+                *life = Life::of_envelope(&raw);
                 self.inner.stats.hit();
                 tracing::Span::current().record("hit", true);
                 Outcome::Done(Some(v))
@@ -728,7 +745,7 @@ impl MemStache {
 
     /// With a distributed lock held by another instance: reads every `poll` until the value
     /// appears (`Some`) or `wait` has passed (`None`: load anyway).
-    async fn wait_for_other_loader<T: DeserializeOwned>(
+    pub(crate) async fn wait_for_other_loader<T: DeserializeOwned>(
         &self,
         scope: &Scope<'_>,
         sk: &str,
@@ -742,7 +759,7 @@ impl MemStache {
                 return None;
             }
             tokio::time::sleep(opts.poll.min(deadline - now)).await;
-            match self.read_for_load::<T>(scope, sk, skip).await {
+            match self.read_for_load::<T>(scope, sk, skip, &mut Life::default()).await {
                 Outcome::Done(None) => {}
                 found => return Some(found),
             }

@@ -13,6 +13,12 @@ pub(crate) struct Stats {
     fail_safe_hits: AtomicU64,
     l1_hits: AtomicU64,
     loader_fail_safe_hits: AtomicU64,
+    pub(crate) eager_refreshes: AtomicU64,
+    pub(crate) soft_timeouts: AtomicU64,
+    pub(crate) hard_timeouts: AtomicU64,
+    pub(crate) background_loads: AtomicU64,
+    pub(crate) background_load_failures: AtomicU64,
+    pub(crate) background_loads_dropped: AtomicU64,
 }
 
 impl Stats {
@@ -77,6 +83,12 @@ impl Stats {
             loader_calls: self.loader_calls.load(Relaxed),
             loader_errors: self.loader_errors.load(Relaxed),
             fail_safe_hits: self.fail_safe_hits.load(Relaxed),
+            eager_refreshes: self.eager_refreshes.load(Relaxed),
+            soft_timeouts: self.soft_timeouts.load(Relaxed),
+            hard_timeouts: self.hard_timeouts.load(Relaxed),
+            background_loads: self.background_loads.load(Relaxed),
+            background_load_failures: self.background_load_failures.load(Relaxed),
+            background_loads_dropped: self.background_loads_dropped.load(Relaxed),
         }
     }
 }
@@ -131,6 +143,21 @@ pub struct StatsSnapshot {
     /// Times the backplane subscription came back after it was lost (each time the local tier
     /// was cleared).
     pub backplane_reconnects: u64,
+    /// `get_or_load` hits past their eager-refresh point that started a background refresh
+    /// (see [`ReadThrough::eager_refresh`](crate::ReadThrough::eager_refresh)).
+    pub eager_refreshes: u64,
+    /// `get_or_load` calls that returned a stale copy at their loader's soft timeout.
+    pub soft_timeouts: u64,
+    /// `get_or_load` calls that gave up on their loader at its hard timeout.
+    pub hard_timeouts: u64,
+    /// Loads run in the background (eager refreshes, and loads outliving a timeout) that
+    /// stored their value.
+    pub background_loads: u64,
+    /// Background loads that failed, panicked or ran past the background time limit.
+    pub background_load_failures: u64,
+    /// Background loads not started (the limit of concurrent ones was reached, or no tokio
+    /// runtime) or dropped.
+    pub background_loads_dropped: u64,
 }
 
 impl StatsSnapshot {

@@ -15,6 +15,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::backplane::{self, Kind};
+use super::load::Life;
 use super::local::{LocalCopies, LocalCopy, Meta, WriteTicket, guard_tag};
 use super::pipeline::{Opened, fingerprint_of};
 use super::road::Via;
@@ -75,6 +76,7 @@ impl MemStache {
             fingerprint: fingerprint_of::<T>(),
             serializer,
             deadline_ms,
+            created_ms: crate::envelope::peek_created(raw).unwrap_or(0),
             sliding: sliding_ms != 0,
             guard_tag: scope.guard.map_or(0, |g| guard_tag(g.key)),
         }
@@ -86,6 +88,7 @@ impl MemStache {
             fingerprint: fingerprint_of::<T>(),
             serializer: self.inner.pipeline.serializer.id(),
             deadline_ms: expiry.deadline_ms.unwrap_or(0),
+            created_ms: self.inner.clock.now_ms(),
             sliding: expiry.sliding.is_some(),
             guard_tag: scope.guard.map_or(0, |g| guard_tag(g.key)),
         }
@@ -192,7 +195,8 @@ impl MemStache {
         if let Some(v) = self.l1_hit::<T>(l1, sk, skip, span) {
             return Ok(Outcome::Done(Some(v)));
         }
-        self.get_below_l1(l1, scope, sk, skip, span).await
+        self.get_below_l1(l1, scope, sk, skip, span, &mut Life::default())
+            .await
     }
 
     /// `get` with a local tier, past L1: the backend (or a miss when the call skips it).
@@ -203,6 +207,7 @@ impl MemStache {
         sk: &str,
         skip: Skip,
         span: &tracing::Span,
+        life: &mut Life,
     ) -> Result<Outcome<Option<T>>> {
         if skip.has(Skip::DISTRIBUTED_READ) {
             self.inner.stats.miss();
@@ -229,6 +234,7 @@ impl MemStache {
         span.record("level", "l2");
         span.record("size", raw.len());
         let (v, plain, serializer) = self.decode_keep::<T>(&raw, sk, scope.key_id).await?;
+        *life = Life::of_envelope(&raw);
         if !skip.has(Skip::LOCAL_WRITE) {
             let meta = self.meta_of_read::<T>(&raw, scope, serializer);
             l1.read_done(ticket, sk, &plain, meta, self.inner.clock.now_ms());
@@ -245,9 +251,21 @@ impl MemStache {
         scope: &Scope<'_>,
         sk: &str,
         skip: Skip,
+        life: &mut Life,
     ) -> Outcome<Option<T>> {
         let span = tracing::Span::current();
-        match self.get_tiered::<T>(l1, scope, sk, skip, &span).await {
+        if !skip.has(Skip::LOCAL_READ)
+            && let Some(c) = l1.lookup(sk, fingerprint_of::<T>(), self.inner.clock.now_ms())
+            && let Some(v) = self.decode_or_discard::<T>(l1, sk, &c)
+        {
+            self.served_by_l1(&span);
+            *life = Life {
+                created_ms: c.created_ms,
+                deadline_ms: c.deadline_ms,
+            };
+            return Outcome::Done(Some(v));
+        }
+        match self.get_below_l1::<T>(l1, scope, sk, skip, &span, life).await {
             Ok(o) => o,
             Err(e) => {
                 self.inner.stats.error();
