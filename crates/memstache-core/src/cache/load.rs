@@ -447,7 +447,9 @@ impl MemStache {
                             Lock::Held { key, token } => held = Some((key, token)),
                             Lock::Unknown => {}
                             Lock::Busy => {
-                                match self.wait_for_other_loader::<T>(&scope, sk, opts, skip).await
+                                match self
+                                    .wait_for_other_loader::<T>(&scope, sk, opts, skip)
+                                    .await
                                 {
                                     Some(Outcome::Done(Some(v))) => return Ok(Some(v)),
                                     _ => {} // waited out: the holder may be gone; load

@@ -28,8 +28,10 @@ pub use builder::{
 pub use failsafe::{
     DEFAULT_FAIL_SAFE_BYTES, DEFAULT_FAIL_SAFE_ENTRIES, DEFAULT_FAIL_SAFE_THROTTLE, FailSafe,
 };
+pub use load::{
+    DEFAULT_BACKGROUND_LOAD_TIMEOUT, DEFAULT_MAX_BACKGROUND_LOADS, Loaded, ReadThrough,
+};
 pub use lock::{DEFAULT_LOCK_LEASE, DEFAULT_LOCK_POLL, DEFAULT_LOCK_WAIT, LockOptions};
-pub use load::{DEFAULT_BACKGROUND_LOAD_TIMEOUT, DEFAULT_MAX_BACKGROUND_LOADS, Loaded, ReadThrough};
 pub use stats::StatsSnapshot;
 
 use crate::raw::{Backend, Clock, Expiry};

@@ -170,7 +170,7 @@ impl MemStache {
                     &span,
                     &mut Life::default(),
                 ))
-                    .await?
+                .await?
                 {
                     Outcome::Done(v) => Outcome::Done(v.map(Arc::new)),
                     Outcome::Stale(g) => Outcome::Stale(g),
@@ -358,7 +358,7 @@ impl MemStache {
                     &span,
                     &mut Life::default(),
                 ))
-                    .await;
+                .await;
             }
             let raw = match self.read(Via::plain(self), scope, sk).await {
                 Ok(Outcome::Done(raw)) => raw,
@@ -595,7 +595,10 @@ impl MemStache {
         let sk = sk.as_str()?;
         let skip = options.or(&self.inner.defaults).skips();
         loop {
-            match self.read_for_load::<T>(scope, sk, skip, &mut Life::default()).await {
+            match self
+                .read_for_load::<T>(scope, sk, skip, &mut Life::default())
+                .await
+            {
                 Outcome::Done(Some(v)) => return Ok(Outcome::Done(v)),
                 Outcome::Stale(g) => return Ok(Outcome::Stale(g)),
                 Outcome::Done(None) => {}
@@ -618,7 +621,10 @@ impl MemStache {
                 Joined::Abandoned => continue, // the leader was cancelled: try again
                 Joined::Lead(guard) => {
                     // Another leader may have just finished between our read and our join.
-                    match self.read_for_load::<T>(scope, sk, skip, &mut Life::default()).await {
+                    match self
+                        .read_for_load::<T>(scope, sk, skip, &mut Life::default())
+                        .await
+                    {
                         Outcome::Done(Some(v)) => return Ok(Outcome::Done(v)),
                         Outcome::Stale(g) => return Ok(Outcome::Stale(g)),
                         Outcome::Done(None) => {}
@@ -759,7 +765,10 @@ impl MemStache {
                 return None;
             }
             tokio::time::sleep(opts.poll.min(deadline - now)).await;
-            match self.read_for_load::<T>(scope, sk, skip, &mut Life::default()).await {
+            match self
+                .read_for_load::<T>(scope, sk, skip, &mut Life::default())
+                .await
+            {
                 Outcome::Done(None) => {}
                 found => return Some(found),
             }

@@ -265,7 +265,10 @@ impl MemStache {
             };
             return Outcome::Done(Some(v));
         }
-        match self.get_below_l1::<T>(l1, scope, sk, skip, &span, life).await {
+        match self
+            .get_below_l1::<T>(l1, scope, sk, skip, &span, life)
+            .await
+        {
             Ok(o) => o,
             Err(e) => {
                 self.inner.stats.error();
