@@ -447,12 +447,13 @@ impl MemStache {
                             Lock::Held { key, token } => held = Some((key, token)),
                             Lock::Unknown => {}
                             Lock::Busy => {
-                                match self
+                                // Waited out without a value: the holder may be
+                                // gone, so this caller loads.
+                                if let Some(Outcome::Done(Some(v))) = self
                                     .wait_for_other_loader::<T>(&scope, sk, opts, skip)
                                     .await
                                 {
-                                    Some(Outcome::Done(Some(v))) => return Ok(Some(v)),
-                                    _ => {} // waited out: the holder may be gone; load
+                                    return Ok(Some(v));
                                 }
                             }
                         }
