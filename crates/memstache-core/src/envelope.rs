@@ -54,7 +54,13 @@ pub const FLAG_ENCRYPTED: u8 = 1 << 1;
 pub const FLAG_FINGERPRINT: u8 = 1 << 2;
 /// Flag bit: the body ends with a CRC-32 trailer (always set when not encrypted).
 pub const FLAG_CHECKSUM: u8 = 1 << 3;
-const KNOWN_FLAGS: u8 = FLAG_COMPRESSED | FLAG_ENCRYPTED | FLAG_FINGERPRINT | FLAG_CHECKSUM;
+/// Flag bit: the entry is read-through's "not found" marker (negative caching): the source
+/// had nothing for the key. Its payload is the serialized unit value `()`; readers report it as
+/// a miss that needs no load. Readers that predate the bit refuse the entry as
+/// `UnsupportedFormat` (and `get_or_set` then reloads and overwrites it).
+pub const FLAG_ABSENT: u8 = 1 << 4;
+const KNOWN_FLAGS: u8 =
+    FLAG_COMPRESSED | FLAG_ENCRYPTED | FLAG_FINGERPRINT | FLAG_CHECKSUM | FLAG_ABSENT;
 
 /// The decoded header of an envelope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -227,6 +233,15 @@ pub fn peek_created(bytes: &[u8]) -> Option<u64> {
         return None;
     }
     Some(le_u64(head, 8))
+}
+
+/// Whether `bytes` is an envelope of this format version with [`FLAG_ABSENT`] set, read from
+/// its header without decoding it. Unverified: a reader opens the entry (checksum or AEAD)
+/// before it believes the flag.
+pub fn peek_absent(bytes: &[u8]) -> bool {
+    bytes
+        .first_chunk::<5>()
+        .is_some_and(|h| h[..3] == MAGIC && h[3] == FORMAT_VERSION && h[4] & FLAG_ABSENT != 0)
 }
 
 /// Decodes an envelope, checking its structure and bounds: [`parse`], then

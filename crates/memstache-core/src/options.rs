@@ -44,7 +44,11 @@ pub struct EntryOptions {
     compress: Option<bool>,
     encrypt: Option<bool>,
     no_expiration: bool,
+    jitter: Option<Duration>,
     skip: Skip,
+    /// The entry is a "not found" marker of read-through (negative caching): set by
+    /// `get_or_load` only, never by users.
+    pub(crate) absent: bool,
 }
 
 /// Tiers one call skips (bit set).
@@ -152,6 +156,28 @@ impl EntryOptions {
         self
     }
 
+    /// Adds a random spread of up to `max` to a relative absolute expiration
+    /// ([`absolute_expiration`](Self::absolute_expiration)), drawn per write, so that entries
+    /// written together (a warm-up, a deploy, a burst of misses) do not all expire in the same
+    /// instant and send their reloads to the source at once. An instant
+    /// ([`absolute_expiration_at`](Self::absolute_expiration_at)) and a sliding window are
+    /// never moved. `Duration::ZERO` turns a default jitter off.
+    ///
+    /// ```
+    /// use memstache_core::EntryOptions;
+    /// use std::time::Duration;
+    /// // expires between 10 and 12 minutes after the write
+    /// let o = EntryOptions::new()
+    ///     .absolute_expiration(Duration::from_secs(600))
+    ///     .jitter(Duration::from_secs(120));
+    /// assert_eq!(o.get_jitter(), Some(Duration::from_secs(120)));
+    /// ```
+    #[must_use]
+    pub fn jitter(mut self, max: Duration) -> Self {
+        self.jitter = Some(max);
+        self
+    }
+
     /// Whether this entry may be compressed (`false` skips compression for it).
     #[must_use]
     pub fn compress(mut self, compress: bool) -> Self {
@@ -233,6 +259,11 @@ impl EntryOptions {
         self.encrypt
     }
 
+    /// The expiration jitter, if set.
+    pub fn get_jitter(&self) -> Option<Duration> {
+        self.jitter
+    }
+
     /// Whether [`no_expiration`](Self::no_expiration) was requested.
     pub fn is_no_expiration(&self) -> bool {
         self.no_expiration
@@ -266,7 +297,9 @@ impl EntryOptions {
             encrypt: self.encrypt.or(defaults.encrypt),
             no_expiration: self.no_expiration
                 || (absolute.is_none() && sliding.is_none() && defaults.no_expiration),
+            jitter: self.jitter.or(defaults.jitter),
             skip: Skip(self.skip.0 | defaults.skip.0),
+            absent: self.absent || defaults.absent,
         }
     }
 }

@@ -6,7 +6,7 @@
 //! past the call; `get_or_load` takes a `Send + 'static` loader, and that is what lets a
 //! refresh or a slow load go on in the background while the caller already has a value.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -17,6 +17,7 @@ use bytes::Bytes;
 use futures::FutureExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tokio::sync::watch;
 use tracing::{Instrument, field};
 
 use super::flight::{FlightKey, Joined, LeaderGuard, SharedLoaderError};
@@ -71,7 +72,8 @@ impl<T> Loaded<T> {
     }
 
     /// The source has nothing for the key: `get_or_load` returns `Ok(None)` to this caller and
-    /// to the callers waiting on the same load. Nothing is stored.
+    /// to the callers waiting on the same load. Nothing is stored: the next call loads again
+    /// (see [`not_found_for`](Self::not_found_for) to cache the answer).
     pub fn not_found() -> Self {
         Loaded {
             value: None,
@@ -80,15 +82,37 @@ impl<T> Loaded<T> {
         }
     }
 
+    /// The source has nothing for the key, and that answer is cached for `ttl` (**negative
+    /// caching**): a "not found" marker is stored in the backend, and until it expires every
+    /// `get_or_load` of the key on every node returns `Ok(None)` without calling its loader,
+    /// and `get` returns `None` (counted in
+    /// [`StatsSnapshot::negative_hits`](crate::StatsSnapshot::negative_hits)). A `set` of the
+    /// key replaces the marker. `get_or_set`, whose loader must produce a value, treats the
+    /// marker as a miss. Markers are never kept in the local tier.
+    ///
+    /// Pick a `ttl` shorter than the values' own: it bounds how long a key created at the
+    /// source stays invisible through the cache.
+    pub fn not_found_for(ttl: Duration) -> Self {
+        Loaded {
+            value: None,
+            options: Some(EntryOptions::new().absolute_expiration(ttl)),
+            cache: true,
+        }
+    }
+
     /// Options for this entry computed from the value (duration, sliding, compression, tier
     /// flags): their set fields win over the call's options, field by field (as the call's win
-    /// over the cache defaults).
+    /// over the cache defaults), and over options given earlier to this `Loaded`.
     pub fn with_options(mut self, options: EntryOptions) -> Self {
-        self.options = Some(options);
+        self.options = Some(match self.options {
+            Some(earlier) => options.or(&earlier),
+            None => options,
+        });
         self
     }
 
-    /// Return the value (to this caller and its waiters) without storing it.
+    /// Return the value (to this caller and its waiters) without storing it (for a
+    /// [`not_found_for`](Self::not_found_for): store no marker).
     pub fn uncached(mut self) -> Self {
         self.cache = false;
         self
@@ -104,9 +128,9 @@ impl<T> Loaded<T> {
         self.options.as_ref()
     }
 
-    /// Whether the value is stored.
+    /// Whether the value, or for a "not found" its marker, is stored.
     pub fn is_cached(&self) -> bool {
-        self.cache && self.value.is_some()
+        self.cache
     }
 }
 
@@ -228,6 +252,8 @@ impl ReadThrough {
 pub(crate) struct Life {
     pub(crate) created_ms: u64,
     pub(crate) deadline_ms: u64,
+    /// The read found a verified "not found" marker (negative caching).
+    pub(crate) absent: bool,
 }
 
 impl Life {
@@ -235,6 +261,15 @@ impl Life {
         Life {
             created_ms: crate::envelope::peek_created(raw).unwrap_or(0),
             deadline_ms: crate::envelope::peek_expiry(raw).map_or(0, |(d, _)| d),
+            absent: false,
+        }
+    }
+
+    /// This life, of a "not found" marker.
+    pub(crate) fn absent(self) -> Life {
+        Life {
+            absent: true,
+            ..self
         }
     }
 
@@ -256,6 +291,9 @@ pub(crate) struct Background {
     pub(crate) timeout: Duration,
     running: AtomicUsize,
     refreshing: parking_lot::Mutex<HashSet<String>>,
+    /// The keys whose load went on in the background past a timeout: a watch that closes
+    /// when it ends.
+    pending: parking_lot::Mutex<HashMap<String, watch::Receiver<()>>>,
 }
 
 impl Background {
@@ -265,7 +303,22 @@ impl Background {
             timeout,
             running: AtomicUsize::new(0),
             refreshing: parking_lot::Mutex::new(HashSet::new()),
+            pending: parking_lot::Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The runtime and a slot for one more background load, or `None` (counted as dropped)
+    /// without a tokio runtime or at the bound.
+    fn start(cache: &MemStache) -> Option<(tokio::runtime::Handle, Slot)> {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            cache
+                .inner
+                .stats
+                .background_loads_dropped
+                .fetch_add(1, Relaxed);
+            return None;
+        };
+        Some((rt, Self::slot(cache)?))
     }
 
     /// A slot for one more background load, or `None` at the bound.
@@ -303,6 +356,83 @@ struct Refreshing(MemStache, String);
 impl Drop for Refreshing {
     fn drop(&mut self) {
         self.0.inner.background.refreshing.lock().remove(&self.1);
+    }
+}
+
+/// A load of `sk` going on in the background: callers that miss the key meanwhile wait for
+/// it ([`Pending::wait`]) rather than start their own. Ends (the watch closes) when dropped,
+/// also when the load panicked or was cut off.
+struct Pending {
+    cache: MemStache,
+    sk: String,
+    _done: watch::Sender<()>,
+}
+
+impl Pending {
+    fn register(cache: &MemStache, sk: &str) -> Pending {
+        let (tx, rx) = watch::channel(());
+        cache
+            .inner
+            .background
+            .pending
+            .lock()
+            .insert(sk.to_owned(), rx);
+        Pending {
+            cache: cache.clone(),
+            sk: sk.to_owned(),
+            _done: tx,
+        }
+    }
+
+    /// Waits, at most `limit`, for the background load of `sk` if one runs: `None` when none
+    /// does, `Some(true)` when it ended, `Some(false)` when `limit` passed first.
+    async fn wait(cache: &MemStache, sk: &str, limit: Option<Duration>) -> Option<bool> {
+        let mut rx = cache.inner.background.pending.lock().get(sk)?.clone();
+        // `changed` is an error once the sender is gone: that is the end of the load
+        let ended = async move { while rx.changed().await.is_ok() {} };
+        Some(match limit {
+            None => {
+                ended.await;
+                true
+            }
+            Some(l) => tokio::time::timeout(l, ended).await.is_ok(),
+        })
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        // out of the table before the watch closes (the sender drops after this): a caller
+        // that finds no entry reads the stored value instead
+        let mut map = self.cache.inner.background.pending.lock();
+        if map
+            .get(&self.sk)
+            .is_some_and(|rx| rx.same_channel(&self._done.subscribe()))
+        {
+            map.remove(&self.sk);
+        }
+    }
+}
+
+/// `d` in whole milliseconds (saturating).
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The error of a caller that gave up on its loader at the hard timeout.
+fn hard_timeout() -> Error {
+    Error::new(
+        ErrorKind::Timeout,
+        "the loader did not finish within its hard timeout (it goes on in the background)",
+    )
+}
+
+/// Hands a fail-safe or stale copy to a flight's waiters: its plaintext when it is in the
+/// cache's own format; without one they retry, and read the (throttled) copy themselves.
+pub(crate) fn share_copy(guard: LeaderGuard<'_>, shared: Option<Vec<u8>>) {
+    match shared {
+        Some(plain) => guard.complete(Ok(Some(Arc::new(plain)))),
+        None => drop(guard),
     }
 }
 
@@ -417,6 +547,7 @@ impl MemStache {
                 }
                 // the root scope has no guard
                 Outcome::Stale(_) => return Err(Error::internal("the cache's own scope moved")),
+                Outcome::Done(None) if life.absent => return Ok(None), // cached "not found"
                 Outcome::Done(None) => {}
             }
             first = false;
@@ -439,7 +570,26 @@ impl MemStache {
                         Outcome::Stale(_) => {
                             return Err(Error::internal("the cache's own scope moved"));
                         }
+                        Outcome::Done(None) if life.absent => {
+                            guard.complete(Ok(None));
+                            return Ok(None);
+                        }
                         Outcome::Done(None) => {}
+                    }
+                    // A load of the key outlived an earlier caller's timeout and goes on in
+                    // the background: wait for it (within this call's hard timeout) rather
+                    // than call the source again, then read what it stored.
+                    match Pending::wait(self, sk, policy.hard_timeout).await {
+                        Some(true) => {
+                            drop(guard); // the waiters look again too
+                            continue;
+                        }
+                        Some(false) => {
+                            self.inner.stats.hard_timeouts.fetch_add(1, Relaxed);
+                            guard.complete(Err(SharedLoaderError::new(Box::new(hard_timeout()))));
+                            return Err(hard_timeout());
+                        }
+                        None => {}
                     }
                     let mut held = None;
                     if let Some(opts) = &self.inner.lock {
@@ -447,13 +597,19 @@ impl MemStache {
                             Lock::Held { key, token } => held = Some((key, token)),
                             Lock::Unknown => {}
                             Lock::Busy => {
-                                // Waited out without a value: the holder may be
-                                // gone, so this caller loads.
-                                if let Some(Outcome::Done(Some(v))) = self
-                                    .wait_for_other_loader::<T>(&scope, sk, opts, skip)
+                                // Waited out without a value: the holder may be gone, so
+                                // this caller loads.
+                                let mut life = Life::default();
+                                match self
+                                    .wait_for_other_loader::<T>(&scope, sk, opts, skip, &mut life)
                                     .await
                                 {
-                                    return Ok(Some(v));
+                                    Some(Outcome::Done(Some(v))) => return Ok(Some(v)),
+                                    Some(Outcome::Done(None)) if life.absent => {
+                                        guard.complete(Ok(None));
+                                        return Ok(None);
+                                    }
+                                    _ => {}
                                 }
                             }
                         }
@@ -504,28 +660,26 @@ impl MemStache {
                 Ok(r) => r,
                 Err(_) => {
                     let by_soft = soft == Some(limit);
-                    let stats = &self.inner.stats;
-                    if by_soft {
-                        stats.soft_timeouts.fetch_add(1, Relaxed);
+                    let counter = if by_soft {
+                        &self.inner.stats.soft_timeouts
                     } else {
-                        stats.hard_timeouts.fetch_add(1, Relaxed);
-                    }
-                    let throttled = self.background(sk.to_owned(), options, fut, held);
+                        &self.inner.stats.hard_timeouts
+                    };
+                    counter.fetch_add(1, Relaxed);
+                    let started = self.background(sk.to_owned(), options, fut, held);
                     return match stale {
                         Some((v, shared)) => {
-                            if throttled && let Some(l1) = self.l1() {
+                            if started && let Some(l1) = self.l1() {
                                 // serve the copy meanwhile, so the slow source is not called
                                 // again while the background load runs
-                                let until = self.inner.clock.now_ms().saturating_add(
-                                    u64::try_from(self.inner.background.timeout.as_millis())
-                                        .unwrap_or(u64::MAX),
-                                );
+                                let until = self
+                                    .inner
+                                    .clock
+                                    .now_ms()
+                                    .saturating_add(millis(self.inner.background.timeout));
                                 l1.throttle(sk, fingerprint_of::<T>(), until);
                             }
-                            match shared {
-                                Some(plain) => guard.complete(Ok(Some(Arc::new(plain)))),
-                                None => drop(guard),
-                            }
+                            share_copy(guard, shared);
                             tracing::Span::current().record("fail_safe", true);
                             tracing::debug!(
                                 soft = by_soft,
@@ -534,64 +688,26 @@ impl MemStache {
                             Ok(Some(v))
                         }
                         None => {
-                            let e = Error::new(
-                                ErrorKind::Timeout,
-                                "the loader did not finish within its hard timeout (it goes on in the background)",
-                            );
-                            guard.complete(Err(SharedLoaderError::new(Box::new(Error::new(
-                                ErrorKind::Timeout,
-                                "the loader did not finish within its hard timeout",
-                            )))));
-                            Err(e)
+                            guard.complete(Err(SharedLoaderError::new(Box::new(hard_timeout()))));
+                            Err(hard_timeout())
                         }
                     };
                 }
             },
         };
         let out = match done {
-            Ok(loaded) => {
-                let Loaded {
-                    value,
-                    options: own,
-                    cache,
-                } = loaded;
-                let options = own.map_or(options, |o| o.or(&options));
-                match value {
-                    None => {
-                        guard.complete(Ok(None));
-                        Ok(None)
-                    }
-                    Some(v) => match self.inner.pipeline.serialize(&v) {
-                        Ok(plain) => {
-                            if cache {
-                                self.store_loaded::<T>(sk, &plain, &options).await;
-                            }
-                            guard.complete(Ok(Some(Arc::new(plain))));
-                            Ok(Some(v))
-                        }
-                        Err(e) => Err(e),
-                    },
-                }
-            }
-            Err(e) => {
-                self.inner.stats.loader_error();
-                if let Some(throttle) = self.inner.loader_throttle
-                    && let Some((v, shared)) = self.loader_fail_safe::<T>(sk, throttle)
-                {
-                    let e: BoxError = e.into();
-                    tracing::warn!(error = %e, "memstache: the loader failed; served the fail-safe copy");
-                    match shared {
-                        Some(plain) => guard.complete(Ok(Some(Arc::new(plain)))),
-                        None => drop(guard),
-                    }
+            Ok(loaded) => match self.keep_loaded(sk, options, loaded).await {
+                Ok(Some((v, plain))) => {
+                    guard.complete(Ok(Some(Arc::new(plain))));
                     Ok(Some(v))
-                } else {
-                    let shared = SharedLoaderError::new(e.into());
-                    let err = shared.to_error();
-                    guard.complete(Err(shared));
-                    Err(err)
                 }
-            }
+                Ok(None) => {
+                    guard.complete(Ok(None));
+                    Ok(None)
+                }
+                Err(e) => Err(e),
+            },
+            Err(e) => self.leader_failed::<T>(sk, e.into(), guard).map(Some),
         };
         if let Some((lock_key, token)) = held {
             self.unlock(&lock_key, token).await;
@@ -602,29 +718,61 @@ impl MemStache {
     /// The stale copy of `sk` a timed-out load may serve (fail-safe's), with its plaintext
     /// when it is in the cache's own format (for the waiters).
     fn stale_copy<T: DeserializeOwned>(&self, sk: &str) -> Option<(T, Option<Vec<u8>>)> {
-        let l1 = self.l1()?;
-        let copy = l1.recall(sk, fingerprint_of::<T>(), self.inner.clock.now_ms())?;
-        let v = self.decode_copy::<T>(&copy).ok()?;
-        let shared =
-            (copy.serializer == self.inner.pipeline.serializer.id()).then(|| copy.plain.to_vec());
-        Some((v, shared))
+        self.recall_copy::<T>(sk).map(|(v, shared, _)| (v, shared))
     }
 
-    /// Stores a loaded value; a failure is logged and counted (the value is still returned).
-    async fn store_loaded<T: ?Sized>(&self, sk: &str, plain: &[u8], options: &EntryOptions) {
-        match self.store::<T>(&self.root(), sk, plain, options).await {
-            Ok(_) => {}
-            Err(e) => {
-                self.inner.stats.error();
-                let e = e.with_operation("get_or_load");
-                tracing::warn!(error = %e, "memstache: storing the loaded value failed");
+    /// Stores what a loader produced as it asked ([`Loaded`]): the value with its own options
+    /// over the call's, a "not found" marker ([`Loaded::not_found_for`]), or nothing. The
+    /// value comes back with its plaintext (for the waiters); a failed store is logged and
+    /// counted, and the value is still returned.
+    async fn keep_loaded<T: Serialize>(
+        &self,
+        sk: &str,
+        options: EntryOptions,
+        loaded: Loaded<T>,
+    ) -> Result<Option<(T, Vec<u8>)>> {
+        let Loaded {
+            value,
+            options: own,
+            cache,
+        } = loaded;
+        let options = own.map_or(options, |o| o.or(&options));
+        match value {
+            None => {
+                if cache {
+                    // a marker is never kept in a local tier: the next read on any node
+                    // finds it in the backend (and other nodes drop their copies of the key)
+                    let mut marker = options.skip_local_write(true);
+                    marker.absent = true;
+                    let plain = self.inner.pipeline.serialize(&())?;
+                    self.store_loaded::<()>(sk, &plain, &marker).await;
+                }
+                Ok(None)
+            }
+            Some(v) => {
+                let plain = self.inner.pipeline.serialize(&v)?;
+                if cache {
+                    self.store_loaded::<T>(sk, &plain, &options).await;
+                }
+                Ok(Some((v, plain)))
             }
         }
     }
 
+    /// Stores a loaded value; a failure is logged and counted (the value is still returned).
+    async fn store_loaded<T: ?Sized>(&self, sk: &str, plain: &[u8], options: &EntryOptions) {
+        if let Err(e) = self.store::<T>(&self.root(), sk, plain, options).await {
+            self.inner.stats.error();
+            let e = e.with_operation("get_or_load");
+            tracing::warn!(error = %e, "memstache: storing the loaded value failed");
+        }
+    }
+
     /// Hands a running load to the background: it stores its value when it finishes (within
-    /// the background time limit), then releases the distributed lock. `false` when it could
-    /// not be started (at the bound, or no tokio runtime): the load is dropped.
+    /// the background time limit), then releases the distributed lock. Until it ends, this
+    /// node's callers that miss the key wait for it instead of starting a load of their own
+    /// (within their timeouts). `false` when it could not be started (at the bound, or no
+    /// tokio runtime): the load is dropped.
     fn background<T, Fut, E>(
         &self,
         sk: String,
@@ -637,16 +785,10 @@ impl MemStache {
         Fut: Future<Output = std::result::Result<Loaded<T>, E>> + Send + 'static,
         E: Into<BoxError> + Send + 'static,
     {
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            self.inner
-                .stats
-                .background_loads_dropped
-                .fetch_add(1, Relaxed);
+        let Some((rt, slot)) = Background::start(self) else {
             return false;
         };
-        let Some(slot) = Background::slot(self) else {
-            return false;
-        };
+        let pending = Pending::register(self, &sk);
         let span = tracing::debug_span!(
             "memstache.background_load",
             namespace = %self.inner.namespace,
@@ -659,6 +801,7 @@ impl MemStache {
                 if let Some((lock_key, token)) = held {
                     cache.unlock(&lock_key, token).await;
                 }
+                drop(pending);
                 drop(slot);
             }
             .instrument(span),
@@ -689,28 +832,15 @@ impl MemStache {
                 tracing::warn!(error = %e, "memstache: a background load failed");
                 stats.background_load_failures.fetch_add(1, Relaxed);
             }
-            Ok(Ok(Ok(loaded))) => {
-                let Loaded {
-                    value,
-                    options: own,
-                    cache,
-                } = loaded;
-                let options = own.map_or(options, |o| o.or(&options));
-                if let Some(v) = value
-                    && cache
-                {
-                    match self.inner.pipeline.serialize(&v) {
-                        Ok(plain) => {
-                            self.store_loaded::<T>(sk, &plain, &options).await;
-                            stats.background_loads.fetch_add(1, Relaxed);
-                        }
-                        Err(e) => {
-                            stats.error();
-                            tracing::warn!(error = %e, "memstache: a background load's value did not serialize");
-                        }
-                    }
+            Ok(Ok(Ok(loaded))) => match self.keep_loaded(sk, options, loaded).await {
+                Ok(_) => {
+                    stats.background_loads.fetch_add(1, Relaxed);
                 }
-            }
+                Err(e) => {
+                    stats.error();
+                    tracing::warn!(error = %e, "memstache: a background load's value did not serialize");
+                }
+            },
         }
     }
 
@@ -737,14 +867,7 @@ impl MemStache {
             return; // this node refreshes it already
         }
         let mark = Refreshing(self.clone(), sk.to_owned());
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            self.inner
-                .stats
-                .background_loads_dropped
-                .fetch_add(1, Relaxed);
-            return;
-        };
-        let Some(slot) = Background::slot(self) else {
+        let Some((rt, slot)) = Background::start(self) else {
             return;
         };
         let span = tracing::debug_span!(

@@ -431,12 +431,36 @@ impl MemStache {
         }
     }
 
+    /// For an entry carrying the "not found" marker of negative caching
+    /// ([`FLAG_ABSENT`](crate::envelope::FLAG_ABSENT)): the entry opened and verified like any
+    /// other (so a forged or edited flag is an integrity error, not a miss), `Ok(())`. `None`
+    /// for any other entry.
+    async fn open_absent(&self, raw: &[u8], sk: &str, key_id: &str) -> Option<Result<()>> {
+        if !crate::envelope::peek_absent(raw) {
+            return None;
+        }
+        let r = self.decode::<()>(raw, sk, key_id).await;
+        if r.is_ok() {
+            self.inner.stats.negative_hit();
+        }
+        Some(r)
+    }
+
     /// Computes the envelope expiry fields and the backend expiry for a write at `now_ms`,
     /// from options already merged with the cache defaults.
     fn expiry(o: &EntryOptions, now_ms: u64) -> (u64, u64, Expiry) {
         let deadline_ms = match o.get_absolute_expiration() {
             Some(Absolute::After(d)) => {
-                now_ms.saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+                let ttl = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+                let spread = o
+                    .get_jitter()
+                    .map_or(0, |j| u64::try_from(j.as_millis()).unwrap_or(u64::MAX));
+                let extra = if spread == 0 {
+                    0
+                } else {
+                    fastrand::u64(0..=spread)
+                };
+                now_ms.saturating_add(ttl).saturating_add(extra)
             }
             Some(Absolute::At(t)) => t.duration_since(UNIX_EPOCH).map_or(1, |d| {
                 u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
@@ -490,6 +514,7 @@ impl MemStache {
             } else {
                 0
             },
+            absent: o.absent,
         };
         Ok((params, expiry))
     }
@@ -567,6 +592,8 @@ mod test_support;
 mod tests;
 #[cfg(test)]
 mod tests_hostile;
+#[cfg(test)]
+mod tests_load;
 #[cfg(test)]
 mod tests_local;
 #[cfg(test)]

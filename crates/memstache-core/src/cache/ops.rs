@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::{Instrument, field};
 
-use super::flight::{FlightKey, Joined, SharedLoaderError};
+use super::flight::{FlightKey, Joined, LeaderGuard, SharedLoaderError};
 use super::load::Life;
 use super::lock::Lock;
 use super::pipeline::Prepared;
@@ -376,6 +376,11 @@ impl MemStache {
                 span.record("hit", false);
                 return Ok(Outcome::Done(None));
             };
+            if let Some(absent) = self.open_absent(&raw, sk, scope.key_id).await {
+                absent?;
+                span.record("hit", false);
+                return Ok(Outcome::Done(None));
+            }
             span.record("hit", true);
             span.record("size", raw.len());
             let v = self.decode::<T>(&raw, sk, scope.key_id).await?;
@@ -636,7 +641,16 @@ impl MemStache {
                             Lock::Held { key, token } => held = Some((key, token)),
                             Lock::Unknown => {}
                             Lock::Busy => {
-                                match self.wait_for_other_loader::<T>(scope, sk, opts, skip).await {
+                                match self
+                                    .wait_for_other_loader::<T>(
+                                        scope,
+                                        sk,
+                                        opts,
+                                        skip,
+                                        &mut Life::default(),
+                                    )
+                                    .await
+                                {
                                     // dropping `guard` lets local waiters read it too
                                     Some(Outcome::Done(Some(v))) => return Ok(Outcome::Done(v)),
                                     Some(Outcome::Stale(g)) => return Ok(Outcome::Stale(g)),
@@ -672,30 +686,9 @@ impl MemStache {
                             }
                             Err(e) => Err(e),
                         },
-                        Err(e) => {
-                            self.inner.stats.loader_error();
-                            if let Some(throttle) = self.inner.loader_throttle
-                                && let Some((v, shared)) = self.loader_fail_safe::<T>(sk, throttle)
-                            {
-                                let e: BoxError = e.into();
-                                tracing::warn!(error = %e, "memstache: the loader failed; served the fail-safe copy");
-                                // the waiters share the same copy (rather than calling the
-                                // failing loader in turn); without a plaintext in the cache's
-                                // own format they retry, and read the throttled copy
-                                match shared {
-                                    Some(plain) => guard.complete(Ok(Some(Arc::new(plain)))),
-                                    None => drop(guard),
-                                }
-                                if let Some((lock_key, token)) = held {
-                                    self.unlock(&lock_key, token).await;
-                                }
-                                return Ok(Outcome::Done(v));
-                            }
-                            let shared = SharedLoaderError::new(e.into());
-                            let err = shared.to_error();
-                            guard.complete(Err(shared));
-                            Err(err)
-                        }
+                        Err(e) => self
+                            .leader_failed::<T>(sk, e.into(), guard)
+                            .map(Outcome::Done),
                     };
                     if let Some((lock_key, token)) = held {
                         self.unlock(&lock_key, token).await;
@@ -704,6 +697,29 @@ impl MemStache {
                 }
             }
         }
+    }
+
+    /// A leader's loader failed: with fail-safe and a copy of `sk`, the copy (shared with the
+    /// flight's waiters rather than have them call the failing loader in turn), otherwise the
+    /// loader's error (shared too).
+    pub(crate) fn leader_failed<T: DeserializeOwned>(
+        &self,
+        sk: &str,
+        e: BoxError,
+        guard: LeaderGuard<'_>,
+    ) -> Result<T> {
+        self.inner.stats.loader_error();
+        if let Some(throttle) = self.inner.loader_throttle
+            && let Some((v, shared)) = self.loader_fail_safe::<T>(sk, throttle)
+        {
+            tracing::warn!(error = %e, "memstache: the loader failed; served the fail-safe copy");
+            super::load::share_copy(guard, shared);
+            return Ok(v);
+        }
+        let shared = SharedLoaderError::new(e);
+        let err = shared.to_error();
+        guard.complete(Err(shared));
+        Err(err)
     }
 
     /// A read on the `get_or_set` path: errors count as misses (logged and counted), unless
@@ -738,6 +754,14 @@ impl MemStache {
             self.inner.stats.miss();
             return Outcome::Done(None);
         };
+        match self.open_absent(&raw, sk, scope.key_id).await {
+            Some(Ok(())) => {
+                *life = Life::of_envelope(&raw).absent();
+                return Outcome::Done(None);
+            }
+            Some(Err(e)) => return failed(e),
+            None => {}
+        }
         match self.decode::<T>(&raw, sk, scope.key_id).await {
             Ok(v) => {
                 *life = Life::of_envelope(&raw);
@@ -757,6 +781,7 @@ impl MemStache {
         sk: &str,
         opts: &LockOptions,
         skip: Skip,
+        life: &mut Life,
     ) -> Option<Outcome<Option<T>>> {
         let deadline = tokio::time::Instant::now() + opts.wait;
         loop {
@@ -765,11 +790,9 @@ impl MemStache {
                 return None;
             }
             tokio::time::sleep(opts.poll.min(deadline - now)).await;
-            match self
-                .read_for_load::<T>(scope, sk, skip, &mut Life::default())
-                .await
-            {
-                Outcome::Done(None) => {}
+            match self.read_for_load::<T>(scope, sk, skip, life).await {
+                // a cached "not found" ends the wait too (`life.absent` tells)
+                Outcome::Done(None) if !life.absent => {}
                 found => return Some(found),
             }
         }
@@ -854,6 +877,20 @@ impl MemStache {
         let mut out = Vec::with_capacity(raws.len());
         let (mut hits, mut misses) = (0u64, 0u64);
         for ((raw, sk), key) in raws.iter().zip(sks).zip(keys) {
+            let absent = match raw {
+                Some(raw) => self.open_absent(raw, sk, scope.key_id).await,
+                None => None,
+            };
+            if let Some(absent) = absent {
+                match absent {
+                    Ok(()) => out.push(Ok(None)),
+                    Err(e) => {
+                        self.inner.stats.error();
+                        out.push(Err(self.ctx(e, op, scope, Some(key.as_ref()))));
+                    }
+                }
+                continue;
+            }
             match raw {
                 Some(raw) => match self.decode::<T>(raw, sk, scope.key_id).await {
                     Ok(v) => {

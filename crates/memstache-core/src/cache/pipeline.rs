@@ -28,6 +28,8 @@ pub(crate) struct EncodeParams<'a> {
     pub(crate) deadline_ms: u64,
     pub(crate) sliding_ms: u64,
     pub(crate) fingerprint: u64,
+    /// A "not found" marker ([`FLAG_ABSENT`](envelope::FLAG_ABSENT)).
+    pub(crate) absent: bool,
 }
 
 /// The most [`Pipeline::encode_value`] reserves up front from the size of earlier values.
@@ -176,6 +178,9 @@ impl Pipeline {
         plain_len: u32,
     ) -> Header<'static> {
         let mut flags = FLAG_CHECKSUM;
+        if p.absent {
+            flags |= envelope::FLAG_ABSENT;
+        }
         if compressor.is_some() {
             flags |= FLAG_COMPRESSED;
         }
@@ -285,7 +290,7 @@ impl Pipeline {
         }
         let payload: &[u8] = compressed.as_ref().map_or(plain, |(_, v)| v.as_slice());
 
-        let mut flags = 0u8;
+        let mut flags = if p.absent { envelope::FLAG_ABSENT } else { 0 };
         if compressed.is_some() {
             flags |= FLAG_COMPRESSED;
         }

@@ -19,6 +19,7 @@ pub(crate) struct Stats {
     pub(crate) background_loads: AtomicU64,
     pub(crate) background_load_failures: AtomicU64,
     pub(crate) background_loads_dropped: AtomicU64,
+    pub(crate) negative_hits: AtomicU64,
 }
 
 impl Stats {
@@ -27,6 +28,10 @@ impl Stats {
     }
     pub(crate) fn miss(&self) {
         self.misses.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn negative_hit(&self) {
+        self.misses.fetch_add(1, Relaxed);
+        self.negative_hits.fetch_add(1, Relaxed);
     }
     pub(crate) fn hits(&self, hits: u64, misses: u64) {
         self.hits.fetch_add(hits, Relaxed);
@@ -89,6 +94,7 @@ impl Stats {
             background_loads: self.background_loads.load(Relaxed),
             background_load_failures: self.background_load_failures.load(Relaxed),
             background_loads_dropped: self.background_loads_dropped.load(Relaxed),
+            negative_hits: self.negative_hits.load(Relaxed),
         }
     }
 }
@@ -158,6 +164,10 @@ pub struct StatsSnapshot {
     /// Background loads not started (the limit of concurrent ones was reached, or no tokio
     /// runtime) or dropped.
     pub background_loads_dropped: u64,
+    /// Reads that found a cached "not found" ([`Loaded::not_found_for`](crate::Loaded::not_found_for),
+    /// negative caching): a miss for `get`, `None` without a load for `get_or_load` (also
+    /// counted in `misses`).
+    pub negative_hits: u64,
 }
 
 impl StatsSnapshot {

@@ -230,6 +230,13 @@ impl MemStache {
             span.record("hit", false);
             return Ok(Outcome::Done(None));
         };
+        if let Some(absent) = self.open_absent(&raw, sk, scope.key_id).await {
+            // a "not found" marker is never kept in the local tier
+            absent?;
+            *life = Life::of_envelope(&raw).absent();
+            span.record("hit", false);
+            return Ok(Outcome::Done(None));
+        }
         span.record("hit", true);
         span.record("level", "l2");
         span.record("size", raw.len());
@@ -262,6 +269,7 @@ impl MemStache {
             *life = Life {
                 created_ms: c.created_ms,
                 deadline_ms: c.deadline_ms,
+                absent: false,
             };
             return Outcome::Done(Some(v));
         }
@@ -290,23 +298,36 @@ impl MemStache {
         sk: &str,
         throttle: std::time::Duration,
     ) -> Option<(T, Option<Vec<u8>>)> {
+        let (v, shared, age_ms) = self.recall_copy::<T>(sk)?;
         let l1 = self.l1()?;
-        let fingerprint = fingerprint_of::<T>();
-        let now = self.inner.clock.now_ms();
-        let copy = l1.recall(sk, fingerprint, now)?;
-        let v = self.decode_copy::<T>(&copy).ok()?;
-        let until = now.saturating_add(u64::try_from(throttle.as_millis()).unwrap_or(u64::MAX));
-        l1.throttle(sk, fingerprint, until);
-        let shared =
-            (copy.serializer == self.inner.pipeline.serializer.id()).then(|| copy.plain.to_vec());
+        let until = self
+            .inner
+            .clock
+            .now_ms()
+            .saturating_add(u64::try_from(throttle.as_millis()).unwrap_or(u64::MAX));
+        l1.throttle(sk, fingerprint_of::<T>(), until);
         self.inner.stats.loader_fail_safe_hit();
         let span = tracing::Span::current();
         span.record("fail_safe", true);
         tracing::debug!(
-            age_ms = copy.age_ms,
+            age_ms,
             "memstache: the loader failed; served the fail-safe copy"
         );
         Some((v, shared))
+    }
+
+    /// The local copy of `sk` (fresh or kept for fail-safe) decoded, with its plaintext when
+    /// it is in the cache's own format (for single-flight waiters) and its age.
+    pub(crate) fn recall_copy<T: DeserializeOwned>(
+        &self,
+        sk: &str,
+    ) -> Option<(T, Option<Vec<u8>>, u64)> {
+        let l1 = self.l1()?;
+        let copy = l1.recall(sk, fingerprint_of::<T>(), self.inner.clock.now_ms())?;
+        let v = self.decode_copy::<T>(&copy).ok()?;
+        let shared =
+            (copy.serializer == self.inner.pipeline.serializer.id()).then(|| copy.plain.to_vec());
+        Some((v, shared, copy.age_ms))
     }
 
     /// Writes `plain` (the serialized value of type `T`) at `sk` with a local tier: encodes it,
@@ -476,6 +497,15 @@ impl MemStache {
                     None => {
                         misses += 1;
                         Ok(None)
+                    }
+                    Some(raw) if crate::envelope::peek_absent(&raw) => {
+                        match self.open_absent(&raw, sk, scope.key_id).await {
+                            Some(Err(e)) => {
+                                self.inner.stats.error();
+                                Err(self.ctx(e, op, scope, Some(keys[*i].as_ref())))
+                            }
+                            _ => Ok(None),
+                        }
                     }
                     Some(raw) => match self.decode_keep::<T>(&raw, sk, scope.key_id).await {
                         Ok((v, plain, ser)) => {
