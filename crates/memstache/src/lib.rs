@@ -3,9 +3,10 @@
 #![deny(missing_docs)]
 
 pub use memstache_core::{
-    Absolute, BoxError, DEFAULT_COMPRESS_THRESHOLD, DEFAULT_DISTRIBUTED_TIMEOUT, DEFAULT_KEY_ID,
-    DEFAULT_MAX_KEY_LEN, DEFAULT_MAX_VALUE_SIZE, DEFAULT_NAMESPACE, EntryOptions, Error, ErrorKind,
-    FailSafe, LockOptions, MemStache, MemStacheBuilder, ReadOptions, Result, StatsSnapshot,
+    Absolute, BoxError, DEFAULT_BACKGROUND_LOAD_TIMEOUT, DEFAULT_COMPRESS_THRESHOLD,
+    DEFAULT_DISTRIBUTED_TIMEOUT, DEFAULT_KEY_ID, DEFAULT_MAX_BACKGROUND_LOADS, DEFAULT_MAX_KEY_LEN,
+    DEFAULT_MAX_VALUE_SIZE, DEFAULT_NAMESPACE, EntryOptions, Error, ErrorKind, FailSafe, Loaded,
+    LockOptions, MemStache, MemStacheBuilder, ReadOptions, ReadThrough, Result, StatsSnapshot,
     key_hash, set_key_hash_secret,
 };
 

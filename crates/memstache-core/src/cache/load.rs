@@ -414,6 +414,16 @@ impl Drop for Pending {
     }
 }
 
+/// How long a caller waits for a load under `policy`: the soft timeout when it has a stale
+/// copy to serve (capped by the hard one), otherwise the hard timeout.
+fn limit_of(policy: ReadThrough, has_stale: bool) -> Option<Duration> {
+    let soft = policy.soft_timeout.filter(|_| has_stale);
+    match (soft, policy.hard_timeout) {
+        (Some(s), Some(h)) => Some(s.min(h)),
+        (s, h) => s.or(h),
+    }
+}
+
 /// `d` in whole milliseconds (saturating).
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
@@ -599,17 +609,29 @@ impl MemStache {
                             Lock::Busy => {
                                 // Waited out without a value: the holder may be gone, so
                                 // this caller loads.
+                                // The wait is bounded by this call's timeouts too: past
+                                // them it gets the stale copy (or the timeout error), as a
+                                // caller of its own slow loader would.
                                 let mut life = Life::default();
-                                match self
-                                    .wait_for_other_loader::<T>(&scope, sk, opts, skip, &mut life)
-                                    .await
-                                {
-                                    Some(Outcome::Done(Some(v))) => return Ok(Some(v)),
-                                    Some(Outcome::Done(None)) if life.absent => {
+                                let stale = self.stale_for(policy, sk);
+                                let limit = limit_of(policy, stale.is_some());
+                                let wait = self
+                                    .wait_for_other_loader::<T>(&scope, sk, opts, skip, &mut life);
+                                let waited = match limit {
+                                    None => Ok(wait.await),
+                                    Some(l) => tokio::time::timeout(l, wait).await,
+                                };
+                                match waited {
+                                    Ok(Some(Outcome::Done(Some(v)))) => return Ok(Some(v)),
+                                    Ok(Some(Outcome::Done(None))) if life.absent => {
                                         guard.complete(Ok(None));
                                         return Ok(None);
                                     }
-                                    _ => {}
+                                    Ok(_) => {}
+                                    Err(_) => {
+                                        let by_soft = limit != policy.hard_timeout;
+                                        return self.give_up(guard, stale, by_soft);
+                                    }
                                 }
                             }
                         }
@@ -644,54 +666,29 @@ impl MemStache {
         self.inner.stats.loader_call();
         tracing::Span::current().record("hit", false);
         let mut fut = Box::pin(fut);
-        let stale = if policy.soft_timeout.is_some() || policy.hard_timeout.is_some() {
-            self.stale_copy::<T>(sk)
-        } else {
-            None
-        };
-        let soft = policy.soft_timeout.filter(|_| stale.is_some());
-        let limit = match (soft, policy.hard_timeout) {
-            (Some(s), Some(h)) => Some(s.min(h)),
-            (s, h) => s.or(h),
-        };
+        let stale = self.stale_for(policy, sk);
+        let limit = limit_of(policy, stale.is_some());
         let done = match limit {
             None => fut.as_mut().await,
             Some(limit) => match tokio::time::timeout(limit, fut.as_mut()).await {
                 Ok(r) => r,
                 Err(_) => {
-                    let by_soft = soft == Some(limit);
-                    let counter = if by_soft {
-                        &self.inner.stats.soft_timeouts
-                    } else {
-                        &self.inner.stats.hard_timeouts
-                    };
-                    counter.fetch_add(1, Relaxed);
+                    let by_soft = Some(limit) != policy.hard_timeout;
                     let started = self.background(sk.to_owned(), options, fut, held);
-                    return match stale {
-                        Some((v, shared)) => {
-                            if started && let Some(l1) = self.l1() {
-                                // serve the copy meanwhile, so the slow source is not called
-                                // again while the background load runs
-                                let until = self
-                                    .inner
-                                    .clock
-                                    .now_ms()
-                                    .saturating_add(millis(self.inner.background.timeout));
-                                l1.throttle(sk, fingerprint_of::<T>(), until);
-                            }
-                            share_copy(guard, shared);
-                            tracing::Span::current().record("fail_safe", true);
-                            tracing::debug!(
-                                soft = by_soft,
-                                "memstache: the loader is slow; served the stale copy, the load goes on in the background"
-                            );
-                            Ok(Some(v))
-                        }
-                        None => {
-                            guard.complete(Err(SharedLoaderError::new(Box::new(hard_timeout()))));
-                            Err(hard_timeout())
-                        }
-                    };
+                    if started
+                        && stale.is_some()
+                        && let Some(l1) = self.l1()
+                    {
+                        // serve the copy meanwhile, so the slow source is not called again
+                        // while the background load runs
+                        let until = self
+                            .inner
+                            .clock
+                            .now_ms()
+                            .saturating_add(millis(self.inner.background.timeout));
+                        l1.throttle(sk, fingerprint_of::<T>(), until);
+                    }
+                    return self.give_up(guard, stale, by_soft);
                 }
             },
         };
@@ -716,9 +713,49 @@ impl MemStache {
     }
 
     /// The stale copy of `sk` a timed-out load may serve (fail-safe's), with its plaintext
-    /// when it is in the cache's own format (for the waiters).
-    fn stale_copy<T: DeserializeOwned>(&self, sk: &str) -> Option<(T, Option<Vec<u8>>)> {
+    /// when it is in the cache's own format (for the waiters); only looked up when `policy`
+    /// has a timeout.
+    fn stale_for<T: DeserializeOwned>(
+        &self,
+        policy: ReadThrough,
+        sk: &str,
+    ) -> Option<(T, Option<Vec<u8>>)> {
+        if policy.soft_timeout.is_none() && policy.hard_timeout.is_none() {
+            return None;
+        }
         self.recall_copy::<T>(sk).map(|(v, shared, _)| (v, shared))
+    }
+
+    /// A caller stops waiting for a load at a timeout: counted, and served the stale copy
+    /// (shared with the flight's waiters) or a [`Timeout`](ErrorKind::Timeout) error.
+    fn give_up<T>(
+        &self,
+        guard: LeaderGuard<'_>,
+        stale: Option<(T, Option<Vec<u8>>)>,
+        by_soft: bool,
+    ) -> Result<Option<T>> {
+        let stats = &self.inner.stats;
+        let counter = if by_soft {
+            &stats.soft_timeouts
+        } else {
+            &stats.hard_timeouts
+        };
+        counter.fetch_add(1, Relaxed);
+        match stale {
+            Some((v, shared)) => {
+                share_copy(guard, shared);
+                tracing::Span::current().record("fail_safe", true);
+                tracing::debug!(
+                    soft = by_soft,
+                    "memstache: the loader is slow; served the stale copy, the load goes on"
+                );
+                Ok(Some(v))
+            }
+            None => {
+                guard.complete(Err(SharedLoaderError::new(Box::new(hard_timeout()))));
+                Err(hard_timeout())
+            }
+        }
     }
 
     /// Stores what a loader produced as it asked ([`Loaded`]): the value with its own options
