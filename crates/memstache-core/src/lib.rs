@@ -19,8 +19,11 @@ pub use cache::{
     DEFAULT_FAIL_SAFE_BYTES, DEFAULT_FAIL_SAFE_ENTRIES, DEFAULT_FAIL_SAFE_THROTTLE, DEFAULT_KEY_ID,
     DEFAULT_KEY_MANAGER_TIMEOUT, DEFAULT_LOCK_LEASE, DEFAULT_LOCK_POLL, DEFAULT_LOCK_WAIT,
     DEFAULT_MAX_BACKGROUND_LOADS, DEFAULT_MAX_KEY_LEN, DEFAULT_MAX_VALUE_SIZE, DEFAULT_NAMESPACE,
-    FailSafe, Loaded, LockOptions, MemStache, MemStacheBuilder, ReadThrough, StatsSnapshot,
+    DecodeFailure, FailSafe, Loaded, LockOptions, MemStache, MemStacheBuilder, ReadThrough,
+    StatsSnapshot,
 };
+#[cfg(feature = "schema")]
+pub use cache::{SchemaTrace, schema_fingerprint, schema_fingerprint_with};
 pub use depth::DEFAULT_MAX_NESTING_DEPTH;
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use options::{Absolute, EntryOptions, ReadOptions};

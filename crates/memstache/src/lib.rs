@@ -5,10 +5,14 @@
 pub use memstache_core::{
     Absolute, BoxError, DEFAULT_BACKGROUND_LOAD_TIMEOUT, DEFAULT_COMPRESS_THRESHOLD,
     DEFAULT_DISTRIBUTED_TIMEOUT, DEFAULT_KEY_ID, DEFAULT_MAX_BACKGROUND_LOADS, DEFAULT_MAX_KEY_LEN,
-    DEFAULT_MAX_VALUE_SIZE, DEFAULT_NAMESPACE, EntryOptions, Error, ErrorKind, FailSafe, Loaded,
-    LockOptions, MemStache, MemStacheBuilder, ReadOptions, ReadThrough, Result, StatsSnapshot,
-    key_hash, set_key_hash_secret,
+    DEFAULT_MAX_VALUE_SIZE, DEFAULT_NAMESPACE, DecodeFailure, EntryOptions, Error, ErrorKind,
+    FailSafe, Loaded, LockOptions, MemStache, MemStacheBuilder, ReadOptions, ReadThrough, Result,
+    StatsSnapshot, key_hash, set_key_hash_secret,
 };
+
+/// Schema fingerprints traced from a type's serde data model (feature `schema`).
+#[cfg(feature = "schema")]
+pub use memstache_core::{SchemaTrace, schema_fingerprint, schema_fingerprint_with};
 
 /// The plugin SPI: traits for custom backends, serializers, compressors, encryptors, key
 /// managers and eviction policies (re-exported from `memstache-core`).

@@ -64,6 +64,8 @@ pub struct MemStacheBuilder {
     max_value_size: usize,
     clock: Option<Arc<dyn Clock>>,
     type_check: bool,
+    schemas: super::schema::Registrations,
+    decode_failure: crate::DecodeFailure,
     read_through: crate::ReadThrough,
     background_loads: (usize, Duration),
     accept_unencrypted: bool,
@@ -98,6 +100,8 @@ impl fmt::Debug for MemStacheBuilder {
             )
             .field("max_nesting_depth", &self.max_depth)
             .field("key_manager_timeout", &self.key_manager_timeout)
+            .field("registered_schemas", &self.schemas.0.len())
+            .field("decode_failure", &self.decode_failure)
             .finish_non_exhaustive()
     }
 }
@@ -120,6 +124,8 @@ impl Default for MemStacheBuilder {
             max_value_size: DEFAULT_MAX_VALUE_SIZE,
             clock: None,
             type_check: false,
+            schemas: Default::default(),
+            decode_failure: crate::DecodeFailure::Error,
             read_through: crate::ReadThrough::new(),
             background_loads: (
                 super::load::DEFAULT_MAX_BACKGROUND_LOADS,
@@ -318,9 +324,98 @@ impl MemStacheBuilder {
 
     /// Stores a fingerprint of the value's Rust type name and rejects reads as another type
     /// with [`ErrorKind::SchemaMismatch`]. The fingerprint changes when the type is renamed or
-    /// moved. Default: off.
+    /// moved, not when its fields change: for that, [`register_schema`](Self::register_schema)
+    /// (or [`schema_version`](Self::schema_version)), which take precedence for the types
+    /// they name. Default: off.
     pub fn type_check(mut self, on: bool) -> Self {
         self.type_check = on;
+        self
+    }
+
+    /// Fingerprints `T` by its serde data model, traced once here by serde-reflection, so that
+    /// an entry written by a build where `T` had another shape is found from its header
+    /// ([`ErrorKind::SchemaMismatch`], or a miss: see [`decode_failure`](Self::decode_failure))
+    /// instead of being decoded into a wrong value. Any change to what `T`'s `Deserialize`
+    /// expects changes the fingerprint: a field added, removed, renamed, reordered or
+    /// retyped, a variant added, a container renamed (moving `T` to another module does not).
+    /// Register every type you cache whose shape may change; other types keep the
+    /// [`type_check`](Self::type_check) behaviour. Entries without a fingerprint (written
+    /// before the type was registered) are still decoded.
+    ///
+    /// [`build`](Self::build) fails with [`ErrorKind::InvalidConfig`] when `T` cannot be
+    /// traced: a `Deserialize` that validates its input, `#[serde(flatten)]`, untagged
+    /// enums, values that need `deserialize_any` (`serde_json::Value`). Give those a
+    /// [`schema_version`](Self::schema_version) instead. Only the serde data model is traced:
+    /// a change in meaning with the same shape (metres to feet) needs a `schema_version` bump
+    /// too. Cargo feature `schema`.
+    ///
+    /// ```
+    /// use memstache_core::{DecodeFailure, MemStache, memory::MemoryBackend};
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct User { id: u64, name: String }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> memstache_core::Result<()> {
+    /// let store = MemoryBackend::new();
+    /// // the previous release cached `User` as a bare id, with a schema version
+    /// let old = MemStache::builder().backend(store.clone()).schema_version::<(u64,)>(1).build()?;
+    /// old.set("user:1", &(1u64,), Default::default()).await?;
+    ///
+    /// let cache = MemStache::builder()
+    ///     .backend(store)
+    ///     .register_schema::<User>()
+    ///     .decode_failure(DecodeFailure::Miss)
+    ///     .build()?;
+    /// assert!(cache.get::<User>("user:1").await?.is_none());
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "schema")]
+    pub fn register_schema<T: serde::de::DeserializeOwned>(self) -> Self {
+        self.register_schema_with::<T>(|t| t)
+    }
+
+    /// [`register_schema`](Self::register_schema) for a type with enums nested in it, which
+    /// serde-reflection needs traced on their own (`build` names them when one is missing).
+    /// Cargo feature `schema`.
+    ///
+    /// ```
+    /// use memstache_core::MemStache;
+    /// #[derive(serde::Deserialize)]
+    /// enum Status { Active, Suspended { reason: String } }
+    /// #[derive(serde::Deserialize)]
+    /// struct Account { id: u64, status: Status }
+    ///
+    /// let e = MemStache::builder().register_schema::<Account>().build().unwrap_err();
+    /// assert!(e.to_string().contains("Status"));
+    /// MemStache::builder()
+    ///     .register_schema_with::<Account>(|t| t.enum_type::<Status>())
+    ///     .build()?;
+    /// # Ok::<(), memstache_core::Error>(())
+    /// ```
+    #[cfg(feature = "schema")]
+    pub fn register_schema_with<T: serde::de::DeserializeOwned>(
+        mut self,
+        enums: impl FnOnce(crate::SchemaTrace) -> crate::SchemaTrace,
+    ) -> Self {
+        let traced = super::schema::canonical_schema::<T>(enums);
+        self.schemas.entry::<T>().traced = Some(traced);
+        self
+    }
+
+    /// Gives `T` an explicit schema version, mixed into its fingerprint: bump it when `T`
+    /// changes in a way the fingerprint cannot see (a meaning, a unit, a hand-written
+    /// `Deserialize`). Without [`register_schema`](Self::register_schema) the fingerprint is
+    /// the type name and this version; with it, the traced data model and this version.
+    pub fn schema_version<T: ?Sized>(mut self, version: u32) -> Self {
+        self.schemas.entry::<T>().version = Some(version);
+        self
+    }
+
+    /// What [`get`](MemStache::get) and [`get_many`](MemStache::get_many) do with an entry
+    /// that verifies but cannot be read as the requested type (another schema, an unknown
+    /// format, refused by the type's `Deserialize`): return the error (the default) or treat
+    /// it as a miss. Read-through (`get_or_set`, `get_or_load`) always treats it as a miss
+    /// and overwrites the entry. See [`DecodeFailure`](crate::DecodeFailure).
+    pub fn decode_failure(mut self, policy: crate::DecodeFailure) -> Self {
+        self.decode_failure = policy;
         self
     }
 
@@ -447,6 +542,7 @@ impl MemStacheBuilder {
             ));
         }
         crate::raw::validate_key_id(&self.key_id)?;
+        let schemas = self.schemas.resolve()?;
         if self.max_depth == 0 {
             return Err(invalid("max_nesting_depth must be positive"));
         }
@@ -586,6 +682,8 @@ impl MemStacheBuilder {
                 max_key_len: self.max_key_len,
                 clock,
                 type_check: self.type_check,
+                schemas,
+                decode_failure: self.decode_failure,
                 flights: Default::default(),
                 read_through: self.read_through,
                 background: super::load::Background::new(

@@ -9,6 +9,7 @@ mod lock;
 mod many;
 mod pipeline;
 mod road;
+mod schema;
 mod stats;
 mod tiered;
 
@@ -32,6 +33,9 @@ pub use load::{
     DEFAULT_BACKGROUND_LOAD_TIMEOUT, DEFAULT_MAX_BACKGROUND_LOADS, Loaded, ReadThrough,
 };
 pub use lock::{DEFAULT_LOCK_LEASE, DEFAULT_LOCK_POLL, DEFAULT_LOCK_WAIT, LockOptions};
+pub use schema::DecodeFailure;
+#[cfg(feature = "schema")]
+pub use schema::{SchemaTrace, schema_fingerprint, schema_fingerprint_with};
 pub use stats::StatsSnapshot;
 
 use crate::raw::{Backend, Clock, Expiry};
@@ -136,6 +140,10 @@ pub(crate) struct Inner {
     max_key_len: usize,
     clock: Arc<dyn Clock>,
     type_check: bool,
+    /// Registered schema fingerprints (`register_schema`, `schema_version`).
+    schemas: schema::Schemas,
+    /// What `get` and `get_many` do with an entry they cannot decode.
+    decode_failure: DecodeFailure,
     flights: Flights,
     /// The default policy of `get_or_load`.
     read_through: load::ReadThrough,
@@ -383,8 +391,16 @@ impl MemStache {
         }
     }
 
-    fn expected_fingerprint<T>(&self) -> u64 {
-        if self.inner.type_check {
+    /// The fingerprint entries of `T` are written with and checked against: the registered
+    /// schema's, else the type name's under `type_check`, else none (0).
+    fn expected_fingerprint<T: ?Sized>(&self) -> u64 {
+        let i = &self.inner;
+        if !i.schemas.is_empty()
+            && let Some(fp) = i.schemas.get(fingerprint_of::<T>())
+        {
+            return fp;
+        }
+        if i.type_check {
             fingerprint_of::<T>()
         } else {
             0
@@ -428,6 +444,41 @@ impl MemStache {
                     pipeline.open_sealed(bytes, storage_key, &key, fingerprint)?;
                 serializer.deserialize_typed(&plain, depth)
             }),
+        }
+    }
+
+    /// The decode-failure policy of operation `op`: read-through (`get_or_…`) always reads
+    /// past an entry it cannot decode (and overwrites it); `get` and `get_many` follow
+    /// [`MemStacheBuilder::decode_failure`].
+    pub(crate) fn decode_policy(&self, op: &'static str) -> DecodeFailure {
+        if op.starts_with("get_or_") {
+            DecodeFailure::Miss
+        } else {
+            self.inner.decode_failure
+        }
+    }
+
+    /// An entry that could not be decoded: under [`DecodeFailure::Miss`] a decode failure is
+    /// a miss (counted in `decode_misses` and `misses`, logged at debug level), any other
+    /// error stays an error (for the caller to count).
+    pub(crate) fn undecodable<T>(&self, e: Error, policy: DecodeFailure) -> Result<Option<T>> {
+        if policy == DecodeFailure::Miss && schema::is_decode_failure(e.kind()) {
+            self.inner.stats.decode_miss();
+            tracing::debug!(error = %e, "memstache: an entry could not be read as the requested type; a miss");
+            Ok(None)
+        } else {
+            Err(e)
+        }
+    }
+
+    /// A read on the read-through path failed: a decode failure is a miss (the loader runs
+    /// and overwrites the entry), anything else is counted and logged as an error, and the
+    /// loader runs too.
+    pub(crate) fn read_through_failed(&self, e: Error, op: &'static str) {
+        if let Err(e) = self.undecodable::<()>(e, DecodeFailure::Miss) {
+            self.inner.stats.error();
+            let e = e.with_operation(op);
+            tracing::warn!(error = %e, "memstache: cache read failed; loading instead");
         }
     }
 
@@ -509,11 +560,7 @@ impl MemStache {
             now_ms,
             deadline_ms,
             sliding_ms,
-            fingerprint: if self.inner.type_check {
-                fingerprint_of::<T>()
-            } else {
-                0
-            },
+            fingerprint: self.expected_fingerprint::<T>(),
             absent: o.absent,
         };
         Ok((params, expiry))
@@ -600,5 +647,7 @@ mod tests_local;
 mod tests_many;
 #[cfg(test)]
 mod tests_resilience;
+#[cfg(test)]
+mod tests_schema;
 #[cfg(test)]
 mod tests_tiers;

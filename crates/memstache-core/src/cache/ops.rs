@@ -381,9 +381,17 @@ impl MemStache {
                 span.record("hit", false);
                 return Ok(Outcome::Done(None));
             }
-            span.record("hit", true);
             span.record("size", raw.len());
-            let v = self.decode::<T>(&raw, sk, scope.key_id).await?;
+            let v = match self.decode::<T>(&raw, sk, scope.key_id).await {
+                Ok(v) => v,
+                Err(e) => {
+                    span.record("hit", false);
+                    return self
+                        .undecodable(e, self.inner.decode_failure)
+                        .map(Outcome::Done);
+                }
+            };
+            span.record("hit", true);
             self.inner.stats.hit();
             Ok(Outcome::Done(Some(v)))
         })
@@ -735,9 +743,7 @@ impl MemStache {
             return Box::pin(self.read_for_load_tiered::<T>(l1, scope, sk, skip, life)).await;
         }
         let failed = |e: Error| {
-            self.inner.stats.error();
-            let e = e.with_operation("get_or_set");
-            tracing::warn!(error = %e, "memstache: cache read failed; loading instead");
+            self.read_through_failed(e, "get_or_set");
             Outcome::Done(None)
         };
         let raw = match self.read(Via::plain(self), scope, sk).await {
@@ -876,6 +882,7 @@ impl MemStache {
         };
         let mut out = Vec::with_capacity(raws.len());
         let (mut hits, mut misses) = (0u64, 0u64);
+        let policy = self.decode_policy(op);
         for ((raw, sk), key) in raws.iter().zip(sks).zip(keys) {
             let absent = match raw {
                 Some(raw) => self.open_absent(raw, sk, scope.key_id).await,
@@ -897,10 +904,10 @@ impl MemStache {
                         out.push(Ok(Some(v)));
                         hits += 1;
                     }
-                    Err(e) => {
+                    Err(e) => out.push(self.undecodable(e, policy).map_err(|e| {
                         self.inner.stats.error();
-                        out.push(Err(self.ctx(e, op, scope, Some(key.as_ref()))));
-                    }
+                        self.ctx(e, op, scope, Some(key.as_ref()))
+                    })),
                 },
                 None => {
                     out.push(Ok(None));

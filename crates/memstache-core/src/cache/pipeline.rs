@@ -619,14 +619,7 @@ pub(crate) fn deserialize_with<T: DeserializeOwned>(
 /// same in every process and version, so it is its own unkeyed hash (FNV-1a with the splitmix64
 /// finaliser), not the per-process keyed hash of logs and sharding.
 pub(crate) fn fingerprint_of<T: ?Sized>() -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in std::any::type_name::<T>().as_bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h ^= h >> 30;
-    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    h ^= h >> 27;
-    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
-    (h ^ (h >> 31)).max(1)
+    let mut h = super::schema::Fnv::new();
+    h.write(std::any::type_name::<T>().as_bytes());
+    h.finish()
 }

@@ -20,6 +20,7 @@ pub(crate) struct Stats {
     pub(crate) background_load_failures: AtomicU64,
     pub(crate) background_loads_dropped: AtomicU64,
     pub(crate) negative_hits: AtomicU64,
+    pub(crate) decode_misses: AtomicU64,
 }
 
 impl Stats {
@@ -32,6 +33,10 @@ impl Stats {
     pub(crate) fn negative_hit(&self) {
         self.misses.fetch_add(1, Relaxed);
         self.negative_hits.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn decode_miss(&self) {
+        self.misses.fetch_add(1, Relaxed);
+        self.decode_misses.fetch_add(1, Relaxed);
     }
     pub(crate) fn hits(&self, hits: u64, misses: u64) {
         self.hits.fetch_add(hits, Relaxed);
@@ -95,6 +100,7 @@ impl Stats {
             background_load_failures: self.background_load_failures.load(Relaxed),
             background_loads_dropped: self.background_loads_dropped.load(Relaxed),
             negative_hits: self.negative_hits.load(Relaxed),
+            decode_misses: self.decode_misses.load(Relaxed),
         }
     }
 }
@@ -168,6 +174,12 @@ pub struct StatsSnapshot {
     /// negative caching): a miss for `get`, `None` without a load for `get_or_load` (also
     /// counted in `misses`).
     pub negative_hits: u64,
+    /// Entries that verified but could not be read as the requested type (another schema, a
+    /// format this build does not know, refused by the type's `Deserialize`) and were treated
+    /// as misses: always by `get_or_set` / `get_or_load` (which then overwrite them), and by
+    /// `get` / `get_many` under [`DecodeFailure::Miss`](crate::DecodeFailure::Miss). Also
+    /// counted in `misses`, not in `errors`.
+    pub decode_misses: u64,
 }
 
 impl StatsSnapshot {

@@ -22,7 +22,7 @@ use super::road::Via;
 use super::{MemStache, Outcome, Scope};
 use crate::options::Skip;
 use crate::raw::{BackendEntry, Expiry};
-use crate::{EntryOptions, Result};
+use crate::{EntryOptions, Error, Result};
 
 /// A guarded read found its guard moved on (another node cleared the scope): this node's
 /// copies of every scope under that guard are dead.
@@ -237,10 +237,18 @@ impl MemStache {
             span.record("hit", false);
             return Ok(Outcome::Done(None));
         }
+        span.record("size", raw.len());
+        let (v, plain, serializer) = match self.decode_keep::<T>(&raw, sk, scope.key_id).await {
+            Ok(d) => d,
+            Err(e) => {
+                span.record("hit", false);
+                return self
+                    .undecodable(e, self.inner.decode_failure)
+                    .map(Outcome::Done);
+            }
+        };
         span.record("hit", true);
         span.record("level", "l2");
-        span.record("size", raw.len());
-        let (v, plain, serializer) = self.decode_keep::<T>(&raw, sk, scope.key_id).await?;
         *life = Life::of_envelope(&raw);
         if !skip.has(Skip::LOCAL_WRITE) {
             let meta = self.meta_of_read::<T>(&raw, scope, serializer);
@@ -279,9 +287,7 @@ impl MemStache {
         {
             Ok(o) => o,
             Err(e) => {
-                self.inner.stats.error();
-                let e = e.with_operation("get_or_set");
-                tracing::warn!(error = %e, "memstache: cache read failed; loading instead");
+                self.read_through_failed(e, "get_or_set");
                 Outcome::Done(None)
             }
         }
@@ -491,23 +497,22 @@ impl MemStache {
                 }
             };
             let (mut hits, mut misses) = (0u64, 0u64);
+            let policy = self.decode_policy(op);
             for ((i, raw), ticket) in missing.iter().zip(raws).zip(tickets) {
                 let sk = sks[*i];
-                out[*i] = Some(match raw {
-                    None => {
-                        misses += 1;
-                        Ok(None)
-                    }
-                    Some(raw) if crate::envelope::peek_absent(&raw) => {
-                        match self.open_absent(&raw, sk, scope.key_id).await {
-                            Some(Err(e)) => {
-                                self.inner.stats.error();
-                                Err(self.ctx(e, op, scope, Some(keys[*i].as_ref())))
-                            }
-                            _ => Ok(None),
-                        }
-                    }
-                    Some(raw) => match self.decode_keep::<T>(&raw, sk, scope.key_id).await {
+                let failed = |e: Error| {
+                    self.inner.stats.error();
+                    self.ctx(e, op, scope, Some(keys[*i].as_ref()))
+                };
+                let Some(raw) = raw else {
+                    misses += 1;
+                    out[*i] = Some(Ok(None));
+                    continue;
+                };
+                out[*i] = Some(match self.open_absent(&raw, sk, scope.key_id).await {
+                    Some(Ok(())) => Ok(None),
+                    Some(Err(e)) => Err(failed(e)),
+                    None => match self.decode_keep::<T>(&raw, sk, scope.key_id).await {
                         Ok((v, plain, ser)) => {
                             if !skip.has(Skip::LOCAL_WRITE) {
                                 let meta = self.meta_of_read::<T>(&raw, scope, ser);
@@ -516,10 +521,7 @@ impl MemStache {
                             hits += 1;
                             Ok(Some(v))
                         }
-                        Err(e) => {
-                            self.inner.stats.error();
-                            Err(self.ctx(e, op, scope, Some(keys[*i].as_ref())))
-                        }
+                        Err(e) => self.undecodable(e, policy).map_err(failed),
                     },
                 });
             }
