@@ -1,17 +1,23 @@
 //! `memstache demo`: a read-through workload against the embedded cache.
 //!
 //! Many tokio tasks replay one seeded Zipf sequence of requests through
-//! `cache.get_or_set(key, EntryOptions::default(), || slow_source(key))`. The simulated source
-//! sleeps and counts its calls; every value that comes back is checked against what the source
-//! would return for that key.
+//! `cache.get_or_set(key, options, || slow_source(key))` (or `get_or_load` with `--api
+//! get-or-load`, which `--eager-refresh` and the loader timeouts need). The simulated source
+//! sleeps and counts its calls, and with `--stall` it stalls periodically; every value that
+//! comes back is checked against what the source would return for that key.
+//!
+//! With `--duration` the workers cycle through the sequence until the time is up; with
+//! `--rate` they pace themselves to that many requests per second in all (each worker's
+//! latency is measured from the moment it sends, so a stall delays its later requests
+//! without counting the delay in them: closed-loop, as most load generators).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use memstache::{EntryOptions, MemStache};
+use memstache::{EntryOptions, FailSafe, Loaded, MemStache, ReadThrough, StatsSnapshot};
 
-use crate::report::{Latencies, Report};
+use crate::report::{Latencies, Report, human};
 use crate::zipf::Zipf;
 
 /// The knobs of one demo run (validated by [`DemoConfig::validate`]).
@@ -26,6 +32,50 @@ pub(crate) struct DemoConfig {
     pub(crate) value_bytes: usize,
     pub(crate) seed: u64,
     pub(crate) redis: Option<String>,
+    pub(crate) api: Api,
+    /// Entry duration (absolute expiration); `None`: entries live until evicted.
+    pub(crate) ttl: Option<Duration>,
+    pub(crate) eager_refresh: Option<f32>,
+    pub(crate) soft_timeout: Option<Duration>,
+    pub(crate) hard_timeout: Option<Duration>,
+    /// The source stalls for `.1` at the start of every `.0`.
+    pub(crate) stall: Option<(Duration, Duration)>,
+    /// Run for this long, cycling through the request sequence.
+    pub(crate) duration: Option<Duration>,
+    /// Requests per second over all workers.
+    pub(crate) rate: Option<u64>,
+}
+
+/// Which read-through call the demo makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Api {
+    GetOrSet,
+    GetOrLoad,
+}
+
+impl Api {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Api::GetOrSet => "get_or_set",
+            Api::GetOrLoad => "get_or_load",
+        }
+    }
+}
+
+/// Parses `PERIOD_MS:STALL_MS` (the `--stall` flag).
+pub(crate) fn parse_stall(s: &str) -> Result<(Duration, Duration), String> {
+    let (period, stall) = s
+        .split_once(':')
+        .ok_or_else(|| format!("--stall takes PERIOD_MS:STALL_MS, got {s:?}"))?;
+    let ms = |v: &str| {
+        v.trim()
+            .parse::<u64>()
+            .map(Duration::from_millis)
+            .map_err(|_| {
+                format!("--stall takes PERIOD_MS:STALL_MS in whole milliseconds, got {s:?}")
+            })
+    };
+    Ok((ms(period)?, ms(stall)?))
 }
 
 impl DemoConfig {
@@ -48,6 +98,54 @@ impl DemoConfig {
         }
         if self.capacity == 0 {
             return Err("--capacity must be at least 1".into());
+        }
+        if self.api == Api::GetOrSet {
+            for (set, flag) in [
+                (self.eager_refresh.is_some(), "--eager-refresh"),
+                (self.soft_timeout.is_some(), "--soft-timeout-ms"),
+                (self.hard_timeout.is_some(), "--hard-timeout-ms"),
+            ] {
+                if set {
+                    return Err(format!("{flag} needs --api get-or-load"));
+                }
+            }
+        }
+        if let Some(f) = self.eager_refresh
+            && !(f > 0.0 && f < 1.0)
+        {
+            return Err(format!(
+                "--eager-refresh must be between 0 and 1 (exclusive), got {f}"
+            ));
+        }
+        if self.eager_refresh.is_some() && self.ttl.is_none() {
+            return Err("--eager-refresh needs --ttl-ms (an entry without a deadline has no life to refresh at)".into());
+        }
+        if self.ttl.is_some_and(|t| t.is_zero()) {
+            return Err("--ttl-ms must be at least 1".into());
+        }
+        for (t, flag) in [
+            (self.soft_timeout, "--soft-timeout-ms"),
+            (self.hard_timeout, "--hard-timeout-ms"),
+        ] {
+            if t.is_some_and(|t| t.is_zero()) {
+                return Err(format!("{flag} must be at least 1"));
+            }
+        }
+        if let (Some(soft), Some(hard)) = (self.soft_timeout, self.hard_timeout)
+            && soft > hard
+        {
+            return Err("--soft-timeout-ms must not exceed --hard-timeout-ms".into());
+        }
+        if let Some((period, stall)) = self.stall
+            && (period.is_zero() || stall >= period)
+        {
+            return Err("--stall PERIOD_MS:STALL_MS needs 0 < STALL_MS < PERIOD_MS".into());
+        }
+        if self.duration.is_some_and(|d| d.is_zero()) {
+            return Err("--duration-secs must be at least 1".into());
+        }
+        if self.rate == Some(0) {
+            return Err("--rate must be at least 1".into());
         }
         Ok(())
     }
@@ -87,16 +185,37 @@ struct Target {
     stored: Option<StoredFn>,
 }
 
+/// The read-through policy of the flags. A loader timeout serves the stale copy fail-safe
+/// keeps, so the timeouts turn fail-safe on (copies kept for an hour).
+fn policy(config: &DemoConfig, b: memstache::MemStacheBuilder) -> memstache::MemStacheBuilder {
+    let mut rt = ReadThrough::new();
+    if let Some(f) = config.eager_refresh {
+        rt = rt.eager_refresh(f);
+    }
+    if let Some(t) = config.soft_timeout {
+        rt = rt.soft_timeout(t);
+    }
+    if let Some(t) = config.hard_timeout {
+        rt = rt.hard_timeout(t);
+    }
+    let b = b.read_through(rt);
+    if config.soft_timeout.is_some() || config.hard_timeout.is_some() {
+        b.fail_safe(FailSafe::new(Duration::from_secs(3600)))
+    } else {
+        b
+    }
+}
+
 /// Builds the cache: the embedded memory backend, or Redis with `--redis URL`.
 async fn build_target(config: &DemoConfig) -> Result<Target, DemoError> {
     if let Some(url) = &config.redis {
-        return redis_target(url).await;
+        return redis_target(url, config).await;
     }
     let backend = memstache::memory::MemoryBackend::builder()
         .max_entries(config.capacity)
         .build()?;
     let handle = backend.clone();
-    let cache = MemStache::builder().backend(backend).build()?;
+    let cache = policy(config, MemStache::builder().backend(backend)).build()?;
     Ok(Target {
         cache,
         backend_name: format!("memory (max {} entries)", config.capacity),
@@ -109,16 +228,17 @@ async fn build_target(config: &DemoConfig) -> Result<Target, DemoError> {
 /// Redis: a fresh namespace per run, so every run starts cold and leaves other keys alone.
 /// The URL is never printed (it may carry a password).
 #[cfg(feature = "redis")]
-async fn redis_target(url: &str) -> Result<Target, DemoError> {
+async fn redis_target(url: &str, config: &DemoConfig) -> Result<Target, DemoError> {
     let backend = memstache::redis::RedisBackend::connect(url).await?;
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
     let namespace = format!("memstache-demo-{}-{nanos}", std::process::id());
-    let cache = MemStache::builder()
-        .namespace(namespace)
-        .backend(backend)
-        .build()?;
+    let cache = policy(
+        config,
+        MemStache::builder().namespace(namespace).backend(backend),
+    )
+    .build()?;
     Ok(Target {
         cache,
         backend_name: "redis".into(),
@@ -128,7 +248,7 @@ async fn redis_target(url: &str) -> Result<Target, DemoError> {
 
 /// Without the `redis` feature, `--redis` is a usage error that says how to get it.
 #[cfg(not(feature = "redis"))]
-async fn redis_target(_url: &str) -> Result<Target, DemoError> {
+async fn redis_target(_url: &str, _config: &DemoConfig) -> Result<Target, DemoError> {
     Err(DemoError::Usage(
         "--redis: this memstache build has no Redis support (rebuild memstache-cli with \
          `--features redis`); without --redis the demo uses the embedded memory backend"
@@ -145,15 +265,29 @@ pub(crate) fn source_value(rank: u32, value_bytes: usize) -> (u32, Vec<u8>) {
     (rank, body)
 }
 
+/// How long a source call that starts `since_start` into the run takes: its latency, plus the
+/// rest of the stall when it falls into one.
+pub(crate) fn source_delay(config: &DemoConfig, since_start: Duration) -> Duration {
+    let stalled = config.stall.map_or(Duration::ZERO, |(period, stall)| {
+        let phase = Duration::from_nanos(
+            u64::try_from(since_start.as_nanos() % period.as_nanos()).unwrap_or(0),
+        );
+        stall.saturating_sub(phase)
+    });
+    config.source_latency + stalled
+}
+
 /// The simulated slow source: counts the call, sleeps, returns the value.
 async fn slow_source(
     rank: u32,
     config: &DemoConfig,
     calls: &AtomicU64,
+    started: Instant,
 ) -> Result<(u32, Vec<u8>), std::io::Error> {
     calls.fetch_add(1, Ordering::Relaxed);
-    if !config.source_latency.is_zero() {
-        tokio::time::sleep(config.source_latency).await;
+    let delay = source_delay(config, started.elapsed());
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
     }
     Ok(source_value(rank, config.value_bytes))
 }
@@ -161,6 +295,7 @@ async fn slow_source(
 /// What one worker saw.
 #[derive(Default)]
 struct WorkerTally {
+    requests: u64,
     hits: Latencies,
     misses: Latencies,
     wrong: u64,
@@ -187,19 +322,63 @@ pub(crate) async fn run(config: DemoConfig) -> Result<Report, DemoError> {
         let (config, next, calls) = (config.clone(), next.clone(), calls.clone());
         tasks.push(tokio::spawn(async move {
             let mut tally = WorkerTally::default();
+            let options = config.ttl.map_or_else(EntryOptions::default, |t| {
+                EntryOptions::new().absolute_expiration(t)
+            });
+            let mut pace = config.rate.map(|rate| {
+                let every = Duration::from_secs_f64(config.concurrency as f64 / rate as f64);
+                let mut i = tokio::time::interval(every);
+                i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                i
+            });
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(&rank) = workload.get(i) else { break };
+                let rank = match config.duration {
+                    Some(d) if started.elapsed() >= d => break,
+                    Some(_) => workload[i % workload.len()],
+                    None => match workload.get(i) {
+                        Some(&rank) => rank,
+                        None => break,
+                    },
+                };
+                if let Some(p) = pace.as_mut() {
+                    p.tick().await;
+                }
                 let key = &keys[rank as usize];
                 let mut loaded = false;
                 let t = Instant::now();
-                let r = cache
-                    .get_or_set(key, EntryOptions::default(), || {
-                        loaded = true;
-                        slow_source(rank, &config, &calls)
-                    })
-                    .await;
+                let r = match config.api {
+                    Api::GetOrSet => {
+                        cache
+                            .get_or_set(key, options.clone(), || {
+                                loaded = true;
+                                slow_source(rank, &config, &calls, started)
+                            })
+                            .await
+                    }
+                    Api::GetOrLoad => {
+                        let (config, calls) = (config.clone(), calls.clone());
+                        cache
+                            .get_or_load(key, options.clone(), move || async move {
+                                slow_source(rank, &config, &calls, started)
+                                    .await
+                                    .map(Loaded::value)
+                            })
+                            .await
+                            .and_then(|v| {
+                                v.ok_or_else(|| {
+                                    memstache::Error::internal("the source always has a value")
+                                })
+                            })
+                    }
+                };
                 let took = t.elapsed();
+                tally.requests += 1;
+                // get_or_load's loader may run in the background, after the call returned:
+                // there a request waited for the source when it took the source's time
+                if config.api == Api::GetOrLoad {
+                    loaded = !config.source_latency.is_zero() && took >= config.source_latency;
+                }
                 match r {
                     Ok(v) => {
                         if v != source_value(rank, config.value_bytes) {
@@ -222,7 +401,7 @@ pub(crate) async fn run(config: DemoConfig) -> Result<Report, DemoError> {
     }
     let mut hits = Latencies::default();
     let mut misses = Latencies::default();
-    let (mut wrong, mut errors, mut first_error) = (0, 0, None);
+    let (mut wrong, mut errors, mut first_error, mut requests) = (0, 0, None, 0);
     for task in tasks {
         let tally = task.await.map_err(|e| {
             DemoError::Cache(memstache::Error::internal("a demo worker panicked").with_source(e))
@@ -230,6 +409,7 @@ pub(crate) async fn run(config: DemoConfig) -> Result<Report, DemoError> {
         hits.merge(tally.hits);
         misses.merge(tally.misses);
         wrong += tally.wrong;
+        requests += tally.requests;
         errors += tally.errors;
         if first_error.is_none() {
             first_error = tally.first_error;
@@ -242,7 +422,10 @@ pub(crate) async fn run(config: DemoConfig) -> Result<Report, DemoError> {
     }
     Ok(Report {
         backend: target.backend_name,
-        requests: config.requests as u64,
+        api: config.api,
+        policy: policy_text(&config),
+        cache_stats: target.cache.stats(),
+        requests,
         keys: config.keys as u64,
         zipf: config.zipf,
         concurrency: config.concurrency as u64,
@@ -255,6 +438,50 @@ pub(crate) async fn run(config: DemoConfig) -> Result<Report, DemoError> {
         stored,
         wall,
     })
+}
+
+/// The read-through settings of a run, for the report.
+fn policy_text(c: &DemoConfig) -> String {
+    let ms = |d: Duration| human(d);
+    let mut parts = Vec::new();
+    if let Some(t) = c.ttl {
+        parts.push(format!("ttl {}", ms(t)));
+    }
+    if let Some(f) = c.eager_refresh {
+        parts.push(format!("eager refresh at {:.0}%", f * 100.0));
+    }
+    if let Some(t) = c.soft_timeout {
+        parts.push(format!("soft timeout {}", ms(t)));
+    }
+    if let Some(t) = c.hard_timeout {
+        parts.push(format!("hard timeout {}", ms(t)));
+    }
+    if let Some((period, stall)) = c.stall {
+        parts.push(format!("source stalls {} every {}", ms(stall), ms(period)));
+    }
+    if let Some(r) = c.rate {
+        parts.push(format!("{r} req/s"));
+    }
+    if parts.is_empty() {
+        "entries live until evicted".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// What the cache's own counters said at the end.
+pub(crate) fn stats_rows(s: &StatsSnapshot) -> String {
+    format!(
+        "{} loader calls, {} eager refreshes, {} soft / {} hard timeouts, {} background loads ({} failed, {} dropped), {} fail-safe serves",
+        s.loader_calls,
+        s.eager_refreshes,
+        s.soft_timeouts,
+        s.hard_timeouts,
+        s.background_loads,
+        s.background_load_failures,
+        s.background_loads_dropped,
+        s.fail_safe_hits
+    )
 }
 
 #[cfg(test)]
@@ -272,6 +499,14 @@ mod tests {
             value_bytes: 32,
             seed: 1,
             redis: None,
+            api: Api::GetOrSet,
+            ttl: None,
+            eager_refresh: None,
+            soft_timeout: None,
+            hard_timeout: None,
+            stall: None,
+            duration: None,
+            rate: None,
         }
     }
 
@@ -311,6 +546,182 @@ mod tests {
             assert!(err.contains(flag), "{err}");
         }
         assert!(config().validate().is_ok());
+    }
+
+    #[test]
+    fn read_through_flags_are_validated_by_name() {
+        let ms = Duration::from_millis;
+        let load = |c: DemoConfig| DemoConfig {
+            api: Api::GetOrLoad,
+            ..c
+        };
+        let bad = [
+            (
+                DemoConfig {
+                    eager_refresh: Some(0.8),
+                    ttl: Some(ms(100)),
+                    ..config()
+                },
+                "--eager-refresh needs --api get-or-load",
+            ),
+            (
+                DemoConfig {
+                    soft_timeout: Some(ms(5)),
+                    ..config()
+                },
+                "--soft-timeout-ms needs --api get-or-load",
+            ),
+            (
+                DemoConfig {
+                    hard_timeout: Some(ms(5)),
+                    ..config()
+                },
+                "--hard-timeout-ms needs --api get-or-load",
+            ),
+            (
+                load(DemoConfig {
+                    eager_refresh: Some(1.0),
+                    ttl: Some(ms(100)),
+                    ..config()
+                }),
+                "--eager-refresh must be between 0 and 1",
+            ),
+            (
+                load(DemoConfig {
+                    eager_refresh: Some(0.5),
+                    ..config()
+                }),
+                "--eager-refresh needs --ttl-ms",
+            ),
+            (
+                DemoConfig {
+                    ttl: Some(Duration::ZERO),
+                    ..config()
+                },
+                "--ttl-ms must be at least 1",
+            ),
+            (
+                load(DemoConfig {
+                    soft_timeout: Some(ms(50)),
+                    hard_timeout: Some(ms(10)),
+                    ..config()
+                }),
+                "--soft-timeout-ms must not exceed --hard-timeout-ms",
+            ),
+            (
+                DemoConfig {
+                    stall: Some((ms(100), ms(100))),
+                    ..config()
+                },
+                "--stall",
+            ),
+            (
+                DemoConfig {
+                    duration: Some(Duration::ZERO),
+                    ..config()
+                },
+                "--duration-secs",
+            ),
+            (
+                DemoConfig {
+                    rate: Some(0),
+                    ..config()
+                },
+                "--rate",
+            ),
+        ];
+        for (c, want) in bad {
+            let err = c.validate().unwrap_err();
+            assert!(err.contains(want), "{err} (wanted {want})");
+        }
+        assert!(
+            load(DemoConfig {
+                ttl: Some(ms(100)),
+                eager_refresh: Some(0.8),
+                soft_timeout: Some(ms(5)),
+                hard_timeout: Some(ms(50)),
+                stall: Some((ms(100), ms(10))),
+                ..config()
+            })
+            .validate()
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn stall_parses_and_delays_only_calls_inside_it() {
+        let ms = Duration::from_millis;
+        assert_eq!(parse_stall("10000:1000").unwrap(), (ms(10_000), ms(1_000)));
+        for bad in ["10000", "a:b", "10:-1", ""] {
+            assert!(
+                parse_stall(bad).unwrap_err().contains("PERIOD_MS:STALL_MS"),
+                "{bad}"
+            );
+        }
+        let c = DemoConfig {
+            source_latency: ms(2),
+            stall: Some((ms(10_000), ms(1_000))),
+            ..config()
+        };
+        assert_eq!(source_delay(&c, ms(0)), ms(1_002));
+        assert_eq!(source_delay(&c, ms(400)), ms(602));
+        assert_eq!(source_delay(&c, ms(1_000)), ms(2));
+        assert_eq!(source_delay(&c, ms(9_999)), ms(2));
+        assert_eq!(source_delay(&c, ms(20_250)), ms(752));
+        assert_eq!(source_delay(&config(), ms(5)), Duration::ZERO);
+    }
+
+    /// With eager refresh, entries read near their deadline are refreshed in the background:
+    /// the source is called more often than requests wait for it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_get_or_load_run_with_eager_refresh_refreshes_in_the_background() {
+        let report = run(DemoConfig {
+            api: Api::GetOrLoad,
+            keys: 5,
+            requests: 400,
+            concurrency: 4,
+            source_latency: Duration::from_millis(2),
+            ttl: Some(Duration::from_millis(100)),
+            eager_refresh: Some(0.5),
+            rate: Some(1_000),
+            ..config()
+        })
+        .await
+        .unwrap();
+        assert!(report.is_clean(), "{:?}", report.errors);
+        assert_eq!(report.hits.len() + report.misses.len(), 400);
+        assert!(
+            report.cache_stats.eager_refreshes > 0,
+            "{:?}",
+            report.cache_stats
+        );
+        assert!(
+            report.source_calls > report.misses.len(),
+            "refreshes called the source without a caller waiting: {} calls, {} waits",
+            report.source_calls,
+            report.misses.len()
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_timed_run_stops_by_itself_and_counts_what_it_did() {
+        let t = Instant::now();
+        let report = run(DemoConfig {
+            duration: Some(Duration::from_secs(1)),
+            rate: Some(2_000),
+            requests: 10,
+            ..config()
+        })
+        .await
+        .unwrap();
+        assert!(t.elapsed() < Duration::from_secs(30));
+        assert!(report.is_clean());
+        assert!(
+            report.requests > 10,
+            "cycled through the sequence: {}",
+            report.requests
+        );
+        assert_eq!(report.hits.len() + report.misses.len(), report.requests);
     }
 
     #[test]

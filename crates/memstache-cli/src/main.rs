@@ -98,6 +98,44 @@ struct DemoArgs {
     /// backend, in a fresh namespace. Needs the `redis` feature; hidden without it.
     #[arg(long, value_name = "URL", hide = !cfg!(feature = "redis"))]
     redis: Option<String>,
+    /// The read-through call: get-or-set (the loader borrows the caller) or get-or-load
+    /// (a 'static loader, which eager refresh and loader timeouts need).
+    #[arg(long, value_enum, default_value_t = ApiArg::GetOrSet)]
+    api: ApiArg,
+    /// Entry duration in milliseconds (absolute expiration); without it entries live until
+    /// evicted.
+    #[arg(long, value_name = "MS")]
+    ttl_ms: Option<u64>,
+    /// Refresh an entry in the background when it is read past this fraction of its life
+    /// (0 < F < 1; needs --api get-or-load and --ttl-ms).
+    #[arg(long, value_name = "F")]
+    eager_refresh: Option<f32>,
+    /// Serve the stale copy when the source takes longer than this, and let the load finish
+    /// in the background (needs --api get-or-load; turns fail-safe on).
+    #[arg(long, value_name = "MS")]
+    soft_timeout_ms: Option<u64>,
+    /// Never wait longer than this for the source: the stale copy, or a timeout error
+    /// (needs --api get-or-load; turns fail-safe on).
+    #[arg(long, value_name = "MS")]
+    hard_timeout_ms: Option<u64>,
+    /// Make the source stall: a call in the first STALL_MS of every PERIOD_MS waits until
+    /// the stall ends (e.g. 10000:1000 = 1 s in every 10 s).
+    #[arg(long, value_name = "PERIOD_MS:STALL_MS", value_parser = demo::parse_stall)]
+    stall: Option<(Duration, Duration)>,
+    /// Run for this many seconds, cycling through the request sequence (instead of
+    /// replaying --requests once).
+    #[arg(long, value_name = "SECS")]
+    duration_secs: Option<u64>,
+    /// Pace the workers to this many requests per second in all.
+    #[arg(long, value_name = "N")]
+    rate: Option<u64>,
+}
+
+/// `--api`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ApiArg {
+    GetOrSet,
+    GetOrLoad,
 }
 
 impl DemoArgs {
@@ -112,6 +150,17 @@ impl DemoArgs {
             value_bytes: self.value_bytes,
             seed: self.seed,
             redis: self.redis,
+            api: match self.api {
+                ApiArg::GetOrSet => demo::Api::GetOrSet,
+                ApiArg::GetOrLoad => demo::Api::GetOrLoad,
+            },
+            ttl: self.ttl_ms.map(Duration::from_millis),
+            eager_refresh: self.eager_refresh,
+            soft_timeout: self.soft_timeout_ms.map(Duration::from_millis),
+            hard_timeout: self.hard_timeout_ms.map(Duration::from_millis),
+            stall: self.stall,
+            duration: self.duration_secs.map(Duration::from_secs),
+            rate: self.rate,
         }
     }
 }
@@ -146,7 +195,10 @@ fn run_demo(config: demo::DemoConfig) -> ExitCode {
     };
     match runtime.block_on(demo::run(config)) {
         Ok(mut report) => {
-            println!("memstache demo: read-through get_or_set over a slow source");
+            println!(
+                "memstache demo: read-through {} over a slow source",
+                report.api.name()
+            );
             print!("{}", report::Table(report.rows()));
             if report.is_clean() {
                 ExitCode::SUCCESS
@@ -215,6 +267,51 @@ mod tests {
     }
 
     #[test]
+    fn read_through_flags_parse_into_the_config() {
+        let cli = Cli::try_parse_from([
+            "memstache",
+            "demo",
+            "--api",
+            "get-or-load",
+            "--ttl-ms",
+            "1000",
+            "--eager-refresh",
+            "0.8",
+            "--soft-timeout-ms",
+            "50",
+            "--hard-timeout-ms",
+            "2000",
+            "--stall",
+            "10000:1000",
+            "--duration-secs",
+            "30",
+            "--rate",
+            "2000",
+        ])
+        .unwrap();
+        let Command::Demo(args) = cli.command else {
+            panic!("`demo` parses as the demo command");
+        };
+        let c = args.into_config();
+        let ms = Duration::from_millis;
+        assert_eq!(c.api, demo::Api::GetOrLoad);
+        assert_eq!(c.ttl, Some(ms(1000)));
+        assert_eq!(c.eager_refresh, Some(0.8));
+        assert_eq!(
+            (c.soft_timeout, c.hard_timeout),
+            (Some(ms(50)), Some(ms(2000)))
+        );
+        assert_eq!(c.stall, Some((ms(10_000), ms(1_000))));
+        assert_eq!(c.duration, Some(Duration::from_secs(30)));
+        assert_eq!(c.rate, Some(2000));
+        assert!(c.validate().is_ok());
+        let err = Cli::try_parse_from(["memstache", "demo", "--stall", "1000"]).unwrap_err();
+        assert!(err.to_string().contains("PERIOD_MS:STALL_MS"), "{err}");
+        let err = Cli::try_parse_from(["memstache", "demo", "--api", "get"]).unwrap_err();
+        assert!(err.to_string().contains("get-or-load"), "{err}");
+    }
+
+    #[test]
     fn defaults_match_the_documented_workload() {
         let Command::Demo(args) = Cli::try_parse_from(["memstache", "demo"]).unwrap().command
         else {
@@ -223,6 +320,8 @@ mod tests {
         let c = args.into_config();
         assert_eq!((c.requests, c.keys, c.concurrency), (200_000, 20_000, 64));
         assert_eq!(c.source_latency, Duration::from_millis(2));
+        assert_eq!(c.api, demo::Api::GetOrSet);
+        assert!(c.ttl.is_none() && c.duration.is_none() && c.rate.is_none());
     }
 
     #[test]

@@ -49,6 +49,11 @@ impl Latencies {
 #[derive(Debug)]
 pub(crate) struct Report {
     pub(crate) backend: String,
+    pub(crate) api: crate::demo::Api,
+    /// The read-through settings, as text.
+    pub(crate) policy: String,
+    /// The cache's own counters at the end.
+    pub(crate) cache_stats: memstache::StatsSnapshot,
     pub(crate) requests: u64,
     pub(crate) keys: u64,
     pub(crate) zipf: f64,
@@ -56,10 +61,12 @@ pub(crate) struct Report {
     pub(crate) source_latency: Duration,
     /// Calls the slow source counted.
     pub(crate) source_calls: u64,
-    /// Requests served without calling the source (includes requests that waited for a
-    /// concurrent load of the same key: single-flight).
+    /// `get_or_set`: requests served without calling the source (includes requests that
+    /// waited for a concurrent load of the same key: single-flight). `get_or_load`: requests
+    /// that took less than the source's latency.
     pub(crate) hits: Latencies,
-    /// Requests whose own loader ran.
+    /// `get_or_set`: requests whose own loader ran. `get_or_load`: requests that took the
+    /// source's latency or longer (they waited for a load, their own or another caller's).
     pub(crate) misses: Latencies,
     /// Answers that differed from what the source returns for that key (must be 0).
     pub(crate) wrong: u64,
@@ -95,8 +102,18 @@ impl Report {
         };
         let pct = |l: &mut Latencies, p| l.percentile(p).map_or_else(|| "-".to_owned(), human);
         let throughput = self.requests as f64 / self.wall.as_secs_f64().max(1e-9);
+        let mut all = self.hits.clone();
+        all.merge(self.misses.clone());
+        let waited = self.misses.len();
+        let waited_share = if self.requests == 0 {
+            0.0
+        } else {
+            100.0 * waited as f64 / self.requests as f64
+        };
         vec![
             ("backend", self.backend.clone()),
+            ("api", self.api.name().to_owned()),
+            ("read-through", self.policy.clone()),
             (
                 "workload",
                 format!(
@@ -120,6 +137,15 @@ impl Report {
             ("miss latency p50", pct(&mut self.misses, 50.0)),
             ("miss latency p99", pct(&mut self.misses, 99.0)),
             (
+                "waited for the source",
+                format!("{waited} ({waited_share:.3}% of requests)"),
+            ),
+            ("latency p50", pct(&mut all, 50.0)),
+            ("latency p99", pct(&mut all, 99.0)),
+            ("latency p99.9", pct(&mut all, 99.9)),
+            ("latency max", pct(&mut all, 100.0)),
+            ("cache counters", crate::demo::stats_rows(&self.cache_stats)),
+            (
                 "entries stored",
                 self.stored
                     .map_or_else(|| "-".to_owned(), |(e, _)| e.to_string()),
@@ -141,7 +167,8 @@ impl Report {
         self.errors == 0
             && self.wrong == 0
             && self.hits.len() + self.misses.len() == self.requests
-            && self.misses.len() == self.source_calls
+            // with get_or_load the source is also called in the background (refreshes)
+            && (self.api != crate::demo::Api::GetOrSet || self.misses.len() == self.source_calls)
     }
 }
 
@@ -198,6 +225,9 @@ mod tests {
         misses.record(Duration::from_millis(2));
         let mut r = Report {
             backend: "memory".into(),
+            api: crate::demo::Api::GetOrSet,
+            policy: "entries live until evicted".into(),
+            cache_stats: memstache::StatsSnapshot::default(),
             requests: 4,
             keys: 2,
             zipf: 1.0,
@@ -213,10 +243,27 @@ mod tests {
         };
         assert!(r.is_clean());
         let text = Table(r.rows()).to_string();
-        assert!(text.contains("  hit ratio         75.00%\n"), "{text}");
-        assert!(text.contains("  calls saved       3\n"), "{text}");
-        assert!(text.contains("  miss latency p99  2.00 ms\n"), "{text}");
+        // labels padded to the longest one, then two spaces, then the value
+        let width = "waited for the source".len();
+        let line = |label: &str, value: &str| format!("  {label:<width$}  {value}\n");
+        assert!(text.contains(&line("hit ratio", "75.00%")), "{text}");
+        assert!(text.contains(&line("calls saved", "3")), "{text}");
+        assert!(
+            text.contains(&line("miss latency p99", "2.00 ms")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&line("waited for the source", "1 (25.000% of requests)")),
+            "{text}"
+        );
+        assert!(text.contains(&line("latency max", "2.00 ms")), "{text}");
         r.wrong = 1;
         assert!(!r.is_clean());
+        // get_or_load refreshes call the source without a waiting request
+        r.wrong = 0;
+        r.source_calls = 2;
+        assert!(!r.is_clean());
+        r.api = crate::demo::Api::GetOrLoad;
+        assert!(r.is_clean());
     }
 }
