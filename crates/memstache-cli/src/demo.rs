@@ -44,6 +44,9 @@ pub(crate) struct DemoConfig {
     pub(crate) duration: Option<Duration>,
     /// Requests per second over all workers.
     pub(crate) rate: Option<u64>,
+    /// Requests in the first `warmup` of a `--duration` run are made but not counted
+    /// (steady state: the cold start's misses are left out).
+    pub(crate) warmup: Duration,
 }
 
 /// Which read-through call the demo makes.
@@ -143,6 +146,9 @@ impl DemoConfig {
         }
         if self.duration.is_some_and(|d| d.is_zero()) {
             return Err("--duration-secs must be at least 1".into());
+        }
+        if !self.warmup.is_zero() && self.duration.is_none_or(|d| d <= self.warmup) {
+            return Err("--warmup-secs needs --duration-secs longer than it".into());
         }
         if self.rate == Some(0) {
             return Err("--rate must be at least 1".into());
@@ -373,6 +379,12 @@ pub(crate) async fn run(config: DemoConfig) -> Result<Report, DemoError> {
                     }
                 };
                 let took = t.elapsed();
+                if t.duration_since(started) < config.warmup {
+                    if !matches!(&r, Ok(v) if *v == source_value(rank, config.value_bytes)) {
+                        tally.wrong += 1;
+                    }
+                    continue;
+                }
                 tally.requests += 1;
                 // get_or_load's loader may run in the background, after the call returned:
                 // there a request waited for the source when it took the source's time
@@ -462,6 +474,9 @@ fn policy_text(c: &DemoConfig) -> String {
     if let Some(r) = c.rate {
         parts.push(format!("{r} req/s"));
     }
+    if !c.warmup.is_zero() {
+        parts.push(format!("first {} not counted", ms(c.warmup)));
+    }
     if parts.is_empty() {
         "entries live until evicted".into()
     } else {
@@ -507,6 +522,7 @@ mod tests {
             stall: None,
             duration: None,
             rate: None,
+            warmup: Duration::ZERO,
         }
     }
 
@@ -628,6 +644,14 @@ mod tests {
                     ..config()
                 },
                 "--rate",
+            ),
+            (
+                DemoConfig {
+                    warmup: Duration::from_secs(2),
+                    duration: Some(Duration::from_secs(2)),
+                    ..config()
+                },
+                "--warmup-secs",
             ),
         ];
         for (c, want) in bad {

@@ -129,6 +129,10 @@ struct DemoArgs {
     /// Pace the workers to this many requests per second in all.
     #[arg(long, value_name = "N")]
     rate: Option<u64>,
+    /// With --duration-secs: make but do not count the requests of the first SECS (steady
+    /// state, without the cold start's misses).
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    warmup_secs: u64,
 }
 
 /// `--api`.
@@ -161,6 +165,7 @@ impl DemoArgs {
             stall: self.stall,
             duration: self.duration_secs.map(Duration::from_secs),
             rate: self.rate,
+            warmup: Duration::from_secs(self.warmup_secs),
         }
     }
 }
@@ -287,6 +292,8 @@ mod tests {
             "30",
             "--rate",
             "2000",
+            "--warmup-secs",
+            "10",
         ])
         .unwrap();
         let Command::Demo(args) = cli.command else {
@@ -304,6 +311,7 @@ mod tests {
         assert_eq!(c.stall, Some((ms(10_000), ms(1_000))));
         assert_eq!(c.duration, Some(Duration::from_secs(30)));
         assert_eq!(c.rate, Some(2000));
+        assert_eq!(c.warmup, Duration::from_secs(10));
         assert!(c.validate().is_ok());
         let err = Cli::try_parse_from(["memstache", "demo", "--stall", "1000"]).unwrap_err();
         assert!(err.to_string().contains("PERIOD_MS:STALL_MS"), "{err}");

@@ -675,18 +675,23 @@ impl MemStache {
                 Err(_) => {
                     let by_soft = Some(limit) != policy.hard_timeout;
                     let started = self.background(sk.to_owned(), options, fut, held);
-                    if started
-                        && stale.is_some()
+                    if stale.is_some()
                         && let Some(l1) = self.l1()
                     {
-                        // serve the copy meanwhile, so the slow source is not called again
-                        // while the background load runs
-                        let until = self
-                            .inner
-                            .clock
-                            .now_ms()
-                            .saturating_add(millis(self.inner.background.timeout));
-                        l1.throttle(sk, fingerprint_of::<T>(), until);
+                        // Serve the copy meanwhile, so the slow source is not called again:
+                        // while the background load runs (it replaces the copy when it
+                        // ends), or, when the background bound dropped the load, for the
+                        // fail-safe throttle, as after a failed load. Otherwise every later
+                        // caller would wait out the timeout in turn on an overloaded source.
+                        let hold = if started {
+                            self.inner.background.timeout
+                        } else {
+                            self.inner.loader_throttle.unwrap_or_default()
+                        };
+                        if !hold.is_zero() {
+                            let until = self.inner.clock.now_ms().saturating_add(millis(hold));
+                            l1.throttle(sk, fingerprint_of::<T>(), until);
+                        }
                     }
                     return self.give_up(guard, stale, by_soft);
                 }

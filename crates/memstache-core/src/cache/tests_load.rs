@@ -455,6 +455,69 @@ async fn background_loads_past_the_bound_are_dropped_and_counted() {
     assert_eq!(cache.get::<u32>("b").await.unwrap(), None);
 }
 
+/// A soft timeout whose load the background bound dropped still serves the copy to later
+/// callers for the fail-safe throttle: they neither wait out the soft timeout in turn nor
+/// call the overloaded source again.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_dropped_background_load_throttles_the_stale_copy() {
+    let (cache, _flaky, clock) = fail_safe_cache(ErrorKind::Unavailable);
+    let policy = ReadThrough::new().soft_timeout(Duration::from_millis(50));
+    cache.set("b", &1u32, ttl(1)).await.unwrap();
+    let calls = Calls::default();
+    let slow = |c: Calls| {
+        move || async move {
+            c.add();
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            Ok::<_, Io>(Loaded::value(2u32))
+        }
+    };
+    // fill the background bound with slow loads of other keys, then let "b"'s be dropped
+    let limit = crate::DEFAULT_MAX_BACKGROUND_LOADS;
+    for i in 0..limit {
+        let key = format!("fill{i}");
+        cache.set(&key, &0u32, ttl(1)).await.unwrap();
+    }
+    clock.advance(Duration::from_secs(2));
+    for i in 0..limit {
+        let key = format!("fill{i}");
+        let v = cache
+            .get_or_load_with(&key, ttl(60), policy, slow(Calls::default()))
+            .await
+            .unwrap();
+        assert_eq!(v, Some(0));
+    }
+    assert_eq!(cache.stats().background_loads_dropped, 0);
+    let t = tokio::time::Instant::now();
+    let v = cache
+        .get_or_load_with("b", ttl(60), policy, slow(calls.clone()))
+        .await
+        .unwrap();
+    assert_eq!(v, Some(1));
+    assert_eq!(t.elapsed(), Duration::from_millis(50));
+    assert_eq!(cache.stats().background_loads_dropped, 1);
+    // the next callers get the copy at once, without the source
+    let t = tokio::time::Instant::now();
+    for _ in 0..10 {
+        let v = cache
+            .get_or_load_with("b", ttl(60), policy, slow(calls.clone()))
+            .await
+            .unwrap();
+        assert_eq!(v, Some(1));
+    }
+    assert_eq!(t.elapsed(), Duration::ZERO);
+    assert_eq!(calls.get(), 1);
+    assert_eq!(cache.stats().soft_timeouts, 1 + limit as u64);
+    // past the throttle (30 s by default) the source is asked again
+    clock.advance(crate::DEFAULT_FAIL_SAFE_THROTTLE + Duration::from_secs(1));
+    let v = cache
+        .get_or_load_with("b", ttl(60), policy, move || async {
+            Ok::<_, Io>(Loaded::value(3u32))
+        })
+        .await
+        .unwrap();
+    assert_eq!(v, Some(3));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_concurrent_callers_make_one_loader_call() {
     let (cache, _) = clocked();
