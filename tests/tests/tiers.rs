@@ -15,46 +15,16 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use memstache::redis::RedisBackend;
 use memstache::tenancy::TenantManager;
-use memstache::tiers::LocalTier;
 use memstache::{EntryOptions, MemStache, ReadOptions};
 use memstache_harness::redis::{RedisCluster, RedisSentinelSet, RedisServer};
 
-const CLIENTS: [&str; 2] = ["redis-rs", "fred"];
-
-fn with_client(url: &str, client: &str) -> String {
-    let sep = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{sep}client={client}")
-}
+mod common;
+use common::{CLIENTS, until, with_client};
 
 /// A node: its own backend connection(s), backplane subscription and L1.
 async fn node(url: &str, namespace: &str) -> MemStache {
-    let backend = RedisBackend::connect(url).await.expect("connect");
-    let cache = MemStache::builder()
-        .namespace(namespace)
-        .backplane(backend.backplane())
-        .backend(backend)
-        .local_tier(LocalTier::new().max_duration(Duration::from_secs(120)))
-        .build()
-        .expect("cache");
-    tokio::time::timeout(Duration::from_secs(20), cache.local_tier_ready())
-        .await
-        .expect("the backplane subscribed");
-    cache
-}
-
-/// Polls `check` every 2 ms until it holds; fails after `limit`.
-async fn until<F, Fut>(what: &str, limit: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + limit;
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    common::node(url, namespace, |b| b).await
 }
 
 /// Retries `op` while it fails with a temporary error (a server restarting, a failover).

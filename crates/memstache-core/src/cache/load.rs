@@ -292,8 +292,10 @@ pub(crate) struct Background {
     running: AtomicUsize,
     refreshing: parking_lot::Mutex<HashSet<String>>,
     /// The keys whose load went on in the background past a timeout: a watch that closes
-    /// when it ends.
-    pending: parking_lot::Mutex<HashMap<String, watch::Receiver<()>>>,
+    /// when it ends, under the id of its registration.
+    pending: parking_lot::Mutex<HashMap<String, (u64, watch::Receiver<()>)>>,
+    /// The id of the next registration in `pending`.
+    next_pending: std::sync::atomic::AtomicU64,
 }
 
 impl Background {
@@ -304,6 +306,7 @@ impl Background {
             running: AtomicUsize::new(0),
             refreshing: parking_lot::Mutex::new(HashSet::new()),
             pending: parking_lot::Mutex::new(HashMap::new()),
+            next_pending: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -365,21 +368,20 @@ impl Drop for Refreshing {
 struct Pending {
     cache: MemStache,
     sk: String,
+    id: u64,
     _done: watch::Sender<()>,
 }
 
 impl Pending {
     fn register(cache: &MemStache, sk: &str) -> Pending {
         let (tx, rx) = watch::channel(());
-        cache
-            .inner
-            .background
-            .pending
-            .lock()
-            .insert(sk.to_owned(), rx);
+        let bg = &cache.inner.background;
+        let id = bg.next_pending.fetch_add(1, Relaxed);
+        bg.pending.lock().insert(sk.to_owned(), (id, rx));
         Pending {
             cache: cache.clone(),
             sk: sk.to_owned(),
+            id,
             _done: tx,
         }
     }
@@ -387,7 +389,7 @@ impl Pending {
     /// Waits, at most `limit`, for the background load of `sk` if one runs: `None` when none
     /// does, `Some(true)` when it ended, `Some(false)` when `limit` passed first.
     async fn wait(cache: &MemStache, sk: &str, limit: Option<Duration>) -> Option<bool> {
-        let mut rx = cache.inner.background.pending.lock().get(sk)?.clone();
+        let mut rx = cache.inner.background.pending.lock().get(sk)?.1.clone();
         // `changed` is an error once the sender is gone: that is the end of the load
         let ended = async move { while rx.changed().await.is_ok() {} };
         Some(match limit {
@@ -403,12 +405,10 @@ impl Pending {
 impl Drop for Pending {
     fn drop(&mut self) {
         // out of the table before the watch closes (the sender drops after this): a caller
-        // that finds no entry reads the stored value instead
+        // that finds no entry reads the stored value instead. Only its own entry: a later
+        // load of the key may have registered since.
         let mut map = self.cache.inner.background.pending.lock();
-        if map
-            .get(&self.sk)
-            .is_some_and(|rx| rx.same_channel(&self._done.subscribe()))
-        {
+        if map.get(&self.sk).is_some_and(|(id, _)| *id == self.id) {
             map.remove(&self.sk);
         }
     }
