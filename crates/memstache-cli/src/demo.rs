@@ -356,7 +356,7 @@ pub(crate) async fn run(config: DemoConfig) -> Result<Report, DemoError> {
                 let r = match config.api {
                     Api::GetOrSet => {
                         cache
-                            .get_or_set(key, options.clone(), || {
+                            .get_or_set(key, options, || {
                                 loaded = true;
                                 slow_source(rank, &config, &calls, started)
                             })
@@ -365,7 +365,7 @@ pub(crate) async fn run(config: DemoConfig) -> Result<Report, DemoError> {
                     Api::GetOrLoad => {
                         let (config, calls) = (config.clone(), calls.clone());
                         cache
-                            .get_or_load(key, options.clone(), move || async move {
+                            .get_or_load(key, options, move || async move {
                                 slow_source(rank, &config, &calls, started)
                                     .await
                                     .map(Loaded::value)
