@@ -130,8 +130,8 @@ fn run_capturing(cmd: &mut Command) -> Res<(bool, String)> {
 }
 
 /// Checks the output of the clone's `cargo xtask test`: a closing summary with no failure,
-/// and the NOT RUN notice for the trace tests.
-pub(crate) fn check_test_output(out: &str) -> Res {
+/// and the NOT RUN notice for the trace tests. Returns the closing summary.
+pub(crate) fn check_test_output(out: &str) -> Res<String> {
     let closing = out
         .lines()
         .rev()
@@ -146,11 +146,12 @@ pub(crate) fn check_test_output(out: &str) -> Res {
              (it has no ../shared beside it)"
         ));
     }
-    Ok(())
+    Ok(closing.to_owned())
 }
 
-/// Clones HEAD into a temp dir with nothing beside it and runs the README's two commands.
-pub(crate) fn bare_clone() -> Res {
+/// Clones HEAD into a temp dir with nothing beside it and runs the README's two commands;
+/// returns the closing line of the clone's `cargo xtask test`.
+pub(crate) fn bare_clone() -> Res<String> {
     let outer = outer_target_dir()?;
     let ci = std::env::var("CI").is_ok_and(|v| v == "true");
     let changes = if ci {
@@ -199,14 +200,14 @@ pub(crate) fn bare_clone() -> Res {
     if !ok {
         return Err(fail!("`cargo xtask test` failed in the bare clone"));
     }
-    check_test_output(&out)?;
+    let closing = check_test_output(&out)?;
     println!(
         "bare-clone: demo ok ({:.1}s), cargo xtask test ok with the trace tests reported as \
          NOT RUN ({:.1}s)",
         demo.as_secs_f64(),
         test.as_secs_f64()
     );
-    Ok(())
+    Ok(format!("{closing} (the whole suite, in the bare clone)"))
 }
 
 #[cfg(test)]

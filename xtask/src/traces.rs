@@ -103,6 +103,20 @@ pub(crate) fn plan(
 }
 
 /// The plan for this process: reads the environment and the file system.
+/// The `cargo xtask test` arguments that run only the published-number trace tests.
+pub(crate) fn only_trace_tests() -> Vec<String> {
+    [
+        "-p",
+        "memstache-eviction",
+        "--test",
+        "published_traces",
+        "--",
+        TRACE_TESTS_FILTER,
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
 pub(crate) fn plan_from_env() -> TracePlan {
     let env = |name: &str| std::env::var(name).ok();
     plan(
@@ -227,6 +241,17 @@ mod tests {
             !outside.contains("#[test]"),
             "a test outside `mod {module}`"
         );
+    }
+
+    #[test]
+    fn the_trace_step_runs_only_the_trace_tests_of_their_package() {
+        let args = crate::test::cargo_test_args(&only_trace_tests());
+        assert_eq!(
+            args.join(" "),
+            "test --all-features -p memstache-eviction --test published_traces -- published_traces::"
+        );
+        assert!(TRACE_TESTS_FILE.ends_with("/published_traces.rs"));
+        assert!(crate::test::has_own_filters(&only_trace_tests()));
     }
 
     #[test]
