@@ -15,8 +15,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use memstache::{EntryOptions, FailSafe, Loaded, MemStache, ReadThrough, StatsSnapshot};
+use memstache::{EntryOptions, FailSafe, Loaded, MemStache, ReadThrough};
 
+pub(crate) use crate::report::Api;
 use crate::report::{Latencies, Report, human};
 use crate::zipf::Zipf;
 
@@ -47,22 +48,6 @@ pub(crate) struct DemoConfig {
     /// Requests in the first `warmup` of a `--duration` run are made but not counted
     /// (steady state: the cold start's misses are left out).
     pub(crate) warmup: Duration,
-}
-
-/// Which read-through call the demo makes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Api {
-    GetOrSet,
-    GetOrLoad,
-}
-
-impl Api {
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Api::GetOrSet => "get_or_set",
-            Api::GetOrLoad => "get_or_load",
-        }
-    }
 }
 
 /// Parses `PERIOD_MS:STALL_MS` (the `--stall` flag).
@@ -482,21 +467,6 @@ fn policy_text(c: &DemoConfig) -> String {
     } else {
         parts.join(", ")
     }
-}
-
-/// What the cache's own counters said at the end.
-pub(crate) fn stats_rows(s: &StatsSnapshot) -> String {
-    format!(
-        "{} loader calls, {} eager refreshes, {} soft / {} hard timeouts, {} background loads ({} failed, {} dropped), {} fail-safe serves",
-        s.loader_calls,
-        s.eager_refreshes,
-        s.soft_timeouts,
-        s.hard_timeouts,
-        s.background_loads,
-        s.background_load_failures,
-        s.background_loads_dropped,
-        s.fail_safe_hits
-    )
 }
 
 #[cfg(test)]

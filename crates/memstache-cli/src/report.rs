@@ -45,11 +45,42 @@ impl Latencies {
     }
 }
 
+/// Which read-through call the demo makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Api {
+    GetOrSet,
+    GetOrLoad,
+}
+
+impl Api {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Api::GetOrSet => "get_or_set",
+            Api::GetOrLoad => "get_or_load",
+        }
+    }
+}
+
+/// What the cache's own counters said at the end.
+pub(crate) fn stats_rows(s: &memstache::StatsSnapshot) -> String {
+    format!(
+        "{} loader calls, {} eager refreshes, {} soft / {} hard timeouts, {} background loads ({} failed, {} dropped), {} fail-safe serves",
+        s.loader_calls,
+        s.eager_refreshes,
+        s.soft_timeouts,
+        s.hard_timeouts,
+        s.background_loads,
+        s.background_load_failures,
+        s.background_loads_dropped,
+        s.fail_safe_hits
+    )
+}
+
 /// Everything `memstache demo` measured.
 #[derive(Debug)]
 pub(crate) struct Report {
     pub(crate) backend: String,
-    pub(crate) api: crate::demo::Api,
+    pub(crate) api: Api,
     /// The read-through settings, as text.
     pub(crate) policy: String,
     /// The cache's own counters at the end.
@@ -144,7 +175,7 @@ impl Report {
             ("latency p99", pct(&mut all, 99.0)),
             ("latency p99.9", pct(&mut all, 99.9)),
             ("latency max", pct(&mut all, 100.0)),
-            ("cache counters", crate::demo::stats_rows(&self.cache_stats)),
+            ("cache counters", stats_rows(&self.cache_stats)),
             (
                 "entries stored",
                 self.stored
@@ -168,7 +199,7 @@ impl Report {
             && self.wrong == 0
             && self.hits.len() + self.misses.len() == self.requests
             // with get_or_load the source is also called in the background (refreshes)
-            && (self.api != crate::demo::Api::GetOrSet || self.misses.len() == self.source_calls)
+            && (self.api != Api::GetOrSet || self.misses.len() == self.source_calls)
     }
 }
 
@@ -225,7 +256,7 @@ mod tests {
         misses.record(Duration::from_millis(2));
         let mut r = Report {
             backend: "memory".into(),
-            api: crate::demo::Api::GetOrSet,
+            api: Api::GetOrSet,
             policy: "entries live until evicted".into(),
             cache_stats: memstache::StatsSnapshot::default(),
             requests: 4,
@@ -263,7 +294,7 @@ mod tests {
         r.wrong = 0;
         r.source_calls = 2;
         assert!(!r.is_clean());
-        r.api = crate::demo::Api::GetOrLoad;
+        r.api = Api::GetOrLoad;
         assert!(r.is_clean());
     }
 }
