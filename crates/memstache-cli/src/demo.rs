@@ -689,11 +689,12 @@ mod tests {
             "{:?}",
             report.cache_stats
         );
+        // more source calls than keys: the refreshes called it (not compared with the waits,
+        // which count by latency and so also count hits a loaded machine delayed)
         assert!(
-            report.source_calls > report.misses.len(),
-            "refreshes called the source without a caller waiting: {} calls, {} waits",
-            report.source_calls,
-            report.misses.len()
+            report.source_calls > 5,
+            "{} source calls for 5 keys",
+            report.source_calls
         );
     }
 
