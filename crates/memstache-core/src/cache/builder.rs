@@ -65,6 +65,7 @@ pub struct MemStacheBuilder {
     clock: Option<Arc<dyn Clock>>,
     type_check: bool,
     schemas: super::schema::Registrations,
+    policies: std::collections::HashMap<u64, super::schema::Policy>,
     decode_failure: crate::DecodeFailure,
     read_through: crate::ReadThrough,
     background_loads: (usize, Duration),
@@ -101,6 +102,7 @@ impl fmt::Debug for MemStacheBuilder {
             .field("max_nesting_depth", &self.max_depth)
             .field("key_manager_timeout", &self.key_manager_timeout)
             .field("registered_schemas", &self.schemas.0.len())
+            .field("entry_policies", &self.policies.len())
             .field("decode_failure", &self.decode_failure)
             .finish_non_exhaustive()
     }
@@ -125,6 +127,7 @@ impl Default for MemStacheBuilder {
             clock: None,
             type_check: false,
             schemas: Default::default(),
+            policies: Default::default(),
             decode_failure: crate::DecodeFailure::Error,
             read_through: crate::ReadThrough::new(),
             background_loads: (
@@ -409,6 +412,51 @@ impl MemStacheBuilder {
         self
     }
 
+    /// Computes the options of every entry of type `P` from its value (moka's `Expiry`, per
+    /// type): a TTL, a sliding window, compression or tier flags that depend on what is being
+    /// cached. Applies to every write of a `P` — `set`, `set_many`, and what `get_or_set`,
+    /// `get_or_load` and `get_or_set_many` store — field by field below the options of the
+    /// call (and below a loader's own [`Loaded::with_options`](crate::Loaded::with_options)),
+    /// above the cache's [`default_entry_options`](Self::default_entry_options).
+    ///
+    /// The policy sees an owned `P` decoded from the bytes being written, so it applies to
+    /// writes of `P` whatever their lifetimes, and can never hold on to the caller's data. That
+    /// costs one deserialization per write of a `P` (writes of other types pay one branch).
+    /// A `P` is recognised by its type name, as [`register_schema`](Self::register_schema) does.
+    ///
+    /// ```
+    /// use memstache_core::{EntryOptions, MemStache, memory::MemoryBackend};
+    /// use std::time::Duration;
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct Quote { symbol: String, live: bool }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> memstache_core::Result<()> {
+    /// let store = MemoryBackend::new();
+    /// let cache = MemStache::builder()
+    ///     .backend(store.clone())
+    ///     .entry_policy(|q: &Quote| {
+    ///         let ttl = if q.live { Duration::from_secs(1) } else { Duration::from_secs(3600) };
+    ///         EntryOptions::new().absolute_expiration(ttl)
+    ///     })
+    ///     .build()?;
+    /// cache.set("q:ACME", &Quote { symbol: "ACME".into(), live: true }, Default::default()).await?;
+    /// // the entry's own deadline, in its header: one second after it was written
+    /// let raw = memstache_core::raw::Backend::get(&store, &cache.storage_key("q:ACME")?).await?.unwrap();
+    /// let created = memstache_core::envelope::peek_created(&raw).unwrap();
+    /// let (deadline, _) = memstache_core::envelope::peek_expiry(&raw).unwrap();
+    /// assert_eq!(deadline - created, 1_000);
+    /// # Ok(()) }
+    /// ```
+    pub fn entry_policy<P, F>(mut self, policy: F) -> Self
+    where
+        P: serde::de::DeserializeOwned + 'static,
+        F: Fn(&P) -> EntryOptions + Send + Sync + 'static,
+    {
+        let erased: super::schema::Policy =
+            Box::new(move |pipeline, plain| pipeline.deserialize::<P>(plain).map(|v| policy(&v)));
+        self.policies.insert(super::fingerprint_of::<P>(), erased);
+        self
+    }
+
     /// What [`get`](MemStache::get) and [`get_many`](MemStache::get_many) do with an entry
     /// that verifies but cannot be read as the requested type (another schema, an unknown
     /// format, refused by the type's `Deserialize`): return the error (the default) or treat
@@ -683,6 +731,7 @@ impl MemStacheBuilder {
                 clock,
                 type_check: self.type_check,
                 schemas,
+                policies: self.policies,
                 decode_failure: self.decode_failure,
                 flights: Default::default(),
                 read_through: self.read_through,

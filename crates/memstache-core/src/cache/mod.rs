@@ -142,6 +142,8 @@ pub(crate) struct Inner {
     type_check: bool,
     /// Registered schema fingerprints (`register_schema`, `schema_version`).
     schemas: schema::Schemas,
+    /// Entry policies (`entry_policy`), by the type-name fingerprint of their type.
+    policies: std::collections::HashMap<u64, schema::Policy>,
     /// What `get` and `get_many` do with an entry they cannot decode.
     decode_failure: DecodeFailure,
     flights: Flights,
@@ -447,6 +449,31 @@ impl MemStache {
         }
     }
 
+    /// The entry policy registered for values of type `T`, if any (one branch when none is).
+    pub(crate) fn policy_for<T: ?Sized>(&self) -> Option<&schema::Policy> {
+        let p = &self.inner.policies;
+        if p.is_empty() {
+            None
+        } else {
+            p.get(&fingerprint_of::<T>())
+        }
+    }
+
+    /// Encodes a value of a type with an entry policy: serialized first, so that the policy
+    /// sees the value (decoded as its own type), then encoded with the options it computed.
+    pub(crate) async fn encode_by_policy<T: serde::Serialize + ?Sized>(
+        &self,
+        value: &T,
+        sk: &str,
+        key_id: &str,
+        options: &EntryOptions,
+        now_ms: u64,
+    ) -> Result<(Bytes, Expiry)> {
+        let plain = self.inner.pipeline.serialize(value)?;
+        self.encode_serialized::<T>(&plain, sk, key_id, options, now_ms)
+            .await
+    }
+
     /// The decode-failure policy of operation `op`: read-through (`get_or_…`) always reads
     /// past an entry it cannot decode (and overwrites it); `get` and `get_many` follow
     /// [`MemStacheBuilder::decode_failure`].
@@ -589,6 +616,14 @@ impl MemStache {
         options: &EntryOptions,
         now_ms: u64,
     ) -> Result<(Bytes, Expiry)> {
+        let with_policy;
+        let options = match self.policy_for::<T>() {
+            Some(policy) => {
+                with_policy = options.or(&policy(&self.inner.pipeline, plain)?);
+                &with_policy
+            }
+            None => options,
+        };
         let (params, expiry) = self.encode_params::<T>(storage_key, key_id, options, now_ms)?;
         let enc = self
             .inner

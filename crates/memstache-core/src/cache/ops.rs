@@ -29,7 +29,10 @@ use crate::{BoxError, EntryOptions, Error, ReadOptions, Result};
 /// plain path awaits nothing.
 macro_rules! encode_entry {
     ($self:ident, $scope:ident, $sk:ident, $value:ident, $options:expr, $now:ident) => {{
-        let (bytes, expiry) = {
+        let (bytes, expiry) = if $self.policy_for::<T>().is_some() {
+            // boxed: the policy's path stays out of every write's future
+            Box::pin($self.encode_by_policy($value, $sk, $scope.key_id, $options, $now)).await?
+        } else {
             let (params, expiry) = $self.encode_params::<T>($sk, $scope.key_id, $options, $now)?;
             let bytes = match $self.inner.pipeline.encode_value($value, &params)? {
                 Prepared::Done(b) => b,

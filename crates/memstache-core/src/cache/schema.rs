@@ -78,6 +78,12 @@ pub(crate) fn is_decode_failure(kind: ErrorKind) -> bool {
     )
 }
 
+/// An entry policy, erased: decodes the plaintext being written as its type and computes the
+/// entry's options from the value.
+pub(crate) type Policy = Box<
+    dyn Fn(&super::pipeline::Pipeline, &[u8]) -> crate::Result<crate::EntryOptions> + Send + Sync,
+>;
+
 /// The schema of one registered type, as the builder collects it.
 #[derive(Debug, Clone)]
 pub(crate) struct Registered {

@@ -526,3 +526,145 @@ async fn a_value_the_type_refuses_is_a_miss_under_the_policy() {
     assert_eq!(cache.get::<u8>("k").await.unwrap(), None);
     assert_eq!(cache.stats().decode_misses, 1);
 }
+
+// ---- entry policies (options computed from the value) ------------------------------------
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Quote {
+    symbol: String,
+    live: bool,
+}
+
+fn quote(live: bool) -> Quote {
+    Quote {
+        symbol: "ACME".into(),
+        live,
+    }
+}
+
+/// Live quotes for 1 s, the rest for an hour; defaults of the cache: 10 minutes, sliding 5.
+fn with_policy(store: &MemoryBackend, tiered: bool) -> MemStache {
+    use std::time::Duration;
+    deploy(store, |b| {
+        let b = b
+            .default_entry_options(
+                EntryOptions::new()
+                    .absolute_expiration(Duration::from_secs(600))
+                    .sliding_expiration(Duration::from_secs(300)),
+            )
+            .entry_policy(|q: &Quote| {
+                let secs = if q.live { 1 } else { 3600 };
+                EntryOptions::new().absolute_expiration(Duration::from_secs(secs))
+            });
+        if tiered {
+            b.local_tier(LocalTier::new())
+        } else {
+            b
+        }
+    })
+}
+
+/// The written entry's life (deadline − created, ms) and sliding window (ms), from its header.
+async fn life_of(store: &MemoryBackend, cache: &MemStache, key: &str) -> (u64, u64) {
+    let raw = store
+        .get(&cache.storage_key(key).unwrap())
+        .await
+        .unwrap()
+        .expect("written");
+    let created = crate::envelope::peek_created(&raw).unwrap();
+    let (deadline, sliding) = crate::envelope::peek_expiry(&raw).unwrap();
+    (deadline - created, sliding)
+}
+
+#[tokio::test]
+async fn an_entry_policy_sets_the_options_of_every_write_of_its_type() {
+    use std::time::Duration;
+    for tiered in [false, true] {
+        let store = MemoryBackend::new();
+        let cache = with_policy(&store, tiered);
+        cache
+            .set("live", &quote(true), EntryOptions::default())
+            .await
+            .unwrap();
+        cache
+            .set("old", &quote(false), EntryOptions::default())
+            .await
+            .unwrap();
+        // the policy's expiration over the default's (decided as a whole, as for a call's
+        // options: an absolute deadline alone takes no default sliding window)
+        assert_eq!(
+            life_of(&store, &cache, "live").await,
+            (1_000, 0),
+            "tiered: {tiered}"
+        );
+        assert_eq!(life_of(&store, &cache, "old").await, (3_600_000, 0));
+        // the call's own options win over the policy
+        let o = EntryOptions::new().absolute_expiration(Duration::from_secs(5));
+        cache.set("live", &quote(true), o).await.unwrap();
+        assert_eq!(life_of(&store, &cache, "live").await.0, 5_000);
+        // other types are left alone
+        cache
+            .set("n", &7u32, EntryOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(life_of(&store, &cache, "n").await, (600_000, 300_000));
+        // per value in a batch
+        cache
+            .set_many(
+                &[("b1", &quote(true)), ("b2", &quote(false))],
+                EntryOptions::default(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(life_of(&store, &cache, "b1").await.0, 1_000);
+        assert_eq!(life_of(&store, &cache, "b2").await.0, 3_600_000);
+        assert_eq!(cache.get::<Quote>("b1").await.unwrap(), Some(quote(true)));
+    }
+}
+
+#[tokio::test]
+async fn read_through_stores_follow_the_policy_below_the_loaders_own_options() {
+    use std::time::Duration;
+    let store = MemoryBackend::new();
+    let cache = with_policy(&store, false);
+    cache
+        .get_or_set("gs", EntryOptions::default(), || async {
+            Ok::<_, std::io::Error>(quote(true))
+        })
+        .await
+        .unwrap();
+    assert_eq!(life_of(&store, &cache, "gs").await.0, 1_000);
+    cache
+        .get_or_load("gl", EntryOptions::default(), || async {
+            Ok::<_, std::io::Error>(Loaded::from(quote(false)))
+        })
+        .await
+        .unwrap();
+    assert_eq!(life_of(&store, &cache, "gl").await.0, 3_600_000);
+    cache
+        .get_or_load("own", EntryOptions::default(), || async {
+            Ok::<_, std::io::Error>(
+                Loaded::value(quote(true))
+                    .with_options(EntryOptions::new().absolute_expiration(Duration::from_secs(42))),
+            )
+        })
+        .await
+        .unwrap();
+    assert_eq!(life_of(&store, &cache, "own").await.0, 42_000);
+    let got = cache
+        .get_or_set_many(
+            &["m1", "m2"],
+            EntryOptions::default(),
+            |keys: Vec<String>| async move {
+                Ok::<_, std::io::Error>(keys.into_iter().map(|k| {
+                    let live = k == "m1";
+                    (k, quote(live))
+                }))
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 2);
+    assert_eq!(life_of(&store, &cache, "m1").await.0, 1_000);
+    assert_eq!(life_of(&store, &cache, "m2").await.0, 3_600_000);
+}
