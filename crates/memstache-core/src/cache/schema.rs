@@ -29,6 +29,7 @@
 
 use std::collections::HashMap;
 
+use super::pipeline::Fnv;
 use crate::{Error, ErrorKind};
 
 /// What `get` and `get_many` do with an entry that verifies (it is not tampered with) but
@@ -157,35 +158,6 @@ impl Schemas {
     }
 }
 
-/// FNV-1a over bytes with the splitmix64 finaliser, never 0: the same in every process and
-/// version (fingerprints are compared across deploys), so no keyed or seeded hash. Not
-/// collision resistant against an adversary, which it need not be: the fingerprint sits in
-/// the authenticated header, and only an accidental collision (2^-64) could let a changed
-/// type through to its `Deserialize`, which still bounds what it reads.
-pub(crate) struct Fnv(u64);
-
-impl Fnv {
-    pub(crate) const fn new() -> Self {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-
-    pub(crate) fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 ^= u64::from(b);
-            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-
-    pub(crate) fn finish(&self) -> u64 {
-        let mut h = self.0;
-        h ^= h >> 30;
-        h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        h ^= h >> 27;
-        h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
-        (h ^ (h >> 31)).max(1)
-    }
-}
-
 #[cfg(feature = "schema")]
 pub(crate) use traced::canonical_schema;
 #[cfg(feature = "schema")]
@@ -198,7 +170,7 @@ mod traced {
         ContainerFormat, Format, Named, Registry, Tracer, TracerConfig, VariantFormat,
     };
 
-    use super::Fnv;
+    use super::super::pipeline::Fnv;
     use crate::{Error, ErrorKind, Result};
 
     /// The tracing of one type's serde data model, handed to
