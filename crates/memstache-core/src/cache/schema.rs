@@ -113,12 +113,8 @@ impl Registrations {
     pub(crate) fn resolve(self) -> Result<Schemas, Error> {
         let mut out = HashMap::with_capacity(self.0.len());
         for (type_fp, r) in self.0 {
-            let mut h = Fnv::new();
-            match r.traced {
-                Some(Ok(canonical)) => {
-                    h.write(b"memstache.schema.v1\0");
-                    h.write(&canonical);
-                }
+            let source = match &r.traced {
+                Some(Ok(canonical)) => Source::Traced(canonical),
                 Some(Err(why)) => {
                     return Err(Error::new(
                         ErrorKind::InvalidConfig,
@@ -129,19 +125,41 @@ impl Registrations {
                         ),
                     ));
                 }
-                None => {
-                    h.write(b"memstache.type.v1\0");
-                    h.write(r.type_name.as_bytes());
-                }
-            }
-            if let Some(v) = r.version {
-                h.write(b"\0version\0");
-                h.write(&v.to_le_bytes());
-            }
-            out.insert(type_fp, h.finish());
+                None => Source::TypeName(r.type_name),
+            };
+            out.insert(type_fp, fingerprint(source, r.version));
         }
         Ok(Schemas(out))
     }
+}
+
+/// What a schema fingerprint is computed from.
+pub(crate) enum Source<'a> {
+    /// The canonical form of a traced data model.
+    Traced(&'a [u8]),
+    /// The Rust type name (a `schema_version` without a traced schema).
+    TypeName(&'a str),
+}
+
+/// The one computation of a schema fingerprint (what `build` registers and
+/// `schema_fingerprint` reports, so the pinned value covers both).
+pub(crate) fn fingerprint(source: Source<'_>, version: Option<u32>) -> u64 {
+    let mut h = Fnv::new();
+    match source {
+        Source::Traced(canonical) => {
+            h.write(b"memstache.schema.v1\0");
+            h.write(canonical);
+        }
+        Source::TypeName(name) => {
+            h.write(b"memstache.type.v1\0");
+            h.write(name.as_bytes());
+        }
+    }
+    if let Some(v) = version {
+        h.write(b"\0version\0");
+        h.write(&v.to_le_bytes());
+    }
+    h.finish()
 }
 
 /// The built cache's schema fingerprints, keyed by the type-name fingerprint of the type.
@@ -170,7 +188,6 @@ mod traced {
         ContainerFormat, Format, Named, Registry, Tracer, TracerConfig, VariantFormat,
     };
 
-    use super::super::pipeline::Fnv;
     use crate::{Error, ErrorKind, Result};
 
     /// The tracing of one type's serde data model, handed to
@@ -267,10 +284,7 @@ mod traced {
                 ),
             )
         })?;
-        let mut h = Fnv::new();
-        h.write(b"memstache.schema.v1\0");
-        h.write(&canonical);
-        Ok(h.finish())
+        Ok(super::fingerprint(super::Source::Traced(&canonical), None))
     }
 
     /// `T`'s data model in canonical bytes, or why it cannot be traced.

@@ -260,6 +260,36 @@ mod traced {
             .unwrap();
     }
 
+    /// What `build` registers is what `schema_fingerprint` reports (so the pin above covers
+    /// what is written), and a `schema_version` beside it changes it.
+    #[tokio::test]
+    async fn the_written_fingerprint_is_the_reported_one() {
+        use crate::raw::Backend as _;
+        let store = crate::memory::MemoryBackend::new();
+        let header_fp = |raw: &[u8]| u64::from_le_bytes(raw[32..40].try_into().unwrap());
+        let plain = super::deploy(&store, |b| b.register_schema::<super::v1::User>());
+        let versioned = super::deploy(&store, |b| {
+            b.register_schema::<super::v1::User>()
+                .schema_version::<super::v1::User>(2)
+        });
+        let user = super::v1::User { id: 1, age: 2 };
+        plain.set("a", &user, Default::default()).await.unwrap();
+        versioned.set("b", &user, Default::default()).await.unwrap();
+        let a = store
+            .get(&plain.storage_key("a").unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        let b = store
+            .get(&plain.storage_key("b").unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(header_fp(&a), fp::<super::v1::User>().unwrap());
+        assert_ne!(header_fp(&b), header_fp(&a));
+        assert_ne!(header_fp(&b), 0);
+    }
+
     #[tokio::test]
     async fn a_registered_type_that_changed_is_refused_from_the_header() {
         let store = crate::memory::MemoryBackend::new();
