@@ -148,6 +148,81 @@ pub fn mixed(seed: u64, len: usize) -> Vec<u64> {
         .collect()
 }
 
+/// `len` requests with **recency-biased re-reference distances** (the LRU-friendly regime):
+/// with probability `reuse` a request repeats the request made `k` requests earlier, where
+/// `k` is drawn geometrically with mean `mean_distance` (so recent blocks are re-read far more
+/// often than old ones); otherwise it reads a block never seen before. LRU is close to the
+/// optimum here; a frequency filter that refuses newcomers is not.
+pub fn recency_biased(seed: u64, reuse: f64, mean_distance: f64, len: usize) -> Vec<u64> {
+    let mut rng = Rng(seed);
+    let mut out: Vec<u64> = Vec::with_capacity(len);
+    let mut fresh = 0u64;
+    let p = 1.0 / mean_distance.max(1.0);
+    while out.len() < len {
+        if !out.is_empty() && rng.unit() < reuse {
+            // geometric on 1.. with success probability p (inverse transform)
+            let u = rng.unit().max(f64::MIN_POSITIVE);
+            let k = ((u.ln() / (1.0 - p).ln()).floor() as usize + 1).min(out.len());
+            out.push(out[out.len() - k]);
+        } else {
+            out.push(fresh);
+            fresh += 1;
+        }
+    }
+    out
+}
+
+/// `len` requests drawn uniformly from a **working set** of `size` blocks that drifts: after
+/// each request, with probability `drift` one random member is replaced by a block never
+/// seen before. With `size` just above or just below a cache's capacity this is the
+/// near-working-set regime, where every block the cache holds is about as valuable as the
+/// newcomer it would refuse.
+pub fn drifting_working_set(seed: u64, size: u64, drift: f64, len: usize) -> Vec<u64> {
+    if size == 0 {
+        return Vec::new();
+    }
+    let mut rng = Rng(seed);
+    let mut set: Vec<u64> = (0..size).collect();
+    let mut fresh = size;
+    (0..len)
+        .map(|_| {
+            let b = set[rng.below(size) as usize];
+            if rng.unit() < drift {
+                let i = rng.below(size) as usize;
+                set[i] = fresh;
+                fresh += 1;
+            }
+            b
+        })
+        .collect()
+}
+
+/// `len` requests of Zipf(`exponent`) over `items` blocks in which every `every` requests a
+/// sequential scan of `scan` never-repeated blocks (ids from [`SCAN_BASE`]) is inserted; the
+/// scans are part of `len`.
+pub fn zipf_with_scans(
+    seed: u64,
+    items: u64,
+    exponent: f64,
+    every: usize,
+    scan: u64,
+    len: usize,
+) -> Vec<u64> {
+    let mut rng = Rng(seed);
+    let dist = Zipf::new(items.max(1), exponent);
+    let mut next_scan = SCAN_BASE;
+    let mut out = Vec::with_capacity(len);
+    while out.len() < len {
+        for _ in 0..every.max(1) {
+            out.push(dist.sample(&mut rng));
+        }
+        out.extend(next_scan..next_scan + scan);
+        next_scan += scan;
+    }
+    out.truncate(len);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,6 +250,37 @@ mod tests {
         assert_eq!(sequential_scans(1, 5_000).len(), 5_000);
         let s = sequential_scans(1, 5_000);
         assert!(s.windows(2).filter(|w| w[1] == w[0] + 1).count() > 4_900);
+    }
+
+    #[test]
+    fn regime_generators_are_seeded_and_shaped() {
+        let r = recency_biased(1, 0.8, 50.0, 50_000);
+        assert_eq!(r, recency_biased(1, 0.8, 50.0, 50_000));
+        let fresh = r.iter().collect::<std::collections::HashSet<_>>().len();
+        // about 20 % of the requests read a new block
+        assert!((9_000..11_000).contains(&fresh), "{fresh}");
+        // re-references are recent: most repeat a block read within the last 200 requests
+        let mut last = std::collections::HashMap::new();
+        let mut near = 0;
+        for (t, &b) in r.iter().enumerate() {
+            if let Some(p) = last.insert(b, t) {
+                near += usize::from(t - p <= 200);
+            }
+        }
+        assert!(near > 35_000, "{near}");
+        let w = drifting_working_set(2, 1_000, 0.01, 100_000);
+        assert_eq!(w, drifting_working_set(2, 1_000, 0.01, 100_000));
+        let distinct = w.iter().collect::<std::collections::HashSet<_>>().len();
+        // 1 000 to start with, about 1 000 more by drift
+        assert!((1_800..2_200).contains(&distinct), "{distinct}");
+        assert!(w[0] < 1_000, "the first request reads the initial set");
+        let z = zipf_with_scans(3, 1_000, 0.9, 500, 200, 7_000);
+        assert_eq!(z.len(), 7_000);
+        assert!(z[..500].iter().all(|&b| b < 1_000));
+        assert_eq!(
+            &z[500..700],
+            &(SCAN_BASE..SCAN_BASE + 200).collect::<Vec<_>>()[..]
+        );
     }
 
     #[test]

@@ -2,7 +2,17 @@
 //!
 //! ```text
 //! memstache-hit-ratio [--traces DIR] [--policy NAME]... [--trace NAME]...
+//! memstache-hit-ratio --sweep [--traces DIR] [--out DIR] [--points N] [--capacities A,B,..]
+//!                     [--policy NAME]... [--trace NAME]...
 //! ```
+//!
+//! `--sweep` replays every ARC (`.lis`) and LIRS (`.trace`) file in the directory (optionally
+//! `.zst`/`.gz`) at a range of capacities (`--points` geometric steps from 1/256 of the
+//! trace's footprint up to all of it, plus the standard capacities of the published traces;
+//! or exactly `--capacities`), prints one Markdown table per trace, and writes a
+//! hit-ratio-vs-capacity chart per trace (`OUT/<trace>.svg`) and all tables
+//! (`OUT/hit-ratio.md`); `--out` defaults to `target/hit-ratio`. It ends with every row where
+//! `tinylfu` is more than 0.5 points below `lru` (the floor `docs/eviction.md` sets).
 //!
 //! `--traces` defaults to `$MEMSTACHE_TRACES`, else `../shared/traces` beside the workspace
 //! root; `--policy` (`lru`,
@@ -10,9 +20,10 @@
 //! `multi1`, `2_pools`) filter the table. Run it with `cargo xtask hit-ratio` (release build).
 //! The `optimal %` column is Belady's offline optimum (MIN) on the same trace and capacity.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use memstache_harness::sweep;
 use memstache_harness::traces::{
     STANDARD, Trace, WHERE_TO_GET_THEM, replay, replay_optimal, traces_dir,
 };
@@ -38,10 +49,16 @@ struct Args {
     traces: PathBuf,
     policies: Vec<String>,
     trace_names: Vec<String>,
+    sweep: bool,
+    out: PathBuf,
+    points: usize,
+    capacities: Vec<usize>,
 }
 
 fn usage() -> &'static str {
     "usage: memstache-hit-ratio [--traces DIR] [--policy NAME[,NAME]]... [--trace NAME]...\n\
+            memstache-hit-ratio --sweep [--traces DIR] [--out DIR] [--points N] \
+     [--capacities A,B,..] [--policy ..] [--trace ..]\n\
      policies: lru, lfu, time, tinylfu; traces: OLTP, gli, loop, multi1, 2_pools"
 }
 
@@ -50,6 +67,10 @@ fn parse_args() -> Result<Args, String> {
         traces: traces_dir(),
         policies: Vec::new(),
         trace_names: Vec::new(),
+        sweep: false,
+        out: Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/hit-ratio"),
+        points: 10,
+        capacities: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -71,6 +92,20 @@ fn parse_args() -> Result<Args, String> {
             "--trace" => args
                 .trace_names
                 .extend(value()?.split(',').map(|s| s.trim().to_owned())),
+            "--sweep" => args.sweep = true,
+            "--out" => args.out = PathBuf::from(value()?),
+            "--points" => {
+                args.points = value()?
+                    .parse()
+                    .map_err(|_| format!("--points needs a number\n{}", usage()))?;
+            }
+            "--capacities" => {
+                for c in value()?.split(',') {
+                    args.capacities.push(c.trim().parse().map_err(|_| {
+                        format!("--capacities needs numbers, got {c:?}\n{}", usage())
+                    })?);
+                }
+            }
             "-h" | "--help" => return Err(usage().to_owned()),
             // a separator passed through by wrappers (`cargo xtask hit-ratio -- …`)
             "--" => {}
@@ -97,6 +132,9 @@ fn main() -> ExitCode {
             }
         }
         policies.retain(|p| args.policies.iter().any(|n| n == p.name()));
+    }
+    if args.sweep {
+        return sweep_all(&args, &policies);
     }
     println!(
         "| trace | capacity | policy | hit ratio % | requests/s | published LRU % | ARC % | \
@@ -139,6 +177,95 @@ fn main() -> ExitCode {
                     optimal,
                 );
             }
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn sweep_all(
+    args: &Args,
+    policies: &[std::sync::Arc<dyn memstache_core::raw::EvictionPolicy>],
+) -> ExitCode {
+    let files = match sweep::trace_files(&args.traces) {
+        Ok(f) if !f.is_empty() => f,
+        Ok(_) => {
+            eprintln!(
+                "no trace files in {}\n{WHERE_TO_GET_THEM}",
+                args.traces.display()
+            );
+            return ExitCode::FAILURE;
+        }
+        Err(e) => {
+            eprintln!(
+                "cannot read {}: {e}\n{WHERE_TO_GET_THEM}",
+                args.traces.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(e) = std::fs::create_dir_all(&args.out) {
+        eprintln!("cannot create {}: {e}", args.out.display());
+        return ExitCode::FAILURE;
+    }
+    let mut tables = String::new();
+    let mut below = Vec::new();
+    for path in files {
+        let trace = match Trace::load(&path) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("cannot read {}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+        };
+        if !args.trace_names.is_empty() && !args.trace_names.contains(&trace.name) {
+            continue;
+        }
+        let capacities = if args.capacities.is_empty() {
+            let mut c = sweep::default_capacities(&trace, args.points);
+            if let Some((_, standard)) = STANDARD
+                .iter()
+                .find(|(f, _)| f.split('.').next() == Some(trace.name.as_str()))
+            {
+                c.extend_from_slice(standard);
+            }
+            c
+        } else {
+            args.capacities.clone()
+        };
+        let result = sweep::sweep(&trace, policies, &capacities);
+        let table = result.markdown();
+        println!("{table}");
+        tables.push_str(&table);
+        tables.push('\n');
+        for row in &result.rows {
+            if let (Some(t), Some(l)) = (row.ratio("tinylfu"), row.ratio("lru"))
+                && t < l - 0.5
+            {
+                below.push(format!(
+                    "{} at {}: tinylfu {t:.2} %, lru {l:.2} %",
+                    result.trace, row.capacity
+                ));
+            }
+        }
+        let svg = args.out.join(format!("{}.svg", result.trace));
+        if let Err(e) = std::fs::write(&svg, result.svg()) {
+            eprintln!("cannot write {}: {e}", svg.display());
+            return ExitCode::FAILURE;
+        }
+        eprintln!("wrote {}", svg.display());
+    }
+    let md = args.out.join("hit-ratio.md");
+    if let Err(e) = std::fs::write(&md, &tables) {
+        eprintln!("cannot write {}: {e}", md.display());
+        return ExitCode::FAILURE;
+    }
+    eprintln!("wrote {}", md.display());
+    if below.is_empty() {
+        println!("tinylfu is within 0.5 points of lru (or above) on every row.");
+    } else {
+        println!("tinylfu more than 0.5 points below lru:");
+        for b in below {
+            println!("- {b}");
         }
     }
     ExitCode::SUCCESS
