@@ -481,7 +481,11 @@ mod tests {
             assert!(st.ghost.len() <= 45);
             assert_eq!(st.ghost.order.len(), st.ghost.len());
         }
-        assert_eq!(st.ghost.len(), 45, "the ghost is full of the latest victims");
+        assert_eq!(
+            st.ghost.len(),
+            45,
+            "the ghost is full of the latest victims"
+        );
         // what the ghost remembers is the latest 45 one-hit wonders
         assert!(st.ghost.take(100 * capacity as u64 - 51));
         assert!(!st.ghost.take(0));
