@@ -5,9 +5,9 @@
 //! ```
 //!
 //! `--traces` defaults to `$MEMSTACHE_TRACES`, else `../shared/traces` beside the workspace
-//! root; `--policy` (`lru`,
-//! `lfu`, `time`, `tinylfu`, or a comma-separated list) and `--trace` (`OLTP`, `gli`, `loop`,
-//! `multi1`, `2_pools`) filter the table. Run it with `cargo xtask hit-ratio` (release build).
+//! root; `--policy` (`lru`, `lfu`, `time`, `tinylfu`, `sieve`, `s3fifo`, or a comma-separated
+//! list) and `--trace` (`OLTP`, `gli`, `loop`, `multi1`, `2_pools`) filter the table. Run it
+//! with `cargo xtask hit-ratio` (release build).
 //! The `optimal %` column is Belady's offline optimum (MIN) on the same trace and capacity.
 
 use std::path::PathBuf;
@@ -42,7 +42,7 @@ struct Args {
 
 fn usage() -> &'static str {
     "usage: memstache-hit-ratio [--traces DIR] [--policy NAME[,NAME]]... [--trace NAME]...\n\
-     policies: lru, lfu, time, tinylfu; traces: OLTP, gli, loop, multi1, 2_pools"
+     policies: lru, lfu, time, tinylfu, sieve, s3fifo; traces: OLTP, gli, loop, multi1, 2_pools"
 }
 
 fn parse_args() -> Result<Args, String> {
