@@ -13,8 +13,8 @@ use crate::list::{IdHasher, IdMap, Link, Linked, List, Slab, id_map};
 ///
 /// * A new entry enters the **small** FIFO *S* (10 % of the capacity by default, see
 ///   [`small_fraction`](Self::small_fraction)), unless its key hash is in the **ghost** FIFO
-///   *G*: then it enters the **main** FIFO *M* directly (and leaves the ghost). Until the
-///   first eviction, entries that find *S* at its share enter *M* too (see below).
+///   *G*: then it enters the **main** FIFO *M* directly (and leaves the ghost). While the
+///   cache has never been full, entries that find *S* at its share enter *M* too (below).
 /// * Every entry carries a 2-bit frequency counter (0 to 3), raised by each read or in-place
 ///   update; nothing moves on a read.
 /// * Eviction takes from *S* while *S* holds more than its share (or *M* is empty): the oldest
@@ -33,17 +33,18 @@ use crate::list::{IdHasher, IdMap, Link, Linked, List, Slab, id_map};
 /// This follows the paper's algorithm with the cold-start refinement of the authors' own
 /// implementation (libCacheSim's `S3FIFO.c`, which differs from the paper's `S3FIFOv0.c` only
 /// there): while the cache has never been full, a new entry that finds *S* at its share goes
-/// to *M*,
-/// so a cache still filling up keeps what it loaded instead of dropping it as one-hit wonders
-/// once *S* overflows. Measured on the five public traces (`docs/eviction.md`), that raised
-/// the hit ratio on `gli` (by up to 15 points, and from 5 points below LRU to LRU's value at
-/// 2 000), `loop` (0 → 45.51 % at 512) and `multi1` (up to 6 points), cost 21 points on
-/// `loop` at 768 and moved OLTP and `2_pools` by at most 0.22 points; on the synthetic
-/// scan-polluted Zipf it costs 0.7 points (34.24 → 33.55 % at 1 000). Two more details differ because of the [`EvictionState`]
-/// contract: the store inserts *before* it asks for a victim, so "*S* over its share" is
-/// `len(S) > share` where the paper, evicting before it inserts, tests `len(S) >= share`;
-/// and when an entry moved from *S* fills *M*, the paper evicts from *M* in the same step,
-/// where here the next victim is simply looked for in *M*.
+/// to *M*, so a cache still filling up keeps what it loaded instead of dropping it as one-hit
+/// wonders once *S* overflows. Measured on the five public traces (`docs/eviction.md`), that
+/// raised the hit ratio on `gli` (by up to 15 points, and from 5 points below LRU to LRU's
+/// value at 2 000), `loop` (0 → 45.51 % at 512) and `multi1` (up to 6 points), cost 21 points
+/// on `loop` at 768 and moved OLTP and `2_pools` by at most 0.22 points; on the synthetic
+/// scan-polluted Zipf it costs 0.7 points (34.24 → 33.55 % at 1 000).
+///
+/// Two more details differ because of the [`EvictionState`] contract: the store inserts
+/// *before* it asks for a victim, so "*S* over its share" is `len(S) > share` where the paper,
+/// evicting before it inserts, tests `len(S) >= share`; and when an entry moved from *S*
+/// fills *M*, the paper evicts from *M* in the same step, where here the next victim is
+/// simply looked for in *M*.
 ///
 /// Complexity: **O(1)** insert, read, update and remove; `select_victim` is **amortised
 /// O(1)** (an entry moves from *S* to *M* at most once per insertion, and every reinsertion
