@@ -516,6 +516,38 @@ mod tests {
         assert!(st.ghost.nodes_allocated() <= 45);
     }
 
+    #[test]
+    fn invariants_hold_under_random_operations() {
+        for (capacity, small) in [(1usize, 0.1), (2, 0.1), (10, 0.1), (64, 0.3), (64, 1.0)] {
+            let mut st = S3FifoState::new(capacity, small);
+            let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ capacity as u64;
+            for _ in 0..20_000 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let id = (x >> 8) % (4 * capacity as u64 + 4);
+                match x % 8 {
+                    0 => st.record_remove(id),
+                    1 => st.record_update(id, &meta(id ^ 1)),
+                    2..=4 => st.record_access(id),
+                    _ => {
+                        admit(&mut st, capacity, id);
+                    }
+                }
+                assert_eq!(st.small.len() + st.main.len(), st.len());
+                assert!(st.len() <= capacity);
+                assert!(st.ghost.len() <= st.ghost.capacity);
+                assert_eq!(st.ghost.order.len(), st.ghost.len());
+                assert!(st.ghost.nodes_allocated() <= st.ghost.capacity);
+                for (&id, &i) in &st.index {
+                    let node = st.nodes.get(i);
+                    assert_eq!(node.id, id);
+                    assert!(node.freq <= MAX_FREQ);
+                }
+            }
+        }
+    }
+
     impl Ghost {
         fn nodes_allocated(&self) -> usize {
             self.nodes.allocated()

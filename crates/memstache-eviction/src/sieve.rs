@@ -282,6 +282,43 @@ mod tests {
     }
 
     #[test]
+    fn the_hand_stays_on_a_live_entry_under_random_operations() {
+        for capacity in [1usize, 2, 10, 64] {
+            let mut st = SieveState::new(capacity);
+            let mut x = 0x2545_f491_4f6c_dd1du64 ^ capacity as u64;
+            for _ in 0..20_000 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let id = (x >> 8) % (4 * capacity as u64 + 4);
+                match x % 8 {
+                    0 => st.record_remove(id),
+                    1..=3 => st.record_access(id),
+                    _ => {
+                        admit(&mut st, capacity, id);
+                    }
+                }
+                assert_eq!(st.queue.len(), st.len());
+                assert!(st.len() <= capacity);
+                if st.hand != NIL {
+                    let id = st.nodes.get(st.hand).id;
+                    assert_eq!(
+                        st.index.get(&id),
+                        Some(&st.hand),
+                        "the hand is on a live node"
+                    );
+                    assert_ne!(st.hand, st.fresh, "the hand is never on the newcomer");
+                }
+                if st.fresh != NIL {
+                    let id = st.nodes.get(st.fresh).id;
+                    assert_eq!(st.index.get(&id), Some(&st.fresh));
+                    assert_eq!(st.nodes.get(st.fresh).link.next, NIL, "fresh is the newest");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn reinserting_a_live_id_is_an_access() {
         let mut st = SieveState::new(3);
         for id in 1..=3 {
