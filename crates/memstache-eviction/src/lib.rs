@@ -4,12 +4,16 @@
 
 mod lfu;
 mod list;
+mod s3fifo;
+mod sieve;
 mod sketch;
 mod time_based;
 mod tinylfu;
 
 pub use lfu::Lfu;
 pub use memstache_core::memory::Lru;
+pub use s3fifo::S3Fifo;
+pub use sieve::Sieve;
 pub use time_based::TimeBased;
 pub use tinylfu::TinyLfu;
 
@@ -17,11 +21,11 @@ use memstache_core::raw::EvictionPolicy;
 use std::sync::Arc;
 
 /// Every built-in policy with its default settings, by [`name`](EvictionPolicy::name):
-/// `lru`, `lfu`, `time`, `tinylfu`.
+/// `lru`, `lfu`, `time`, `tinylfu`, `sieve`, `s3fifo`.
 ///
 /// ```
 /// let names: Vec<_> = memstache_eviction::all().iter().map(|p| p.name()).collect();
-/// assert_eq!(names, ["lru", "lfu", "time", "tinylfu"]);
+/// assert_eq!(names, ["lru", "lfu", "time", "tinylfu", "sieve", "s3fifo"]);
 /// ```
 pub fn all() -> Vec<Arc<dyn EvictionPolicy>> {
     vec![
@@ -29,6 +33,8 @@ pub fn all() -> Vec<Arc<dyn EvictionPolicy>> {
         Arc::new(Lfu),
         Arc::new(TimeBased),
         Arc::new(TinyLfu::default()),
+        Arc::new(Sieve),
+        Arc::new(S3Fifo::default()),
     ]
 }
 

@@ -71,6 +71,12 @@ impl<T> Slab<T> {
         self.free.push(i);
     }
 
+    /// How many slots were ever allocated (live and free).
+    #[cfg(test)]
+    pub(crate) fn allocated(&self) -> usize {
+        self.nodes.len()
+    }
+
     pub(crate) fn get(&self, i: u32) -> &T {
         &self.nodes[i as usize]
     }

@@ -45,7 +45,7 @@ impl EntryMeta {
 ///   so they need not be thread-safe themselves beyond `Send`.
 /// * The operations of a state SHOULD be O(1) (O(log n) allowed, documented).
 pub trait EvictionPolicy: Debug + Send + Sync + 'static {
-    /// A short, stable name (`"lru"`, `"lfu"`, `"time"`, `"tinylfu"`).
+    /// A short, stable name (`"lru"`, `"lfu"`, `"time"`, `"tinylfu"`, `"sieve"`, `"s3fifo"`).
     fn name(&self) -> &'static str;
     /// A fresh state for a shard that holds about `capacity` entries.
     fn new_state(&self, capacity: usize) -> Box<dyn EvictionState>;

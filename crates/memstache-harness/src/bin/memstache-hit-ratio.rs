@@ -15,9 +15,9 @@
 //! `tinylfu` is more than 0.5 points below `lru` (the floor `docs/eviction.md` sets).
 //!
 //! `--traces` defaults to `$MEMSTACHE_TRACES`, else `../shared/traces` beside the workspace
-//! root; `--policy` (`lru`,
-//! `lfu`, `time`, `tinylfu`, or a comma-separated list) and `--trace` (`OLTP`, `gli`, `loop`,
-//! `multi1`, `2_pools`) filter the table. Run it with `cargo xtask hit-ratio` (release build).
+//! root; `--policy` (`lru`, `lfu`, `time`, `tinylfu`, `sieve`, `s3fifo`, or a comma-separated
+//! list) and `--trace` (`OLTP`, `gli`, `loop`, `multi1`, `2_pools`) filter the table. Run it
+//! with `cargo xtask hit-ratio` (release build).
 //! The `optimal %` column is Belady's offline optimum (MIN) on the same trace and capacity.
 
 use std::path::{Path, PathBuf};
@@ -59,7 +59,7 @@ fn usage() -> &'static str {
     "usage: memstache-hit-ratio [--traces DIR] [--policy NAME[,NAME]]... [--trace NAME]...\n\
             memstache-hit-ratio --sweep [--traces DIR] [--out DIR] [--points N] \
      [--capacities A,B,..] [--policy ..] [--trace ..]\n\
-     policies: lru, lfu, time, tinylfu; traces: OLTP, gli, loop, multi1, 2_pools"
+     policies: lru, lfu, time, tinylfu, sieve, s3fifo; traces: OLTP, gli, loop, multi1, 2_pools"
 }
 
 fn parse_args() -> Result<Args, String> {
