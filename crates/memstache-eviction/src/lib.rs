@@ -5,6 +5,7 @@
 mod lfu;
 mod list;
 mod s3fifo;
+mod shadow;
 mod sieve;
 mod sketch;
 mod time_based;
