@@ -12,7 +12,8 @@
 mod published_traces {
     use memstache_core::raw::EvictionPolicy;
     use memstache_eviction::{Lru, TinyLfu};
-    use memstache_harness::traces::{Trace, load, replay, replay_optimal};
+    use memstache_harness::sweep::default_capacities;
+    use memstache_harness::traces::{STANDARD, Trace, load, replay, replay_optimal};
 
     fn trace(file: &str) -> Trace {
         load(file).unwrap_or_else(|e| panic!("{e}"))
@@ -98,5 +99,29 @@ mod published_traces {
         assert_eq!(opt.hit_ratio_percent_2dp(), 50.54);
         let tiny = replay(&TinyLfu::default(), 512, &t.requests);
         assert!(tiny.hits <= opt.hits);
+    }
+
+    /// The floor of issue 23: on every public trace, at its published capacities and at ten
+    /// capacities from 1/256 of its footprint to all of it, `TinyLfu` is never more than 0.5
+    /// points below `Lru`.
+    #[test]
+    fn tinylfu_never_falls_half_a_point_below_lru() {
+        let mut below = Vec::new();
+        for (file, published) in STANDARD {
+            let t = trace(file);
+            let mut capacities = default_capacities(&t, 10);
+            capacities.extend_from_slice(published);
+            for c in capacities {
+                let lru = replay(&Lru, c, &t.requests).hit_ratio_percent();
+                let tiny = replay(&TinyLfu::default(), c, &t.requests).hit_ratio_percent();
+                if tiny < lru - 0.5 {
+                    below.push(format!(
+                        "{} at {c}: tinylfu {tiny:.2} %, lru {lru:.2} %",
+                        t.name
+                    ));
+                }
+            }
+        }
+        assert!(below.is_empty(), "below the floor: {below:#?}");
     }
 }
