@@ -63,6 +63,12 @@ impl LruShadow {
         self.capacity
     }
 
+    /// Whether every key is simulated (the cache is at most [`SHADOW_ENTRIES`] large), rather
+    /// than a sample of them.
+    pub(crate) fn is_exact(&self) -> bool {
+        self.threshold == u64::MAX
+    }
+
     /// Records a request for `hash`: `None` when the key is not in the sample, else whether
     /// LRU would have hit it.
     pub(crate) fn request(&mut self, hash: u64) -> Option<bool> {

@@ -398,10 +398,13 @@ impl TinyLfuState {
             STEP_DECAY * amount
         };
         c.previous_hit_rate = hit_rate;
-        if amount < 0.0 && c.lru_lead > 0.0 {
+        if amount < 0.0 && c.lru_lead > 0.0 && c.shadow.is_exact() {
             // never shrink the window (away from LRU) while LRU is ahead: the climber's
             // signal is a change over time, which a shift in the workload fakes; the duel
-            // compares both on the same requests
+            // compares both on the same requests. Only with an exact shadow: a sampled one
+            // (large caches) sees LRU ahead in passing phases of long traces, and holding
+            // the window up then cost up to 17 points (P3 at 71 000 entries: 17.5 % instead
+            // of 29.9 %)
             return;
         }
         if amount > 0.0 && c.lru_lead < -DUEL_FAR_AHEAD {
