@@ -32,8 +32,8 @@ use crate::sketch::FrequencySketch;
 ///     hash sample above; SHARDS, Waldspurger et al., FAST 2015). Every 4 × 1 024 sampled
 ///     requests (fewer for small caches) it compares LRU's hits with ours on those requests;
 ///     when LRU is ahead by more than a point, the window grows by a quarter of the capacity
-///     at once; while LRU is ahead the climber may not shrink it, and while we are more than
-///     5 points ahead it may not grow it. The climber compares
+///     at once; while LRU is ahead the climber may not shrink it (with an exact shadow), and
+///     while we are more than 5 points ahead it may not grow it. The climber compares
 ///     a sample with the one before it, which a change in the workload fakes and which takes
 ///     many samples to cross the range; the duel compares both policies on the same requests
 ///     and moves in few. This is what keeps TinyLfu within half a point of LRU on recency-
