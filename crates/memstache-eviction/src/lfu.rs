@@ -2,7 +2,7 @@
 
 use memstache_core::raw::{EntryId, EntryMeta, EvictionPolicy, EvictionState};
 
-use crate::list::{IdMap, Link, Linked, List, NIL, Slab, id_map};
+use crate::list::{IdMap, Link, List, NIL, Slab, id_map, linked};
 
 /// Least frequently used: the entry read the fewest times since it was inserted goes first;
 /// among entries with the same count, the one that reached that count longest ago.
@@ -48,14 +48,7 @@ struct Entry {
     link: Link,
 }
 
-impl Linked for Entry {
-    fn link(&self) -> &Link {
-        &self.link
-    }
-    fn link_mut(&mut self) -> &mut Link {
-        &mut self.link
-    }
-}
+linked!(Entry);
 
 #[derive(Debug)]
 struct Bucket {
@@ -64,14 +57,7 @@ struct Bucket {
     link: Link,
 }
 
-impl Linked for Bucket {
-    fn link(&self) -> &Link {
-        &self.link
-    }
-    fn link_mut(&mut self) -> &mut Link {
-        &mut self.link
-    }
-}
+linked!(Bucket);
 
 #[derive(Debug)]
 struct LfuState {

@@ -31,6 +31,21 @@ pub(crate) trait Linked {
     fn link_mut(&mut self) -> &mut Link;
 }
 
+/// Implements [`Linked`] for a node type whose list link is its field `link`.
+macro_rules! linked {
+    ($node:ty) => {
+        impl $crate::list::Linked for $node {
+            fn link(&self) -> &$crate::list::Link {
+                &self.link
+            }
+            fn link_mut(&mut self) -> &mut $crate::list::Link {
+                &mut self.link
+            }
+        }
+    };
+}
+pub(crate) use linked;
+
 /// A slab of nodes; freed slots are reused.
 #[derive(Debug)]
 pub(crate) struct Slab<T> {

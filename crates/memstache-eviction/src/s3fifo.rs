@@ -6,7 +6,7 @@ use std::hash::BuildHasherDefault;
 
 use memstache_core::raw::{EntryId, EntryMeta, EvictionPolicy, EvictionState};
 
-use crate::list::{IdHasher, IdMap, Link, Linked, List, Slab, id_map};
+use crate::list::{IdHasher, IdMap, Link, List, Slab, id_map, linked};
 
 /// S3-FIFO (Yang, Zhang, Qiu, Yue and Rashmi, "FIFO queues are all you need for cache
 /// eviction", SOSP 2023).
@@ -141,14 +141,7 @@ struct Node {
     link: Link,
 }
 
-impl Linked for Node {
-    fn link(&self) -> &Link {
-        &self.link
-    }
-    fn link_mut(&mut self) -> &mut Link {
-        &mut self.link
-    }
-}
+linked!(Node);
 
 #[derive(Debug)]
 struct GhostNode {
@@ -156,14 +149,7 @@ struct GhostNode {
     link: Link,
 }
 
-impl Linked for GhostNode {
-    fn link(&self) -> &Link {
-        &self.link
-    }
-    fn link_mut(&mut self) -> &mut Link {
-        &mut self.link
-    }
-}
+linked!(GhostNode);
 
 /// A bounded FIFO of key hashes with O(1) lookup and removal.
 #[derive(Debug)]

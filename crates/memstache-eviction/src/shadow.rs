@@ -4,7 +4,7 @@
 //! clearly more often, the window grows towards LRU at once instead of waiting for the hill
 //! climber to find the way sample by sample.
 
-use crate::list::{IdMap, Link, Linked, List, Slab, id_map};
+use crate::list::{IdMap, Link, List, Slab, id_map, linked};
 
 /// A shadow never tracks more than this many sampled keys: caches up to this size are
 /// simulated exactly, larger ones through a 1-in-(capacity / this) sample of their keys.
@@ -16,14 +16,7 @@ struct Node {
     link: Link,
 }
 
-impl Linked for Node {
-    fn link(&self) -> &Link {
-        &self.link
-    }
-    fn link_mut(&mut self) -> &mut Link {
-        &mut self.link
-    }
-}
+linked!(Node);
 
 #[derive(Debug)]
 pub(crate) struct LruShadow {

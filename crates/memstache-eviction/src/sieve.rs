@@ -3,7 +3,7 @@
 
 use memstache_core::raw::{EntryId, EntryMeta, EvictionPolicy, EvictionState};
 
-use crate::list::{IdMap, Link, Linked, List, NIL, Slab, id_map};
+use crate::list::{IdMap, Link, List, NIL, Slab, id_map, linked};
 
 /// SIEVE (Zhang, Yang, Yue, Vigfusson and Rashmi, "SIEVE is Simpler than LRU: an Efficient
 /// Turn-Key Eviction Algorithm for Web Caches", NSDI 2024).
@@ -76,14 +76,7 @@ struct Node {
     link: Link,
 }
 
-impl Linked for Node {
-    fn link(&self) -> &Link {
-        &self.link
-    }
-    fn link_mut(&mut self) -> &mut Link {
-        &mut self.link
-    }
-}
+linked!(Node);
 
 #[derive(Debug)]
 struct SieveState {

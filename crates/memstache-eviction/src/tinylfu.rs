@@ -3,7 +3,7 @@
 
 use memstache_core::raw::{EntryId, EntryMeta, EvictionPolicy, EvictionState};
 
-use crate::list::{IdMap, Link, Linked, List, Slab, id_map};
+use crate::list::{IdMap, Link, List, Slab, id_map, linked};
 use crate::shadow::LruShadow;
 use crate::sketch::FrequencySketch;
 
@@ -140,14 +140,7 @@ struct Node {
     link: Link,
 }
 
-impl Linked for Node {
-    fn link(&self) -> &Link {
-        &self.link
-    }
-    fn link_mut(&mut self) -> &mut Link {
-        &mut self.link
-    }
-}
+linked!(Node);
 
 const PROTECTED_SHARE: f64 = 0.8;
 const SAMPLE_FACTOR: u64 = 10;
