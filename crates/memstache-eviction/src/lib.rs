@@ -19,6 +19,16 @@ pub use time_based::TimeBased;
 pub use tinylfu::TinyLfu;
 
 use memstache_core::raw::EvictionPolicy;
+
+/// A builder's share-of-the-capacity setting: `fraction` clamped to 0 ..= 1, or `current`
+/// when `fraction` is NaN.
+pub(crate) fn share(fraction: f64, current: f64) -> f64 {
+    if fraction.is_nan() {
+        current
+    } else {
+        fraction.clamp(0.0, 1.0)
+    }
+}
 use std::sync::Arc;
 
 /// Every built-in policy with its default settings, by [`name`](EvictionPolicy::name):

@@ -108,9 +108,7 @@ impl S3Fifo {
     /// ```
     #[must_use]
     pub fn small_fraction(mut self, fraction: f64) -> Self {
-        if !fraction.is_nan() {
-            self.small = fraction.clamp(0.0, 1.0);
-        }
+        self.small = crate::share(fraction, self.small);
         self
     }
 }

@@ -9,14 +9,14 @@
 //! intrusive list in a vector). Both must agree exactly: on every hit count *and* on the
 //! sequence of victims.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 
-use memstache_core::raw::{EntryMeta, EvictionPolicy};
+use memstache_core::raw::EvictionPolicy;
 use memstache_eviction::Lru;
 use memstache_harness::synthetic::{
     cyclic, mixed, scan_polluted_zipf, sequential_scans, uniform, zipf,
 };
-use memstache_harness::traces::{mix64, replay};
+use memstache_harness::traces::{replay, replay_with_victims};
 
 /// The capacities every workload is checked at: from a single entry to more than the
 /// working set of most workloads.
@@ -52,36 +52,15 @@ fn naive_lru(capacity: usize, requests: &[u64]) -> Run {
 }
 
 /// Drives a fresh state of `policy` as the memory store does (insert on a miss, access on a
-/// hit, evict while over capacity) and records hits and victims.
+/// hit, evict while over capacity) and records hits and victims. A policy that returns no
+/// victim, or one that is not resident, stops the evictions of that request, so its victim
+/// sequence differs from the model's.
 fn drive(policy: &dyn EvictionPolicy, capacity: usize, requests: &[u64]) -> Run {
-    let mut state = policy.new_state(capacity);
-    let mut resident = HashSet::new();
-    let mut run = Run {
-        hits: 0,
-        victims: Vec::new(),
-    };
-    for (t, &block) in requests.iter().enumerate() {
-        if resident.contains(&block) {
-            run.hits += 1;
-            state.record_access(block);
-            continue;
-        }
-        resident.insert(block);
-        state.record_insert(block, &EntryMeta::new(mix64(block), 1, None, t as u64));
-        while resident.len() > capacity {
-            let victim = state
-                .select_victim()
-                .unwrap_or_else(|| panic!("no victim with {} resident", resident.len()));
-            assert!(resident.remove(&victim), "victim {victim} is not resident");
-            run.victims.push(victim);
-        }
+    let (r, victims) = replay_with_victims(policy, capacity, requests);
+    Run {
+        hits: r.hits,
+        victims,
     }
-    assert_eq!(
-        state.len(),
-        resident.len(),
-        "the state lost track of entries"
-    );
-    run
 }
 
 /// `Lru` and the reference agree exactly at every capacity; so does the trace replay's count.

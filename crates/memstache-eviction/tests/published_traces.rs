@@ -12,7 +12,7 @@
 mod published_traces {
     use memstache_core::raw::EvictionPolicy;
     use memstache_eviction::{Lru, TinyLfu};
-    use memstache_harness::sweep::default_capacities;
+    use memstache_harness::sweep::{default_capacities, footprint};
     use memstache_harness::traces::{STANDARD, Trace, load, replay, replay_optimal};
 
     fn trace(file: &str) -> Trace {
@@ -109,7 +109,7 @@ mod published_traces {
         let mut below = Vec::new();
         for (file, published) in STANDARD {
             let t = trace(file);
-            let mut capacities = default_capacities(&t, 10);
+            let mut capacities = default_capacities(footprint(&t), 10);
             capacities.extend_from_slice(published);
             for c in capacities {
                 let lru = replay(&Lru, c, &t.requests).hit_ratio_percent();

@@ -7,14 +7,12 @@
 //! memory store drives a policy: insert first, then evict while over capacity. The two orders
 //! agree only if `Sieve`'s hand ignores the entry just inserted, which this test pins.
 
-use std::collections::HashSet;
-
-use memstache_core::raw::{EntryMeta, EvictionPolicy};
+use memstache_core::raw::EvictionPolicy;
 use memstache_eviction::Sieve;
 use memstache_harness::synthetic::{
     cyclic, mixed, scan_polluted_zipf, sequential_scans, uniform, zipf,
 };
-use memstache_harness::traces::mix64;
+use memstache_harness::traces::replay_with_victims;
 
 const CAPACITIES: [usize; 6] = [1, 2, 7, 64, 250, 1_000];
 
@@ -54,28 +52,16 @@ fn naive_sieve(capacity: usize, requests: &[u64]) -> Run {
     run
 }
 
+/// Drives a fresh state of `policy` as the memory store does (insert on a miss, access on a
+/// hit, evict while over capacity) and records hits and victims. A policy that returns no
+/// victim, or one that is not resident, stops the evictions of that request, so its victim
+/// sequence differs from the model's.
 fn drive(policy: &dyn EvictionPolicy, capacity: usize, requests: &[u64]) -> Run {
-    let mut state = policy.new_state(capacity);
-    let mut resident = HashSet::new();
-    let mut run = Run {
-        hits: 0,
-        victims: Vec::new(),
-    };
-    for (t, &block) in requests.iter().enumerate() {
-        if resident.contains(&block) {
-            run.hits += 1;
-            state.record_access(block);
-            continue;
-        }
-        resident.insert(block);
-        state.record_insert(block, &EntryMeta::new(mix64(block), 1, None, t as u64));
-        while resident.len() > capacity {
-            let v = state.select_victim().expect("a victim while over capacity");
-            assert!(resident.remove(&v), "victim {v} is not resident");
-            run.victims.push(v);
-        }
+    let (r, victims) = replay_with_victims(policy, capacity, requests);
+    Run {
+        hits: r.hits,
+        victims,
     }
-    run
 }
 
 #[test]

@@ -3,13 +3,14 @@
 //! directory; a user can point it at their own ARC/LIRS traces to choose a policy.
 //!
 //! ```
-//! use memstache_harness::sweep::{default_capacities, sweep};
+//! use memstache_harness::sweep::{default_capacities, footprint, sweep};
 //! use memstache_harness::synthetic::zipf;
 //! use memstache_harness::traces::Trace;
 //!
 //! let trace = Trace { name: "zipf".into(), requests: zipf(1, 2_000, 0.9, 20_000) };
-//! let caps = default_capacities(&trace, 4);
-//! let result = sweep(&trace, &memstache_eviction::all(), &caps);
+//! let unique = footprint(&trace);
+//! let caps = default_capacities(unique, 4);
+//! let result = sweep(&trace, unique, &memstache_eviction::all(), &caps);
 //! assert_eq!(result.rows.len(), caps.len());
 //! // Belady's optimum bounds every policy
 //! for row in &result.rows {
@@ -71,12 +72,12 @@ pub fn footprint(trace: &Trace) -> usize {
         .len()
 }
 
-/// `points` capacities spread geometrically from 1/256 of the trace's footprint up to the whole
-/// footprint (at least 16 entries; rounded to two significant digits; duplicates removed).
+/// `points` capacities spread geometrically from 1/256 of a trace's [`footprint`] up to the
+/// whole footprint (at least 16 entries; rounded to two significant digits; duplicates removed).
 /// At the footprint every policy reaches the optimum (only cold misses), so the curves meet
 /// on the right.
-pub fn default_capacities(trace: &Trace, points: usize) -> Vec<usize> {
-    let unique = footprint(trace).max(16);
+pub fn default_capacities(footprint: usize, points: usize) -> Vec<usize> {
+    let unique = footprint.max(16);
     let points = points.max(2);
     let low = (unique as f64 / 256.0).max(16.0);
     let high = unique as f64;
@@ -102,20 +103,24 @@ fn round2(x: f64) -> usize {
 
 /// Replays `trace` under every policy at every capacity (cold start, one state of that
 /// capacity, see [`replay`]) and under Belady's optimum. Capacities run in parallel on the
-/// available cores.
-pub fn sweep(trace: &Trace, policies: &[Arc<dyn EvictionPolicy>], capacities: &[usize]) -> Sweep {
+/// available cores. `footprint` is the trace's [`footprint`] (computed once by the caller,
+/// who usually needed it for [`default_capacities`] too).
+pub fn sweep(
+    trace: &Trace,
+    footprint: usize,
+    policies: &[Arc<dyn EvictionPolicy>],
+    capacities: &[usize],
+) -> Sweep {
     let mut caps: Vec<usize> = capacities.to_vec();
     caps.sort_unstable();
     caps.dedup();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per_thread = caps.len().div_ceil(threads).max(1);
     let mut rows: Vec<Option<Row>> = vec![None; caps.len()];
     std::thread::scope(|s| {
-        for (lane, chunk) in rows
-            .chunks_mut(caps.len().div_ceil(threads).max(1))
-            .enumerate()
-        {
+        for (lane, chunk) in rows.chunks_mut(per_thread).enumerate() {
             let caps = &caps;
-            let start = lane * caps.len().div_ceil(threads).max(1);
+            let start = lane * per_thread;
             s.spawn(move || {
                 for (k, slot) in chunk.iter_mut().enumerate() {
                     let capacity = caps[start + k];
@@ -139,7 +144,7 @@ pub fn sweep(trace: &Trace, policies: &[Arc<dyn EvictionPolicy>], capacities: &[
     Sweep {
         trace: trace.name.clone(),
         requests: trace.requests.len(),
-        unique: footprint(trace),
+        unique: footprint,
         rows: rows.into_iter().flatten().collect(),
     }
 }
@@ -291,7 +296,7 @@ mod tests {
             name: "t".into(),
             requests: (0..100_000).collect(),
         };
-        let c = default_capacities(&t, 9);
+        let c = default_capacities(footprint(&t), 9);
         assert_eq!(c.first(), Some(&390));
         assert_eq!(c.last(), Some(&100_000));
         assert!(c.windows(2).all(|w| w[0] < w[1]));
@@ -299,7 +304,7 @@ mod tests {
             name: "s".into(),
             requests: (0..10).collect(),
         };
-        assert_eq!(default_capacities(&small, 5), [16]);
+        assert_eq!(default_capacities(footprint(&small), 5), [16]);
         assert_eq!(round2(1_234.0), 1_200);
         assert_eq!(round2(98.6), 99);
     }

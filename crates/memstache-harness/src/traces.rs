@@ -262,6 +262,27 @@ pub fn mix64(mut x: u64) -> u64 {
 /// further: the replay stops evicting for that request (so the result shows the damage
 /// instead of hanging).
 pub fn replay(policy: &dyn EvictionPolicy, capacity: usize, requests: &[u64]) -> Replay {
+    replay_observed(policy, capacity, requests, |_| {})
+}
+
+/// [`replay`], also returning every victim in the order the policy chose it (for reference
+/// models that compare eviction orders, not only hit counts).
+pub fn replay_with_victims(
+    policy: &dyn EvictionPolicy,
+    capacity: usize,
+    requests: &[u64],
+) -> (Replay, Vec<u64>) {
+    let mut victims = Vec::new();
+    let r = replay_observed(policy, capacity, requests, |v| victims.push(v));
+    (r, victims)
+}
+
+fn replay_observed(
+    policy: &dyn EvictionPolicy,
+    capacity: usize,
+    requests: &[u64],
+    mut on_victim: impl FnMut(u64),
+) -> Replay {
     let start = Instant::now();
     let mut state = policy.new_state(capacity);
     let mut resident: HashSet<u64, BuildHasherDefault<BlockHasher>> =
@@ -277,7 +298,7 @@ pub fn replay(policy: &dyn EvictionPolicy, capacity: usize, requests: &[u64]) ->
         state.record_insert(block, &EntryMeta::new(mix64(block), 1, None, t as u64));
         while resident.len() > capacity {
             match state.select_victim() {
-                Some(victim) if resident.remove(&victim) => {}
+                Some(victim) if resident.remove(&victim) => on_victim(victim),
                 _ => break,
             }
         }

@@ -220,8 +220,9 @@ fn sweep_all(
         if !args.trace_names.is_empty() && !args.trace_names.contains(&trace.name) {
             continue;
         }
+        let unique = sweep::footprint(&trace);
         let capacities = if args.capacities.is_empty() {
-            let mut c = sweep::default_capacities(&trace, args.points);
+            let mut c = sweep::default_capacities(unique, args.points);
             if let Some((_, standard)) = STANDARD
                 .iter()
                 .find(|(f, _)| f.split('.').next() == Some(trace.name.as_str()))
@@ -232,7 +233,7 @@ fn sweep_all(
         } else {
             args.capacities.clone()
         };
-        let result = sweep::sweep(&trace, policies, &capacities);
+        let result = sweep::sweep(&trace, unique, policies, &capacities);
         let table = result.markdown();
         println!("{table}");
         tables.push_str(&table);
